@@ -1,0 +1,64 @@
+//! The `Metrics` actor owns the service's one Prometheus [`Registry`] and renders the
+//! text exposition. Rendering runs on the actor's arbiter, not on HTTP workers.
+
+use actix::prelude::*;
+use prometheus::{Encoder, Registry, TextEncoder};
+
+use crate::metrics::Metrics as MetricHandles;
+
+pub struct MetricsActor {
+    registry: Registry,
+}
+
+impl MetricsActor {
+    /// Build the registry and register every metric of the service on it.
+    pub fn new(acquire_timeout_secs: f64) -> Result<(Self, MetricHandles), prometheus::Error> {
+        let registry = Registry::new();
+        let handles = MetricHandles::register(&registry, acquire_timeout_secs)?;
+        Ok((MetricsActor { registry }, handles))
+    }
+}
+
+impl Actor for MetricsActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Scrapes are rare; a small bounded mailbox is plenty and protects memory.
+        ctx.set_mailbox_capacity(64);
+    }
+}
+
+/// Render the exposition in Prometheus text format.
+#[derive(Message)]
+#[rtype(result = "Result<String, String>")]
+pub struct Render;
+
+impl Handler<Render> for MetricsActor {
+    type Result = Result<String, String>;
+
+    fn handle(&mut self, _: Render, _: &mut Self::Context) -> Self::Result {
+        let families = self.registry.gather();
+        let mut buf = Vec::with_capacity(16 * 1024);
+        TextEncoder::new()
+            .encode(&families, &mut buf)
+            .map_err(|e| e.to_string())?;
+        String::from_utf8(buf).map_err(|e| e.to_string())
+    }
+}
+
+/// The registered metric family names with their help text (for the catalogue test).
+#[derive(Message)]
+#[rtype(result = "Vec<(String, String)>")]
+pub struct ListFamilies;
+
+impl Handler<ListFamilies> for MetricsActor {
+    type Result = Vec<(String, String)>;
+
+    fn handle(&mut self, _: ListFamilies, _: &mut Self::Context) -> Self::Result {
+        self.registry
+            .gather()
+            .iter()
+            .map(|f| (f.name().to_string(), f.help().to_string()))
+            .collect()
+    }
+}

@@ -1,0 +1,5 @@
+//! Long-lived parts of the service, one actix actor per file with its messages beside it.
+
+pub mod db_pool;
+pub mod metrics;
+pub mod query_stats;

@@ -1,0 +1,565 @@
+//! The statement-counting connection wrapper. Every handler talks to the database through
+//! [`Conn`] (a per-request handle) instead of the raw `DatabaseConnection`, so every
+//! statement — `execute`, `query_one`, `query_all`, `execute_unprepared`, inside
+//! transactions and streams — is recorded in the request's
+//! [`RequestRecorder`](crate::n1::recorder::RequestRecorder) and timed for the pool metrics.
+//!
+//! Acquire latency is derived, because sqlx exposes none: sea-orm's metric callback
+//! reports `elapsed` measured *after* the pooled connection was acquired, so
+//! `time seen here − elapsed` is the wait for a connection (plus a few µs of sea-orm
+//! overhead). The callback hands `elapsed` over through a thread-local that is cleared
+//! before and read after each poll of the inner future, so concurrent statements on
+//! the same thread (`join_all`) cannot see each other's value.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use sea_orm::error::ConnAcquireErr;
+use sea_orm::{
+    AccessMode, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    ExecResult, IsolationLevel, QueryResult, Statement, StreamTrait, TransactionError,
+    TransactionOptions, TransactionSession, TransactionTrait,
+};
+
+use super::{Db, PoolInstruments};
+use crate::metrics::Metrics;
+use crate::n1::fingerprint::{Op, classify};
+use crate::n1::recorder::RequestRecorder;
+
+thread_local! {
+    static LAST_ELAPSED: Cell<Option<Duration>> = const { Cell::new(None) };
+}
+
+/// Tables of the schema; any other first table is labelled `other` (bounded cardinality).
+pub const KNOWN_TABLES: [&str; 4] = ["artists", "tracks", "playlists", "playlist_tracks"];
+const OPS: [Op; 5] = [Op::Select, Op::Insert, Op::Update, Op::Delete, Op::Other];
+
+/// Per-(op, table) metric children resolved once, so the hot path does no label lookup.
+struct StatementMetrics {
+    duration: Vec<prometheus::Histogram>,
+    slow: Vec<prometheus::IntCounter>,
+    statements: prometheus::IntCounter,
+    slow_threshold: Duration,
+}
+
+impl StatementMetrics {
+    fn new(metrics: &Metrics, slow_threshold: Duration) -> Self {
+        let mut duration = Vec::new();
+        let mut slow = Vec::new();
+        for op in OPS {
+            for table in KNOWN_TABLES.iter().chain(std::iter::once(&"other")) {
+                duration.push(
+                    metrics
+                        .db_query_duration_seconds
+                        .with_label_values(&[op.as_str(), table]),
+                );
+                slow.push(
+                    metrics
+                        .db_slow_queries_total
+                        .with_label_values(&[op.as_str(), table]),
+                );
+            }
+        }
+        StatementMetrics {
+            duration,
+            slow,
+            statements: metrics.db_statements_total.clone(),
+            slow_threshold,
+        }
+    }
+
+    fn observe(&self, sql: &str, elapsed: Duration) {
+        self.statements.inc();
+        let (op, table) = classify(sql);
+        let op_index = OPS.iter().position(|o| *o == op).unwrap_or(OPS.len() - 1);
+        let table_index = table
+            .and_then(|t| KNOWN_TABLES.iter().position(|k| k.eq_ignore_ascii_case(t)))
+            .unwrap_or(KNOWN_TABLES.len());
+        let i = op_index * (KNOWN_TABLES.len() + 1) + table_index;
+        if let Some(h) = self.duration.get(i) {
+            h.observe(elapsed.as_secs_f64());
+        }
+        if elapsed >= self.slow_threshold
+            && let Some(c) = self.slow.get(i)
+        {
+            c.inc();
+        }
+    }
+}
+
+/// Install sea-orm's per-statement callback. Must run before the connection is cloned.
+pub fn install_metric_callback(
+    conn: &mut DatabaseConnection,
+    metrics: &Metrics,
+    slow_threshold: Duration,
+) {
+    let m = StatementMetrics::new(metrics, slow_threshold);
+    conn.set_metric_callback(move |info| {
+        m.observe(&info.statement.sql, info.elapsed);
+        LAST_ELAPSED.with(|c| c.set(Some(info.elapsed)));
+    });
+}
+
+/// Poll `fut`, returning its output and the `elapsed` sea-orm reported for it (if any).
+async fn with_elapsed<T>(
+    mut fut: Pin<Box<dyn Future<Output = T> + Send + '_>>,
+) -> (T, Option<Duration>) {
+    std::future::poll_fn(move |cx| {
+        LAST_ELAPSED.with(|c| c.set(None));
+        match fut.as_mut().poll(cx) {
+            Poll::Ready(v) => Poll::Ready((v, LAST_ELAPSED.with(Cell::take))),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
+/// Decrements a gauge-like atomic when dropped, so a cancelled request cannot leak it.
+struct InFlight<'a>(&'a std::sync::atomic::AtomicI64);
+
+impl<'a> InFlight<'a> {
+    fn enter(counter: &'a std::sync::atomic::AtomicI64) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        InFlight(counter)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn params_hash(stmt: &Statement) -> Option<u64> {
+    let values = stmt.values.as_ref()?;
+    let mut h = rustc_hash::FxHasher::default();
+    values.0.hash(&mut h);
+    Some(h.finish())
+}
+
+fn is_acquire_timeout<T>(res: &Result<T, DbErr>) -> bool {
+    matches!(res, Err(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)))
+}
+
+/// What a wrapped connection or transaction shares: where to record, what to measure.
+#[derive(Clone)]
+struct Probe {
+    recorder: Option<Arc<RequestRecorder>>,
+    instruments: Arc<PoolInstruments>,
+    metrics: Metrics,
+}
+
+impl Probe {
+    /// Run one statement. `acquires` is true when it takes a connection from the pool
+    /// (outside a transaction), so its wait is measured.
+    async fn run<T>(
+        &self,
+        sql: &str,
+        params: Option<u64>,
+        acquires: bool,
+        fut: Pin<Box<dyn Future<Output = Result<T, DbErr>> + Send + '_>>,
+    ) -> Result<T, DbErr> {
+        let _in_flight = acquires.then(|| InFlight::enter(&self.instruments.in_flight));
+        let started = Instant::now();
+        let (res, elapsed) = with_elapsed(fut).await;
+        let total = started.elapsed();
+        if acquires {
+            self.observe_acquire(&res, total, elapsed);
+        }
+        if let Some(rec) = &self.recorder {
+            rec.record(sql, params, elapsed.unwrap_or(total));
+        }
+        res
+    }
+
+    fn observe_acquire<T>(
+        &self,
+        res: &Result<T, DbErr>,
+        total: Duration,
+        elapsed: Option<Duration>,
+    ) {
+        if is_acquire_timeout(res) {
+            self.metrics.db_connection_acquire_timeouts_total.inc();
+            self.metrics
+                .db_connection_acquire_seconds
+                .observe(total.as_secs_f64());
+        } else if let Some(e) = elapsed {
+            self.metrics
+                .db_connection_acquire_seconds
+                .observe(total.saturating_sub(e).as_secs_f64());
+        }
+    }
+
+    /// `begin` takes a connection and holds it until commit/rollback/drop.
+    async fn begin(
+        &self,
+        fut: Pin<Box<dyn Future<Output = Result<DatabaseTransaction, DbErr>> + Send + '_>>,
+    ) -> Result<Txn, DbErr> {
+        let started = Instant::now();
+        let res = {
+            let _in_flight = InFlight::enter(&self.instruments.in_flight);
+            fut.await
+        };
+        // No statement callback fires for the acquire; the BEGIN round trip is included.
+        self.observe_acquire(&res, started.elapsed(), Some(Duration::ZERO));
+        if let Some(rec) = &self.recorder {
+            rec.record("BEGIN", None, started.elapsed());
+        }
+        Ok(Txn {
+            inner: res?,
+            probe: self.clone(),
+            _open: Some(OpenTransaction::new(&self.instruments)),
+        })
+    }
+}
+
+/// Per-request database handle: implements sea-orm's `ConnectionTrait`,
+/// `TransactionTrait` and `StreamTrait`, recording every statement.
+#[derive(Clone)]
+pub struct Conn {
+    conn: DatabaseConnection,
+    probe: Probe,
+}
+
+impl Conn {
+    pub fn new(db: &Db, recorder: Option<Arc<RequestRecorder>>) -> Self {
+        Conn {
+            conn: db.conn.clone(),
+            probe: Probe {
+                recorder: recorder.filter(|_| db.counting),
+                instruments: db.instruments.clone(),
+                metrics: db.metrics.clone(),
+            },
+        }
+    }
+
+    pub fn recorder(&self) -> Option<&Arc<RequestRecorder>> {
+        self.probe.recorder.as_ref()
+    }
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for Conn {
+    fn get_database_backend(&self) -> DbBackend {
+        self.conn.get_database_backend()
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        let sql = stmt.sql.clone();
+        let params = params_hash(&stmt);
+        self.probe
+            .run(&sql, params, true, self.conn.execute_raw(stmt))
+            .await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        self.probe
+            .run(sql, None, true, self.conn.execute_unprepared(sql))
+            .await
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        let sql = stmt.sql.clone();
+        let params = params_hash(&stmt);
+        self.probe
+            .run(&sql, params, true, self.conn.query_one_raw(stmt))
+            .await
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        let sql = stmt.sql.clone();
+        let params = params_hash(&stmt);
+        self.probe
+            .run(&sql, params, true, self.conn.query_all_raw(stmt))
+            .await
+    }
+}
+
+impl StreamTrait for Conn {
+    type Stream<'a> = <DatabaseConnection as StreamTrait>::Stream<'a>;
+
+    fn get_database_backend(&self) -> DbBackend {
+        self.conn.get_database_backend()
+    }
+
+    fn stream_raw<'a>(
+        &'a self,
+        stmt: Statement,
+    ) -> Pin<Box<dyn Future<Output = Result<Self::Stream<'a>, DbErr>> + 'a + Send>> {
+        Box::pin(async move {
+            let sql = stmt.sql.clone();
+            let params = params_hash(&stmt);
+            self.probe
+                .run(&sql, params, true, self.conn.stream_raw(stmt))
+                .await
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl TransactionTrait for Conn {
+    type Transaction = Txn;
+
+    async fn begin(&self) -> Result<Txn, DbErr> {
+        self.probe.begin(Box::pin(self.conn.begin())).await
+    }
+
+    async fn begin_with_config(
+        &self,
+        isolation_level: Option<IsolationLevel>,
+        access_mode: Option<AccessMode>,
+    ) -> Result<Txn, DbErr> {
+        self.probe
+            .begin(Box::pin(
+                self.conn.begin_with_config(isolation_level, access_mode),
+            ))
+            .await
+    }
+
+    async fn begin_with_options(&self, options: TransactionOptions) -> Result<Txn, DbErr> {
+        self.probe
+            .begin(Box::pin(self.conn.begin_with_options(options)))
+            .await
+    }
+
+    async fn transaction<F, T, E>(&self, callback: F) -> Result<T, TransactionError<E>>
+    where
+        F: for<'c> FnOnce(&'c Txn) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+            + Send,
+        T: Send,
+        E: std::fmt::Display + std::fmt::Debug + Send,
+    {
+        run_in_transaction(self.begin().await, callback).await
+    }
+
+    async fn transaction_with_config<F, T, E>(
+        &self,
+        callback: F,
+        isolation_level: Option<IsolationLevel>,
+        access_mode: Option<AccessMode>,
+    ) -> Result<T, TransactionError<E>>
+    where
+        F: for<'c> FnOnce(&'c Txn) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+            + Send,
+        T: Send,
+        E: std::fmt::Display + std::fmt::Debug + Send,
+    {
+        run_in_transaction(
+            self.begin_with_config(isolation_level, access_mode).await,
+            callback,
+        )
+        .await
+    }
+}
+
+async fn run_in_transaction<F, T, E>(
+    begun: Result<Txn, DbErr>,
+    callback: F,
+) -> Result<T, TransactionError<E>>
+where
+    F: for<'c> FnOnce(&'c Txn) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>> + Send,
+    T: Send,
+    E: std::fmt::Display + std::fmt::Debug + Send,
+{
+    let txn = begun.map_err(TransactionError::Connection)?;
+    match callback(&txn).await {
+        Ok(v) => {
+            txn.commit().await.map_err(TransactionError::Connection)?;
+            Ok(v)
+        }
+        Err(e) => {
+            txn.rollback().await.map_err(TransactionError::Connection)?;
+            Err(TransactionError::Transaction(e))
+        }
+    }
+}
+
+/// A transaction begun through [`Conn`]; its statements (and nested savepoints) are
+/// recorded too. It holds one pooled connection until commit, rollback or drop.
+pub struct Txn {
+    inner: DatabaseTransaction,
+    probe: Probe,
+    /// Present on the outermost transaction only (savepoints hold no extra connection).
+    _open: Option<OpenTransaction>,
+}
+
+/// Counts an open transaction in [`PoolInstruments`] until dropped.
+struct OpenTransaction(Arc<PoolInstruments>);
+
+impl OpenTransaction {
+    fn new(instruments: &Arc<PoolInstruments>) -> Self {
+        instruments
+            .open_transactions
+            .fetch_add(1, Ordering::Relaxed);
+        OpenTransaction(instruments.clone())
+    }
+}
+
+impl Drop for OpenTransaction {
+    fn drop(&mut self) {
+        self.0.open_transactions.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for Txn {
+    fn get_database_backend(&self) -> DbBackend {
+        ConnectionTrait::get_database_backend(&self.inner)
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        let sql = stmt.sql.clone();
+        let params = params_hash(&stmt);
+        self.probe
+            .run(&sql, params, false, self.inner.execute_raw(stmt))
+            .await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        self.probe
+            .run(sql, None, false, self.inner.execute_unprepared(sql))
+            .await
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        let sql = stmt.sql.clone();
+        let params = params_hash(&stmt);
+        self.probe
+            .run(&sql, params, false, self.inner.query_one_raw(stmt))
+            .await
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        let sql = stmt.sql.clone();
+        let params = params_hash(&stmt);
+        self.probe
+            .run(&sql, params, false, self.inner.query_all_raw(stmt))
+            .await
+    }
+}
+
+impl StreamTrait for Txn {
+    type Stream<'a> = <DatabaseTransaction as StreamTrait>::Stream<'a>;
+
+    fn get_database_backend(&self) -> DbBackend {
+        ConnectionTrait::get_database_backend(&self.inner)
+    }
+
+    fn stream_raw<'a>(
+        &'a self,
+        stmt: Statement,
+    ) -> Pin<Box<dyn Future<Output = Result<Self::Stream<'a>, DbErr>> + 'a + Send>> {
+        Box::pin(async move {
+            let sql = stmt.sql.clone();
+            let params = params_hash(&stmt);
+            self.probe
+                .run(&sql, params, false, self.inner.stream_raw(stmt))
+                .await
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl TransactionSession for Txn {
+    async fn commit(self) -> Result<(), DbErr> {
+        let Txn {
+            inner,
+            probe,
+            _open,
+        } = self;
+        let started = Instant::now();
+        let res = inner.commit().await;
+        if let Some(rec) = &probe.recorder {
+            rec.record("COMMIT", None, started.elapsed());
+        }
+        res
+    }
+
+    async fn rollback(self) -> Result<(), DbErr> {
+        let Txn {
+            inner,
+            probe,
+            _open,
+        } = self;
+        let started = Instant::now();
+        let res = inner.rollback().await;
+        if let Some(rec) = &probe.recorder {
+            rec.record("ROLLBACK", None, started.elapsed());
+        }
+        res
+    }
+}
+
+#[async_trait::async_trait]
+impl TransactionTrait for Txn {
+    type Transaction = Txn;
+
+    async fn begin(&self) -> Result<Txn, DbErr> {
+        self.nested(self.inner.begin().await)
+    }
+
+    async fn begin_with_config(
+        &self,
+        isolation_level: Option<IsolationLevel>,
+        access_mode: Option<AccessMode>,
+    ) -> Result<Txn, DbErr> {
+        self.nested(
+            self.inner
+                .begin_with_config(isolation_level, access_mode)
+                .await,
+        )
+    }
+
+    async fn begin_with_options(&self, options: TransactionOptions) -> Result<Txn, DbErr> {
+        self.nested(self.inner.begin_with_options(options).await)
+    }
+
+    async fn transaction<F, T, E>(&self, callback: F) -> Result<T, TransactionError<E>>
+    where
+        F: for<'c> FnOnce(&'c Txn) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+            + Send,
+        T: Send,
+        E: std::fmt::Display + std::fmt::Debug + Send,
+    {
+        run_in_transaction(self.begin().await, callback).await
+    }
+
+    async fn transaction_with_config<F, T, E>(
+        &self,
+        callback: F,
+        isolation_level: Option<IsolationLevel>,
+        access_mode: Option<AccessMode>,
+    ) -> Result<T, TransactionError<E>>
+    where
+        F: for<'c> FnOnce(&'c Txn) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+            + Send,
+        T: Send,
+        E: std::fmt::Display + std::fmt::Debug + Send,
+    {
+        run_in_transaction(
+            self.begin_with_config(isolation_level, access_mode).await,
+            callback,
+        )
+        .await
+    }
+}
+
+impl Txn {
+    /// A savepoint inside this transaction: recorded, but it takes no new connection.
+    fn nested(&self, begun: Result<DatabaseTransaction, DbErr>) -> Result<Txn, DbErr> {
+        if let Some(rec) = &self.probe.recorder {
+            rec.record("SAVEPOINT", None, Duration::ZERO);
+        }
+        Ok(Txn {
+            inner: begun?,
+            probe: self.probe.clone(),
+            _open: None,
+        })
+    }
+}

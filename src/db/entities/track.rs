@@ -1,0 +1,39 @@
+use sea_orm::entity::prelude::*;
+use serde::Serialize;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize)]
+#[sea_orm(table_name = "tracks")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub title: String,
+    pub artist_id: i64,
+    pub duration_ms: i64,
+    /// Storage key of the original file (download), relative to the storage root.
+    pub storage_key: String,
+    /// Storage prefix of the track's HLS directory (master + media playlists, segments).
+    pub hls_prefix: String,
+    pub content_type: String,
+    pub byte_size: i64,
+    pub created_at: ChronoDateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::artist::Entity",
+        from = "Column::ArtistId",
+        to = "super::artist::Column::Id"
+    )]
+    Artist,
+    #[sea_orm(has_many = "super::playlist_track::Entity")]
+    PlaylistTrack,
+}
+
+impl Related<super::artist::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Artist.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,15 @@
+//! Schema migrations (sea-orm-migration). Applied by `veza migrate`, and by `veza serve`
+//! unless `VEZA_AUTO_MIGRATE=false`.
+
+use sea_orm_migration::prelude::*;
+
+mod m0001_catalogue;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m0001_catalogue::Migration)]
+    }
+}

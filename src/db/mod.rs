@@ -1,0 +1,149 @@
+//! Database access: connection set-up, entities, migrations, demo data, and the
+//! statement-counting connection wrapper every handler uses.
+
+pub mod conn;
+pub mod entities;
+pub mod migration;
+pub mod seed;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr};
+use sea_orm_migration::MigratorTrait;
+
+use crate::config::DatabaseConfig;
+use crate::metrics::Metrics;
+
+/// Live counters shared by the connection wrapper (which updates them) and the DbPool
+/// actor and `/health/deep` (which read them).
+#[derive(Debug, Default)]
+pub struct PoolInstruments {
+    /// Operations that need a pooled connection and have not finished yet
+    /// (statements outside transactions, and `begin`).
+    pub in_flight: AtomicI64,
+    /// Transactions begun and not yet finished; each holds one connection.
+    pub open_transactions: AtomicI64,
+    /// Unix time in milliseconds of the DbPool actor's last sample (0 = never).
+    pub last_sample_unix_ms: AtomicU64,
+}
+
+impl PoolInstruments {
+    pub fn last_sample_age(&self) -> Option<Duration> {
+        let last = self.last_sample_unix_ms.load(Ordering::Relaxed);
+        (last != 0).then(|| Duration::from_millis(unix_ms().saturating_sub(last)))
+    }
+}
+
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Open the pool lazily: an unreachable database does not stop the service from
+/// starting; requests get 503 until it answers. The metric callback (set before the
+/// connection is cloned anywhere) feeds per-statement metrics and the wrapper.
+pub async fn connect(
+    cfg: &DatabaseConfig,
+    metrics: &Metrics,
+    slow_query: Duration,
+) -> Result<DatabaseConnection, DbErr> {
+    if let Some(path) = cfg.url.sqlite_path()
+        && let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            DbErr::Custom(format!(
+                "cannot create the SQLite directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+    }
+    let mut opts = ConnectOptions::new(cfg.url.expose().to_string());
+    opts.max_connections(cfg.max_connections)
+        .min_connections(cfg.min_connections)
+        .acquire_timeout(cfg.acquire_timeout)
+        .connect_timeout(cfg.acquire_timeout)
+        .idle_timeout(Duration::from_secs(600))
+        .connect_lazy(true)
+        // sqlx logs every statement at info with its parameters; we log shapes ourselves.
+        .sqlx_logging(false);
+    // sea-orm's connect errors can quote the URL (and so its password): replace them.
+    let mut conn = Database::connect(opts).await.map_err(|_| {
+        DbErr::Custom(format!(
+            "cannot open a {} pool for {}",
+            cfg.url.backend().as_str(),
+            cfg.url
+        ))
+    })?;
+    conn::install_metric_callback(&mut conn, metrics, slow_query);
+    Ok(conn)
+}
+
+/// Apply pending migrations.
+pub async fn migrate(conn: &DatabaseConnection) -> Result<(), DbErr> {
+    migration::Migrator::up(conn, None).await
+}
+
+/// Pool figures read straight from sqlx.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSnapshot {
+    pub open: u32,
+    pub idle: u32,
+    pub max: u32,
+    pub min: u32,
+}
+
+impl PoolSnapshot {
+    pub fn in_use(&self) -> u32 {
+        self.open.saturating_sub(self.idle)
+    }
+}
+
+/// Read the pool's size and idle count. `get_*_connection_pool` panics on the wrong
+/// backend, so dispatch on the backend first.
+pub fn pool_snapshot(conn: &DatabaseConnection) -> Option<PoolSnapshot> {
+    macro_rules! snap {
+        ($pool:expr) => {{
+            let pool = $pool;
+            let opts = pool.options();
+            Some(PoolSnapshot {
+                open: pool.size(),
+                idle: pool.num_idle() as u32,
+                max: opts.get_max_connections(),
+                min: opts.get_min_connections(),
+            })
+        }};
+    }
+    match conn.get_database_backend() {
+        DbBackend::Postgres => snap!(conn.get_postgres_connection_pool()),
+        DbBackend::Sqlite => snap!(conn.get_sqlite_connection_pool()),
+        _ => None,
+    }
+}
+
+/// Shared, cloneable database handle given to the web layer (no actor round trip per query).
+#[derive(Clone)]
+pub struct Db {
+    pub conn: DatabaseConnection,
+    pub instruments: Arc<PoolInstruments>,
+    pub metrics: Metrics,
+    /// `VEZA_QUERY_STATS=false` makes the per-request wrapper a pass-through.
+    pub counting: bool,
+}
+
+impl Db {
+    /// `SELECT 1` through the pool, bounded by `timeout`.
+    pub async fn ping(&self, timeout: Duration) -> Result<Duration, DbErr> {
+        let started = std::time::Instant::now();
+        match tokio::time::timeout(timeout, self.conn.ping()).await {
+            Ok(Ok(())) => Ok(started.elapsed()),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(DbErr::ConnectionAcquire(
+                sea_orm::error::ConnAcquireErr::Timeout,
+            )),
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! veza: the music-streaming backend service. See `docs/ARCHITECTURE.md`.
+
+pub mod actors;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod metrics;
+pub mod n1;
+pub mod startup;
+pub mod web;

@@ -1,0 +1,11 @@
+//! Thin entry point: parse the command line, initialise logging, run the library.
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    // A missing .env is normal; a present one fills variables not already set.
+    let _ = dotenvy::dotenv();
+    let cli = veza::cli::Cli::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    veza::cli::run(cli)
+}

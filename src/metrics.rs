@@ -1,0 +1,175 @@
+//! The catalogue of every metric the service exports — the single place where names,
+//! help texts, label sets and buckets are declared. [`Metrics::register`] registers them
+//! all on the one registry owned by the `Metrics` actor; other components get cheap
+//! clones of the handles and update them directly (atomics, no actor round trip).
+
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
+};
+
+/// Buckets for connection-acquire latency: 100 µs up to the acquire timeout.
+pub fn acquire_buckets(timeout_secs: f64) -> Vec<f64> {
+    let mut buckets = vec![
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+        5.0, 10.0, 30.0,
+    ];
+    buckets.retain(|b| *b < timeout_secs);
+    buckets.push(timeout_secs);
+    buckets
+}
+
+pub const QUERY_COUNT_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0];
+pub const QUERY_DURATION_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0,
+];
+pub const HTTP_DURATION_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Every metric handle of the service.
+#[derive(Clone)]
+pub struct Metrics {
+    // HTTP
+    pub http_requests_total: IntCounterVec,
+    pub http_request_duration_seconds: HistogramVec,
+    // Pool (DbPool actor)
+    pub db_connections: IntGaugeVec,
+    pub db_connections_pending: IntGauge,
+    pub db_connection_acquire_seconds: Histogram,
+    pub db_connection_acquire_timeouts_total: IntCounter,
+    pub db_pool_stats_last_sample_timestamp_seconds: prometheus::Gauge,
+    pub db_pool_stats_samples_total: IntCounter,
+    pub actor_restarts_total: IntCounterVec,
+    // Statements (counting wrapper, QueryStats actor)
+    pub db_statements_total: IntCounter,
+    pub db_request_query_count: HistogramVec,
+    pub db_n1_suspicions_total: IntCounterVec,
+    pub query_stats_dropped_total: IntCounter,
+    pub db_query_duration_seconds: HistogramVec,
+    pub db_slow_queries_total: IntCounterVec,
+}
+
+impl Metrics {
+    /// Create every metric and register it on `registry` (plus process metrics).
+    /// Fails — never panics — on a duplicate or invalid descriptor.
+    pub fn register(
+        registry: &Registry,
+        acquire_timeout_secs: f64,
+    ) -> Result<Metrics, prometheus::Error> {
+        let m = Metrics {
+            http_requests_total: IntCounterVec::new(
+                Opts::new(
+                    "veza_http_requests_total",
+                    "HTTP requests answered, by matched route pattern (or \"unmatched\"), method and status code.",
+                ),
+                &["route", "method", "status"],
+            )?,
+            http_request_duration_seconds: HistogramVec::new(
+                HistogramOpts::new(
+                    "veza_http_request_duration_seconds",
+                    "Time from request start to response head, by matched route pattern and method.",
+                )
+                .buckets(HTTP_DURATION_BUCKETS.to_vec()),
+                &["route", "method"],
+            )?,
+            db_connections: IntGaugeVec::new(
+                Opts::new(
+                    "veza_db_connections",
+                    "Database pool connections by state (open, in_use, idle, max, min), sampled by the DbPool actor.",
+                ),
+                &["state"],
+            )?,
+            db_connections_pending: IntGauge::new(
+                "veza_db_connections_pending",
+                "Database operations waiting for a pooled connection at the last sample (estimate, see docs/OBSERVABILITY.md).",
+            )?,
+            db_connection_acquire_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "veza_db_connection_acquire_seconds",
+                    "Time spent waiting for a pooled connection (operation time minus sea-orm's statement time).",
+                )
+                .buckets(acquire_buckets(acquire_timeout_secs)),
+            )?,
+            db_connection_acquire_timeouts_total: IntCounter::new(
+                "veza_db_connection_acquire_timeouts_total",
+                "Database operations that gave up waiting for a pooled connection.",
+            )?,
+            db_pool_stats_last_sample_timestamp_seconds: prometheus::Gauge::new(
+                "veza_db_pool_stats_last_sample_timestamp_seconds",
+                "Unix time of the DbPool actor's last pool sample (heartbeat).",
+            )?,
+            db_pool_stats_samples_total: IntCounter::new(
+                "veza_db_pool_stats_samples_total",
+                "Pool samples taken by the DbPool actor.",
+            )?,
+            actor_restarts_total: IntCounterVec::new(
+                Opts::new(
+                    "veza_actor_restarts_total",
+                    "Actors restarted after they stopped or died, by actor.",
+                ),
+                &["actor"],
+            )?,
+            db_statements_total: IntCounter::new(
+                "veza_db_statements_total",
+                "SQL statements executed through sea-orm (all callers).",
+            )?,
+            db_request_query_count: HistogramVec::new(
+                HistogramOpts::new(
+                    "veza_db_request_query_count",
+                    "SQL statements executed per HTTP request, by matched route pattern.",
+                )
+                .buckets(QUERY_COUNT_BUCKETS.to_vec()),
+                &["route"],
+            )?,
+            db_n1_suspicions_total: IntCounterVec::new(
+                Opts::new(
+                    "veza_db_n1_suspicions_total",
+                    "Requests flagged by the N+1 detector, by route pattern and kind (total, repeat, redundant).",
+                ),
+                &["route", "kind"],
+            )?,
+            query_stats_dropped_total: IntCounter::new(
+                "veza_query_stats_dropped_total",
+                "Per-request query summaries dropped because the QueryStats mailbox was full or closed.",
+            )?,
+            db_query_duration_seconds: HistogramVec::new(
+                HistogramOpts::new(
+                    "veza_db_query_duration_seconds",
+                    "SQL statement execution time (after a connection was acquired), by operation and first table.",
+                )
+                .buckets(QUERY_DURATION_BUCKETS.to_vec()),
+                &["op", "table"],
+            )?,
+            db_slow_queries_total: IntCounterVec::new(
+                Opts::new(
+                    "veza_db_slow_queries_total",
+                    "SQL statements slower than VEZA_SLOW_QUERY_MS, by operation and first table.",
+                ),
+                &["op", "table"],
+            )?,
+        };
+        registry.register(Box::new(m.http_requests_total.clone()))?;
+        registry.register(Box::new(m.http_request_duration_seconds.clone()))?;
+        registry.register(Box::new(m.db_connections.clone()))?;
+        registry.register(Box::new(m.db_connections_pending.clone()))?;
+        registry.register(Box::new(m.db_connection_acquire_seconds.clone()))?;
+        registry.register(Box::new(m.db_connection_acquire_timeouts_total.clone()))?;
+        registry.register(Box::new(
+            m.db_pool_stats_last_sample_timestamp_seconds.clone(),
+        ))?;
+        registry.register(Box::new(m.db_pool_stats_samples_total.clone()))?;
+        registry.register(Box::new(m.actor_restarts_total.clone()))?;
+        registry.register(Box::new(m.db_statements_total.clone()))?;
+        registry.register(Box::new(m.db_request_query_count.clone()))?;
+        registry.register(Box::new(m.db_n1_suspicions_total.clone()))?;
+        registry.register(Box::new(m.query_stats_dropped_total.clone()))?;
+        registry.register(Box::new(m.db_query_duration_seconds.clone()))?;
+        registry.register(Box::new(m.db_slow_queries_total.clone()))?;
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        Ok(m)
+    }
+}

@@ -1,0 +1,537 @@
+//! Offline analyzer behind `veza n1 analyze [FILE]`: reads NDJSON request
+//! traces, runs the same recorder and detector as production, and reports
+//! findings as text or JSON lines.
+//!
+//! One request per line (blank lines are skipped):
+//!
+//! ```json
+//! {"route": "/api/v1/playlists/{id}", "method": "GET",
+//!  "statements": [{"sql": "SELECT ...", "params": [1], "start_us": 0, "duration_us": 120}]}
+//! ```
+//!
+//! `method`, `params`, `start_us` and `duration_us` are optional. Absent (or
+//! `null`) `params` means unknown parameters: repeats count as N+1, never as
+//! redundant. Present `params` (any JSON value) are compared through a hash of
+//! their canonical JSON text (object keys sorted). Statements of one shape
+//! whose `[start_us, start_us + duration_us)` intervals overlap mark the
+//! finding `concurrent`. Parameter values are never printed, not even in
+//! error messages.
+
+use std::io::{self, BufRead, Write};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::detector::{DetectorConfig, Finding, Kind, detect};
+use super::fingerprint::fnv1a64;
+use super::recorder::Accumulator;
+
+/// Error reading a trace, naming the 1-based line.
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    /// The input could not be read (including invalid UTF-8).
+    #[error("line {line}: read error: {source}")]
+    Io {
+        line: usize,
+        #[source]
+        source: io::Error,
+    },
+    /// The line is not valid JSON.
+    #[error("line {line}: malformed JSON: {message}")]
+    Malformed { line: usize, message: String },
+    /// Valid JSON, but not a valid request (missing field, wrong type).
+    #[error("line {line}: {message}")]
+    Invalid { line: usize, message: String },
+}
+
+impl TraceError {
+    /// 1-based line number of the error.
+    pub fn line(&self) -> usize {
+        match self {
+            TraceError::Io { line, .. }
+            | TraceError::Malformed { line, .. }
+            | TraceError::Invalid { line, .. } => *line,
+        }
+    }
+}
+
+/// Result of [`analyze`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Findings of every request, in input order.
+    pub findings: Vec<Finding>,
+    /// Requests (non-blank lines) analysed.
+    pub requests: u64,
+    /// Statements analysed.
+    pub statements: u64,
+}
+
+struct Statement<'a> {
+    sql: &'a str,
+    params_hash: Option<u64>,
+    start_us: Option<u64>,
+    duration_us: Option<u64>,
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn opt_u64(
+    obj: &serde_json::Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<Option<u64>, String> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v.as_u64().map(Some).ok_or_else(|| {
+            format!(
+                "field `{path}.{key}` must be a non-negative integer, got {}",
+                type_name(v)
+            )
+        }),
+    }
+}
+
+fn parse_statements(v: &Value) -> Result<Vec<Statement<'_>>, String> {
+    let arr = v
+        .as_array()
+        .ok_or_else(|| format!("field `statements` must be an array, got {}", type_name(v)))?;
+    arr.iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let path = format!("statements[{i}]");
+            let obj = s
+                .as_object()
+                .ok_or_else(|| format!("`{path}` must be an object, got {}", type_name(s)))?;
+            let sql = match obj.get("sql") {
+                None => return Err(format!("missing field `{path}.sql`")),
+                Some(Value::String(s)) => s.as_str(),
+                Some(v) => {
+                    return Err(format!(
+                        "field `{path}.sql` must be a string, got {}",
+                        type_name(v)
+                    ));
+                }
+            };
+            let params_hash = match obj.get("params") {
+                None | Some(Value::Null) => None,
+                // Display of a Value is compact JSON; maps are sorted (no
+                // `preserve_order`), so this text is canonical.
+                Some(p) => Some(fnv1a64(p.to_string().as_bytes())),
+            };
+            Ok(Statement {
+                sql,
+                params_hash,
+                start_us: opt_u64(obj, "start_us", &path)?,
+                duration_us: opt_u64(obj, "duration_us", &path)?,
+            })
+        })
+        .collect()
+}
+
+/// Strips serde_json's " at line L column C" suffix (always line 1 here)
+/// and puts the column in its place.
+fn json_error_message(e: &serde_json::Error) -> String {
+    let full = e.to_string();
+    let msg = full
+        .rsplit_once(" at line ")
+        .map_or(full.as_str(), |(m, _)| m);
+    format!("{msg} (column {})", e.column())
+}
+
+fn analyze_line(
+    line: &str,
+    lineno: usize,
+    cfg: &DetectorConfig,
+    report: &mut Report,
+) -> Result<(), TraceError> {
+    let invalid = |message: String| TraceError::Invalid {
+        line: lineno,
+        message,
+    };
+    let v: Value = serde_json::from_str(line).map_err(|e| TraceError::Malformed {
+        line: lineno,
+        message: json_error_message(&e),
+    })?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| invalid(format!("expected a JSON object, got {}", type_name(&v))))?;
+    let route = match obj.get("route") {
+        None => return Err(invalid("missing field `route`".into())),
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => {
+            return Err(invalid(format!(
+                "field `route` must be a string, got {}",
+                type_name(v)
+            )));
+        }
+    };
+    let method = match obj.get("method") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => {
+            return Err(invalid(format!(
+                "field `method` must be a string, got {}",
+                type_name(v)
+            )));
+        }
+    };
+    let statements = parse_statements(
+        obj.get("statements")
+            .ok_or_else(|| invalid("missing field `statements`".into()))?,
+    )
+    .map_err(invalid)?;
+
+    let mut acc = Accumulator::default();
+    // (shape, start, end) of timed statements.
+    let mut spans: Vec<(usize, u64, u64)> = Vec::new();
+    for st in &statements {
+        let dur = st.duration_us.unwrap_or(0);
+        let idx = acc.record(st.sql, st.params_hash, Duration::from_micros(dur), None);
+        if let (Some(idx), Some(start)) = (idx, st.start_us) {
+            spans.push((idx, start, start.saturating_add(dur)));
+        }
+    }
+    let count = u32::try_from(statements.len()).unwrap_or(u32::MAX);
+    let mut summary = acc.summary(route, method, count);
+    spans.sort_unstable();
+    let mut max_end: Option<(usize, u64)> = None;
+    for (idx, start, end) in spans {
+        match max_end {
+            Some((i, e)) if i == idx => {
+                if start < e
+                    && let Some(s) = summary.shapes.get_mut(idx)
+                {
+                    s.concurrent = true;
+                }
+                max_end = Some((idx, e.max(end)));
+            }
+            _ => max_end = Some((idx, end)),
+        }
+    }
+    report.requests += 1;
+    report.statements += statements.len() as u64;
+    report.findings.extend(detect(&summary, cfg));
+    Ok(())
+}
+
+/// Analyses an NDJSON trace (one request per line, blank lines skipped).
+///
+/// Stops at the first bad line with a [`TraceError`] naming it.
+pub fn analyze<R: BufRead>(mut input: R, cfg: &DetectorConfig) -> Result<Report, TraceError> {
+    let mut report = Report::default();
+    let mut buf = String::new();
+    let mut lineno = 0usize;
+    loop {
+        lineno += 1;
+        buf.clear();
+        let n = input.read_line(&mut buf).map_err(|source| TraceError::Io {
+            line: lineno,
+            source,
+        })?;
+        if n == 0 {
+            break;
+        }
+        let line = buf.trim();
+        if line.is_empty() {
+            continue;
+        }
+        analyze_line(line, lineno, cfg, &mut report)?;
+    }
+    Ok(report)
+}
+
+/// Replaces control characters so one finding stays on one line.
+fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+#[derive(serde::Serialize)]
+struct FindingJson<'a> {
+    route: &'a str,
+    kind: &'static str,
+    count: u32,
+    fingerprint: Option<String>,
+    sql: Option<&'a str>,
+    db_time_us: u64,
+    concurrent: bool,
+}
+
+impl Report {
+    /// Count of findings of `kind`.
+    pub fn count(&self, kind: Kind) -> usize {
+        self.findings.iter().filter(|f| f.kind == kind).count()
+    }
+
+    /// Human-readable output: one line per finding
+    /// (`ROUTE KIND count=N fingerprint=ID db_time=Tms [concurrent] sql: SQL`)
+    /// then a summary line.
+    pub fn write_text<W: Write>(&self, mut w: W) -> io::Result<()> {
+        for f in &self.findings {
+            let fp = f
+                .fingerprint
+                .map_or_else(|| "-".to_owned(), |f| f.to_string());
+            write!(
+                w,
+                "{} {} count={} fingerprint={} db_time={:.1}ms",
+                one_line(&f.route),
+                f.kind,
+                f.count,
+                fp,
+                f.db_time.as_secs_f64() * 1000.0
+            )?;
+            if f.concurrent {
+                write!(w, " concurrent")?;
+            }
+            if let Some(sql) = &f.sql {
+                write!(w, " sql: {}", one_line(sql))?;
+            }
+            writeln!(w)?;
+        }
+        writeln!(
+            w,
+            "analyzed {} requests, {} statements: {} findings (repeat {}, redundant {}, total {})",
+            self.requests,
+            self.statements,
+            self.findings.len(),
+            self.count(Kind::Repeat),
+            self.count(Kind::Redundant),
+            self.count(Kind::Total)
+        )
+    }
+
+    /// One JSON object per finding per line: `route`, `kind`, `count`,
+    /// `fingerprint` (hex or null), `sql` (normalised or null), `db_time_us`,
+    /// `concurrent`.
+    pub fn write_json<W: Write>(&self, mut w: W) -> io::Result<()> {
+        for f in &self.findings {
+            let j = FindingJson {
+                route: &f.route,
+                kind: f.kind.as_str(),
+                count: f.count,
+                fingerprint: f.fingerprint.map(|f| f.to_string()),
+                sql: f.sql.as_deref(),
+                db_time_us: u64::try_from(f.db_time.as_micros()).unwrap_or(u64::MAX),
+                concurrent: f.concurrent,
+            };
+            serde_json::to_writer(&mut w, &j)?;
+            writeln!(w)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::n1::fingerprint::FingerprintId;
+
+    fn run(s: &str) -> Result<Report, TraceError> {
+        analyze(s.as_bytes(), &DetectorConfig::default())
+    }
+
+    fn stmts(sql: &str, n: usize, params: impl Fn(usize) -> String) -> String {
+        (0..n)
+            .map(|i| {
+                format!(
+                    r#"{{"sql":{},{}}}"#,
+                    serde_json::to_string(sql).unwrap(),
+                    params(i)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    #[test]
+    fn repeat_and_redundant() {
+        let sql = "SELECT * FROM tracks WHERE id = $1";
+        let a = stmts(sql, 5, |i| format!(r#""params":[{i}]"#));
+        let b = stmts("SELECT * FROM users WHERE id = $1", 5, |_| {
+            r#""params":{"b":1,"a":2}"#.into()
+        });
+        let input = format!("{{\"route\":\"/r\",\"statements\":[{a},{b}]}}\n");
+        let r = run(&input).unwrap();
+        assert_eq!((r.requests, r.statements), (1, 10));
+        let got: Vec<_> = r
+            .findings
+            .iter()
+            .map(|f| (f.kind, f.count, f.fingerprint))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Kind::Repeat, 5, Some(FingerprintId::of_sql(sql))),
+                (
+                    Kind::Redundant,
+                    5,
+                    Some(FingerprintId::of_sql("SELECT * FROM users WHERE id = $1"))
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn canonical_params_hash_ignores_key_order() {
+        let input = r#"{"route":"/r","statements":[
+            {"sql":"SELECT 1","params":{"a":1,"b":2}},{"sql":"SELECT 1","params":{"b":2,"a":1}},
+            {"sql":"SELECT 1","params":{"a":1,"b":2}},{"sql":"SELECT 1","params":{"b":2, "a":1}},
+            {"sql":"SELECT 1","params":{"a":1,"b":2}}]}"#
+            .replace('\n', "");
+        let r = run(&input).unwrap();
+        assert_eq!(r.findings.len(), 1);
+        assert_eq!(r.findings[0].kind, Kind::Redundant);
+    }
+
+    #[test]
+    fn unknown_params_are_never_redundant() {
+        let a = stmts("SELECT 1", 6, |_| r#""params":null"#.into());
+        let r = run(&format!(r#"{{"route":"/r","statements":[{a}]}}"#)).unwrap();
+        assert_eq!(r.findings.len(), 1);
+        assert_eq!((r.findings[0].kind, r.findings[0].count), (Kind::Repeat, 6));
+    }
+
+    #[test]
+    fn overlap_and_adjacency() {
+        let overlapping = stmts("SELECT a FROM t", 5, |i| {
+            format!(r#""params":[{i}],"start_us":{},"duration_us":100"#, i * 10)
+        });
+        let adjacent = stmts("SELECT b FROM t", 5, |i| {
+            format!(
+                r#""params":[{i}],"start_us":{},"duration_us":100"#,
+                1000 + i * 100
+            )
+        });
+        let r = run(&format!(
+            r#"{{"route":"/r","statements":[{overlapping},{adjacent}]}}"#
+        ))
+        .unwrap();
+        assert_eq!(r.findings.len(), 2);
+        assert!(r.findings[0].concurrent);
+        assert!(!r.findings[1].concurrent);
+        assert_eq!(r.findings[0].db_time, Duration::from_micros(500));
+    }
+
+    #[test]
+    fn errors_name_line_and_problem() {
+        let cases = [
+            (
+                "{\"route\":\"/r\",\"statements\":[]}\n\n{oops\n",
+                3,
+                "malformed JSON",
+            ),
+            ("[1]\n", 1, "expected a JSON object, got array"),
+            ("{\"statements\":[]}\n", 1, "missing field `route`"),
+            (
+                "{\"route\":1,\"statements\":[]}",
+                1,
+                "field `route` must be a string, got number",
+            ),
+            ("{\"route\":\"/r\"}", 1, "missing field `statements`"),
+            (
+                "{\"route\":\"/r\",\"statements\":{}}",
+                1,
+                "field `statements` must be an array",
+            ),
+            (
+                "{\"route\":\"/r\",\"statements\":[{}]}",
+                1,
+                "missing field `statements[0].sql`",
+            ),
+            (
+                "{\"route\":\"/r\",\"statements\":[{\"sql\":\"x\"},{\"sql\":3}]}",
+                1,
+                "field `statements[1].sql` must be a string",
+            ),
+            (
+                "{\"route\":\"/r\",\"statements\":[{\"sql\":\"x\",\"start_us\":-1}]}",
+                1,
+                "`statements[0].start_us` must be a non-negative integer",
+            ),
+            (
+                "{\"route\":\"/r\",\"method\":5,\"statements\":[]}",
+                1,
+                "field `method` must be a string",
+            ),
+            (
+                "{\"route\":\"/r\",\"statements\":[\"x\"]}",
+                1,
+                "`statements[0]` must be an object, got string",
+            ),
+        ];
+        for (input, line, needle) in cases {
+            let e = run(input).unwrap_err();
+            assert_eq!(e.line(), line, "{input}");
+            let msg = e.to_string();
+            assert!(msg.starts_with(&format!("line {line}: ")), "{msg}");
+            assert!(msg.contains(needle), "{msg} !~ {needle}");
+        }
+    }
+
+    #[test]
+    fn errors_do_not_echo_param_values() {
+        let e = run(
+            r#"{"route":"/r","statements":[{"sql":"x","params":["s3cret"],"start_us":"s3cret"}]}"#,
+        )
+        .unwrap_err();
+        assert!(!e.to_string().contains("s3cret"), "{e}");
+    }
+
+    #[test]
+    fn invalid_utf8_is_an_io_error_with_line() {
+        let input: &[u8] = b"{\"route\":\"/r\",\"statements\":[]}\n\xff\xfe\n";
+        let e = analyze(input, &DetectorConfig::default()).unwrap_err();
+        assert!(matches!(e, TraceError::Io { line: 2, .. }), "{e}");
+    }
+
+    #[test]
+    fn output_formats() {
+        let a = stmts("SELECT * FROM t WHERE id = 'secret-value'", 5, |_| {
+            r#""start_us":0,"duration_us":1000"#.into()
+        });
+        let r = run(&format!("{{\"route\":\"/r\",\"statements\":[{a}]}}\r\n")).unwrap();
+        let mut text = Vec::new();
+        r.write_text(&mut text).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        let fp = FingerprintId::of_sql("select * from t where id = ?");
+        assert_eq!(
+            text,
+            format!(
+                "/r repeat count=5 fingerprint={fp} db_time=5.0ms concurrent sql: select * from t where id = ?\n\
+                 analyzed 1 requests, 5 statements: 1 findings (repeat 1, redundant 0, total 0)\n"
+            )
+        );
+        let mut json = Vec::new();
+        r.write_json(&mut json).unwrap();
+        let json = String::from_utf8(json).unwrap();
+        assert!(!json.contains("secret"));
+        let lines: Vec<Value> = json
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            lines,
+            vec![serde_json::json!({
+                "route": "/r", "kind": "repeat", "count": 5, "fingerprint": fp.to_string(),
+                "sql": "select * from t where id = ?", "db_time_us": 5000, "concurrent": true
+            })]
+        );
+        let empty = Report::default();
+        let mut out = Vec::new();
+        empty.write_text(&mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "analyzed 0 requests, 0 statements: 0 findings (repeat 0, redundant 0, total 0)\n"
+        );
+    }
+}

@@ -1,0 +1,257 @@
+//! The application builder (zero2prod's `Application::build` pattern): wires the
+//! actors, the pool and the HTTP server, binds the listener (port 0 in tests) and
+//! reports the bound address. `main` only calls it.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::{Actor, Addr};
+use actix_web::dev::Server;
+use actix_web::middleware::{Logger, from_fn};
+use actix_web::{App, HttpServer, web};
+
+use crate::actors::db_pool::{self, DbPool};
+use crate::actors::metrics::MetricsActor;
+use crate::actors::query_stats::QueryStats;
+use crate::config::Config;
+use crate::db::{self, Db, PoolInstruments};
+use crate::metrics::Metrics;
+use crate::web::middleware::{Observer, observe};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("metrics registry: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("database: {0}")]
+    Db(#[from] sea_orm::DbErr),
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Settings `/health/deep` needs to judge the pool sampler's heartbeat.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolStatsSettings {
+    pub interval: Duration,
+}
+
+/// Extra routes mounted by tests (e.g. a deliberate N+1 route); never used in production.
+pub type ExtraRoutes = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
+
+/// Handles to the running parts, for tests and for the shutdown sequence.
+#[derive(Clone)]
+pub struct Handles {
+    pub db: Db,
+    pub metrics: Metrics,
+    pub metrics_actor: Addr<MetricsActor>,
+    pub db_pool: Arc<Mutex<Addr<DbPool>>>,
+    pub query_stats: Option<Addr<QueryStats>>,
+}
+
+impl Handles {
+    pub fn db_pool(&self) -> Option<Addr<DbPool>> {
+        self.db_pool.lock().ok().map(|a| a.clone())
+    }
+}
+
+pub struct Application {
+    addr: SocketAddr,
+    server: Server,
+    handles: Handles,
+    watchdog: Addr<Watchdog>,
+}
+
+impl Application {
+    /// Build everything and bind. Must run inside an actix `System`.
+    pub async fn build(config: Config) -> Result<Application, StartupError> {
+        Application::build_with(config, None).await
+    }
+
+    pub async fn build_with(
+        config: Config,
+        extra_routes: Option<ExtraRoutes>,
+    ) -> Result<Application, StartupError> {
+        let (metrics_actor, metrics) =
+            MetricsActor::new(config.database.acquire_timeout.as_secs_f64())?;
+        let metrics_actor = metrics_actor.start();
+
+        let conn = db::connect(&config.database, &metrics, config.query_stats.slow_query).await?;
+        if config.server.auto_migrate {
+            // An unreachable database must not stop the service from starting: it
+            // serves 503 until the database answers; `veza migrate` can be run later.
+            if let Err(e) = db::migrate(&conn).await {
+                log::error!("migrations not applied (database unavailable?): {e}");
+            }
+        }
+        let instruments = Arc::new(PoolInstruments::default());
+        let db = Db {
+            conn: conn.clone(),
+            instruments: instruments.clone(),
+            metrics: metrics.clone(),
+            counting: config.query_stats.enabled,
+        };
+
+        let interval = config.server.pool_stats_interval;
+        let spawn_pool = {
+            let (conn, metrics, instruments) = (conn.clone(), metrics.clone(), instruments.clone());
+            move || {
+                DbPool::new(conn.clone(), metrics.clone(), instruments.clone(), interval).start()
+            }
+        };
+        let db_pool = Arc::new(Mutex::new(spawn_pool()));
+
+        let query_stats = if config.query_stats.enabled {
+            Some(QueryStats::new(&config.query_stats, metrics.clone())?.start())
+        } else {
+            None
+        };
+
+        let handles = Handles {
+            db: db.clone(),
+            metrics: metrics.clone(),
+            metrics_actor: metrics_actor.clone(),
+            db_pool: db_pool.clone(),
+            query_stats: query_stats.clone(),
+        };
+
+        let watchdog = Watchdog {
+            db_pool: db_pool.clone(),
+            spawn: Box::new(spawn_pool),
+            metrics: metrics.clone(),
+            interval,
+        }
+        .start();
+
+        let listener =
+            TcpListener::bind(config.server.bind).map_err(|source| StartupError::Bind {
+                addr: config.server.bind,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartupError::Bind {
+            addr: config.server.bind,
+            source,
+        })?;
+
+        let observer = web::Data::new(Observer {
+            metrics: metrics.clone(),
+            query_stats: query_stats.clone(),
+        });
+        let db_data = web::Data::new(db);
+        let metrics_data = web::Data::new(metrics_actor);
+        let settings = web::Data::new(PoolStatsSettings { interval });
+        let server = HttpServer::new(move || {
+            let app = App::new()
+                .app_data(observer.clone())
+                .app_data(db_data.clone())
+                .app_data(metrics_data.clone())
+                .app_data(settings.clone())
+                .wrap(from_fn(observe))
+                .wrap(Logger::new("%a \"%r\" %s %b %T"))
+                .configure(crate::web::routes);
+            let app = match &extra_routes {
+                Some(extra) => app.configure(|cfg| extra(cfg)),
+                None => app,
+            };
+            app.default_service(web::to(crate::web::not_found))
+        })
+        .workers(config.server.workers)
+        .client_request_timeout(Duration::from_secs(10))
+        .shutdown_timeout(30)
+        .listen(listener)
+        .map_err(|source| StartupError::Bind {
+            addr: config.server.bind,
+            source,
+        })?
+        .run();
+
+        Ok(Application {
+            addr,
+            server,
+            handles,
+            watchdog,
+        })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn handles(&self) -> Handles {
+        self.handles.clone()
+    }
+
+    /// A handle to stop the HTTP server gracefully (what SIGTERM does).
+    pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serve until SIGTERM/SIGINT (or a stop through the server handle). After the
+    /// server has drained: stop the watchdog, stop sampling, close the pool.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let served = self.server.await;
+        let _ = self.watchdog.send(StopWatchdog).await;
+        if let Some(pool) = self.handles.db_pool() {
+            match pool.send(db_pool::Shutdown).await {
+                Ok(samples) => log::info!("shutdown complete ({samples} pool samples)"),
+                Err(e) => log::warn!("DbPool actor already gone at shutdown: {e}"),
+            }
+        }
+        served
+    }
+}
+
+/// Restarts the DbPool actor when it has died (e.g. a panic in a handler: actix's
+/// Supervisor does not restart those) and counts it in `veza_actor_restarts_total`.
+pub struct Watchdog {
+    db_pool: Arc<Mutex<Addr<DbPool>>>,
+    spawn: Box<dyn Fn() -> Addr<DbPool>>,
+    metrics: Metrics,
+    interval: Duration,
+}
+
+impl Actor for Watchdog {
+    type Context = actix::Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        use actix::AsyncContext;
+        ctx.run_interval(self.interval, |act, _| act.check());
+    }
+}
+
+impl Watchdog {
+    fn check(&mut self) {
+        let Ok(mut current) = self.db_pool.lock() else {
+            return;
+        };
+        if !current.connected() {
+            log::error!("DbPool actor is gone; restarting it");
+            *current = (self.spawn)();
+            self.metrics
+                .actor_restarts_total
+                .with_label_values(&[db_pool::ACTOR_NAME])
+                .inc();
+        }
+    }
+}
+
+#[derive(actix::Message)]
+#[rtype(result = "()")]
+struct StopWatchdog;
+
+impl actix::Handler<StopWatchdog> for Watchdog {
+    type Result = ();
+
+    fn handle(&mut self, _: StopWatchdog, ctx: &mut Self::Context) {
+        use actix::ActorContext;
+        ctx.stop();
+    }
+}

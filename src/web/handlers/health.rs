@@ -1,0 +1,47 @@
+//! Liveness (`/health`, touches nothing) and readiness (`/health/deep`: a database ping
+//! with its latency, and the age of the DbPool actor's last pool sample).
+
+use std::time::Duration;
+
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use crate::db::Db;
+use crate::startup::PoolStatsSettings;
+
+pub async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+pub async fn deep(db: web::Data<Db>, settings: web::Data<PoolStatsSettings>) -> HttpResponse {
+    let ping = db.ping(Duration::from_secs(2)).await;
+    let age = db.instruments.last_sample_age();
+    // A sampler that stopped (dead or wedged actor) freezes the gauges silently: fail
+    // readiness once the last sample is older than three intervals.
+    let stale_after = settings.interval * 3;
+    let stats_ok = age.is_some_and(|a| a <= stale_after);
+    let (db_ok, db_json) = match &ping {
+        Ok(latency) => (
+            true,
+            json!({"status": "ok", "latency_ms": latency.as_secs_f64() * 1000.0}),
+        ),
+        Err(e) => {
+            log::warn!("/health/deep: database ping failed: {e}");
+            (false, json!({"status": "unavailable"}))
+        }
+    };
+    let body = json!({
+        "status": if db_ok && stats_ok { "ok" } else { "unavailable" },
+        "database": db_json,
+        "pool_stats": {
+            "status": if stats_ok { "ok" } else { "stale" },
+            "last_sample_age_ms": age.map(|a| a.as_millis() as u64),
+            "stale_after_ms": stale_after.as_millis() as u64,
+        },
+    });
+    if db_ok && stats_ok {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}

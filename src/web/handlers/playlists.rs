@@ -1,0 +1,65 @@
+//! `GET /api/v1/playlists/{id}`: a playlist with its tracks and their artists in three
+//! statements whatever the playlist's length (no N+1): the playlist, its rows joined
+//! to tracks in position order, and the distinct artists in one `IN (…)` query.
+
+use std::collections::HashMap;
+
+use actix_web::{HttpResponse, web};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use serde_json::json;
+
+use super::parse_id;
+use super::tracks::TrackView;
+use crate::db::conn::Conn;
+use crate::db::entities::{artist, playlist, playlist_track, track};
+use crate::web::error::ApiError;
+
+pub async fn get(db: Conn, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path)?;
+    let playlist = playlist::Entity::find_by_id(id)
+        .one(&db)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("playlist {id} not found")))?;
+
+    let rows = playlist_track::Entity::find()
+        .filter(playlist_track::Column::PlaylistId.eq(id))
+        .order_by_asc(playlist_track::Column::Position)
+        .find_also_related(track::Entity)
+        .all(&db)
+        .await?;
+
+    let mut artist_ids: Vec<i64> = rows
+        .iter()
+        .filter_map(|(_, t)| t.as_ref().map(|t| t.artist_id))
+        .collect();
+    artist_ids.sort_unstable();
+    artist_ids.dedup();
+    let artists: HashMap<i64, artist::Model> = if artist_ids.is_empty() {
+        HashMap::new()
+    } else {
+        artist::Entity::find()
+            .filter(artist::Column::Id.is_in(artist_ids))
+            .all(&db)
+            .await?
+            .into_iter()
+            .map(|a| (a.id, a))
+            .collect()
+    };
+
+    let tracks: Vec<_> = rows
+        .into_iter()
+        .filter_map(|(row, t)| t.map(|t| (row.position, t)))
+        .map(|(position, t)| {
+            let artist = artists
+                .get(&t.artist_id)
+                .map(|a| json!({"id": a.id, "name": a.name}));
+            json!({"position": position, "track": TrackView::from(t), "artist": artist})
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "id": playlist.id,
+        "name": playlist.name,
+        "created_at": playlist.created_at,
+        "tracks": tracks,
+    })))
+}

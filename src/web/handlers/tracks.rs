@@ -1,0 +1,105 @@
+//! `GET /api/v1/tracks` (keyset pagination) and `GET /api/v1/tracks/{id}`.
+
+use actix_web::{HttpResponse, web};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::parse_id;
+use crate::db::conn::Conn;
+use crate::db::entities::track;
+use crate::web::error::ApiError;
+
+pub const DEFAULT_LIMIT: u64 = 20;
+pub const MAX_LIMIT: u64 = 100;
+
+#[derive(Debug, Deserialize)]
+pub struct ListParams {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// A track as the API shows it (storage internals stay private).
+#[derive(Debug, Serialize)]
+pub struct TrackView {
+    pub id: i64,
+    pub title: String,
+    pub artist_id: i64,
+    pub duration_ms: i64,
+    pub content_type: String,
+    pub byte_size: i64,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<track::Model> for TrackView {
+    fn from(t: track::Model) -> Self {
+        TrackView {
+            id: t.id,
+            title: t.title,
+            artist_id: t.artist_id,
+            duration_ms: t.duration_ms,
+            content_type: t.content_type,
+            byte_size: t.byte_size,
+            created_at: t.created_at,
+        }
+    }
+}
+
+fn parse_limit(raw: Option<&str>) -> Result<u64, ApiError> {
+    match raw {
+        None => Ok(DEFAULT_LIMIT),
+        Some(s) => s
+            .parse::<u64>()
+            .ok()
+            .filter(|l| (1..=MAX_LIMIT).contains(l))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_limit",
+                    format!("limit must be an integer between 1 and {MAX_LIMIT}, got {s:?}"),
+                )
+            }),
+    }
+}
+
+/// The cursor is the last id of the previous page; ids only grow, so pages are stable
+/// under inserts.
+fn parse_cursor(raw: Option<&str>) -> Result<Option<i64>, ApiError> {
+    raw.map(|s| {
+        s.parse::<i64>().ok().filter(|c| *c >= 0).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_cursor",
+                format!("cursor must be a value returned as next_cursor, got {s:?}"),
+            )
+        })
+    })
+    .transpose()
+}
+
+pub async fn list(db: Conn, params: web::Query<ListParams>) -> Result<HttpResponse, ApiError> {
+    let limit = parse_limit(params.limit.as_deref())?;
+    let cursor = parse_cursor(params.cursor.as_deref())?;
+    let mut query = track::Entity::find().order_by_asc(track::Column::Id);
+    if let Some(after) = cursor {
+        query = query.filter(track::Column::Id.gt(after));
+    }
+    // One extra row tells whether another page exists.
+    let mut rows = query.limit(limit + 1).all(&db).await?;
+    let has_more = rows.len() as u64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = if has_more {
+        rows.last().map(|t| t.id.to_string())
+    } else {
+        None
+    };
+    let items: Vec<TrackView> = rows.into_iter().map(TrackView::from).collect();
+    Ok(HttpResponse::Ok().json(json!({"items": items, "next_cursor": next_cursor})))
+}
+
+pub async fn get(db: Conn, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path)?;
+    let track = track::Entity::find_by_id(id)
+        .one(&db)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("track {id} not found")))?;
+    Ok(HttpResponse::Ok().json(TrackView::from(track)))
+}

@@ -1,0 +1,40 @@
+//! The HTTP layer: route table, handlers, middleware and error mapping.
+
+pub mod error;
+pub mod handlers;
+pub mod middleware;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use error::ApiError;
+
+/// Register the service's routes. Extractor failures become 400 JSON, unknown
+/// routes 404 JSON.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::PathConfig::default()
+            .error_handler(|err, _| ApiError::bad_request("invalid_path", err.to_string()).into()),
+    )
+    .app_data(
+        web::QueryConfig::default()
+            .error_handler(|err, _| ApiError::bad_request("invalid_query", err.to_string()).into()),
+    )
+    .app_data(
+        web::JsonConfig::default()
+            .limit(64 * 1024)
+            .error_handler(|err, _| ApiError::bad_request("invalid_json", err.to_string()).into()),
+    )
+    .route("/health", web::get().to(handlers::health::live))
+    .route("/health/deep", web::get().to(handlers::health::deep))
+    .route("/metrics", web::get().to(handlers::metrics::render))
+    .route("/api/v1/tracks", web::get().to(handlers::tracks::list))
+    .route("/api/v1/tracks/{id}", web::get().to(handlers::tracks::get))
+    .route(
+        "/api/v1/playlists/{id}",
+        web::get().to(handlers::playlists::get),
+    );
+}
+
+pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound(format!("no route for {}", req.path())))
+}
