@@ -828,6 +828,28 @@ mod tests {
     }
 
     #[test]
+    fn casts_any_limit_and_upsert() {
+        assert_eq!(
+            n("SELECT * FROM t WHERE id = $1::uuid AND tags && ARRAY[1,2]"),
+            "select * from t where id = ?::uuid and tags && array[?, ?]"
+        );
+        assert_eq!(
+            n("SELECT * FROM t WHERE id = ANY($1) LIMIT 10 OFFSET 20"),
+            "select * from t where id = any(?) limit ? offset ?"
+        );
+        assert_eq!(
+            n("SELECT * FROM t WHERE x > -1 AND y BETWEEN -2 AND -3.5"),
+            "select * from t where x > ? and y between ? and ?"
+        );
+        assert_eq!(
+            n(
+                r#"INSERT INTO "t" ("id", "n") VALUES ($1, $2), ($3, $4) ON CONFLICT ("id") DO UPDATE SET "n" = "excluded"."n""#
+            ),
+            r#"insert into "t" ("id", "n") values (?, ?) on conflict ("id") do update set "n" = "excluded"."n""#
+        );
+    }
+
+    #[test]
     fn jsonb_question_operators_are_not_placeholders() {
         assert_eq!(
             n("select * from t where tags ?| $1"),
