@@ -6,6 +6,10 @@ fn main() -> std::process::ExitCode {
     // A missing .env is normal; a present one fills variables not already set.
     let _ = dotenvy::dotenv();
     let cli = veza::cli::Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        // sea-orm's drivers log their ConnectOptions — the database URL with its
+        // password — at trace level; cap them so no RUST_LOG setting can leak it.
+        .filter_module("sea_orm::driver", log::LevelFilter::Info)
+        .init();
     veza::cli::run(cli)
 }

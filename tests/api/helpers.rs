@@ -1,0 +1,361 @@
+//! Spawns the real application on port 0 with a fresh database per test — a new SQLite
+//! file, or a new PostgreSQL database created for the test and dropped afterwards —
+//! and drives it over HTTP (zero2prod's `tests/api/helpers.rs` pattern).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use sea_orm::{ConnectionTrait, Database};
+use veza::config::Config;
+use veza::startup::{Application, ExtraRoutes, Handles};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub fn admin_url() -> String {
+    std::env::var("VEZA_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// Whether PostgreSQL answers; under CI=true an unreachable PostgreSQL fails the run.
+pub async fn postgres_available() -> bool {
+    let ok = match Database::connect(admin_url()).await {
+        Ok(c) => c.execute_unprepared("SELECT 1").await.is_ok(),
+        Err(_) => false,
+    };
+    if !ok {
+        if in_ci() {
+            panic!("PostgreSQL at VEZA_TEST_DATABASE_URL is unreachable and CI=true");
+        }
+        eprintln!(
+            "skipping the PostgreSQL variant: {} is unreachable (set VEZA_TEST_DATABASE_URL)",
+            admin_url()
+        );
+    }
+    ok
+}
+
+/// Every backend a database test must run on.
+pub async fn backends() -> Vec<Backend> {
+    let mut v = vec![Backend::Sqlite];
+    if postgres_available().await {
+        v.push(Backend::Postgres);
+    }
+    v
+}
+
+/// A PostgreSQL database created for one test and dropped (forcefully) afterwards.
+pub struct TestDatabase {
+    name: Option<String>,
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Some(name) = self.name.take() {
+            // Drop runs outside any async context we can rely on: use a private runtime.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async move {
+                    if let Ok(c) = Database::connect(admin_url()).await {
+                        let _ = c
+                            .execute_unprepared(&format!(
+                                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                            ))
+                            .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+pub fn unique_name() -> String {
+    format!(
+        "veza_test_{}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    )
+}
+
+pub async fn fresh_database(backend: Backend, dir: &std::path::Path) -> (String, TestDatabase) {
+    match backend {
+        Backend::Sqlite => (
+            format!("sqlite://{}?mode=rwc", dir.join("veza.db").display()),
+            TestDatabase { name: None },
+        ),
+        Backend::Postgres => {
+            let name = unique_name();
+            let admin = Database::connect(admin_url()).await.unwrap();
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                .await
+                .unwrap();
+            let mut url = url::Url::parse(&admin_url()).unwrap();
+            url.set_path(&name);
+            (url.to_string(), TestDatabase { name: Some(name) })
+        }
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub handles: Handles,
+    pub backend: Backend,
+    pub config: Config,
+    pub server: actix_web::dev::ServerHandle,
+    pub dir: tempfile::TempDir,
+    _database: TestDatabase,
+}
+
+#[derive(Default)]
+pub struct Options {
+    pub env: Vec<(&'static str, String)>,
+    pub extra_routes: Option<ExtraRoutes>,
+    pub seed: bool,
+}
+
+impl Options {
+    pub fn env(mut self, k: &'static str, v: impl Into<String>) -> Self {
+        self.env.push((k, v.into()));
+        self
+    }
+    pub fn seeded(mut self) -> Self {
+        self.seed = true;
+        self
+    }
+    pub fn routes(mut self, r: ExtraRoutes) -> Self {
+        self.extra_routes = Some(r);
+        self
+    }
+}
+
+pub async fn spawn_app(backend: Backend, opts: Options) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, database) = fresh_database(backend, dir.path()).await;
+    let mut env = BTreeMap::from([
+        ("DATABASE_URL".to_string(), url),
+        ("VEZA_BIND".to_string(), "127.0.0.1:0".to_string()),
+        ("VEZA_WORKERS".to_string(), "2".to_string()),
+        (
+            "VEZA_STORAGE_DIR".to_string(),
+            dir.path().join("media").display().to_string(),
+        ),
+    ]);
+    for (k, v) in opts.env {
+        env.insert(k.to_string(), v);
+    }
+    let config = Config::from_map(&env).unwrap();
+    let app = Application::build_with(config.clone(), opts.extra_routes)
+        .await
+        .unwrap();
+    let handles = app.handles();
+    if opts.seed {
+        veza::db::seed::seed_demo(&handles.db.conn, &config.storage_dir)
+            .await
+            .unwrap();
+    }
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let server = app.server_handle();
+    actix_web::rt::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+        handles,
+        backend,
+        config,
+        server,
+        dir,
+        _database: database,
+    }
+}
+
+impl TestApp {
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{}", self.address, path))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let r = self.get(path).await;
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap())
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.get("/metrics").await.text().await.unwrap()
+    }
+
+    /// Wait until the QueryStats actor has handled every summary sent so far.
+    pub async fn flush_query_stats(&self) {
+        if let Some(q) = &self.handles.query_stats {
+            q.send(veza::actors::query_stats::Flush).await.unwrap();
+        }
+    }
+}
+
+/// The value of one sample in a Prometheus exposition, e.g.
+/// `metric(&text, "veza_db_connections{state=\"in_use\"}")`; absent → None.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (name, value) = l.rsplit_once(' ')?;
+        (name == series).then(|| value.parse().ok())?
+    })
+}
+
+/// Poll `check` until it returns Some or the deadline passes.
+pub async fn poll<T, F, Fut>(deadline: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let end = Instant::now() + deadline;
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if Instant::now() >= end {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Captured log lines of this test process (a `log` logger installed once).
+pub fn logs() -> &'static std::sync::Mutex<Vec<String>> {
+    struct Capture;
+    static LINES: std::sync::OnceLock<std::sync::Mutex<Vec<String>>> = std::sync::OnceLock::new();
+    impl log::Log for Capture {
+        fn enabled(&self, m: &log::Metadata) -> bool {
+            m.level() <= log::Level::Info
+        }
+        fn log(&self, r: &log::Record) {
+            if self.enabled(r.metadata())
+                && let Some(lines) = LINES.get()
+            {
+                lines
+                    .lock()
+                    .unwrap()
+                    .push(format!("{} {}", r.level(), r.args()));
+            }
+        }
+        fn flush(&self) {}
+    }
+    static LOGGER: Capture = Capture;
+    let lines = LINES.get_or_init(|| std::sync::Mutex::new(Vec::new()));
+    if log::set_logger(&LOGGER).is_ok() {
+        log::set_max_level(log::LevelFilter::Info);
+    }
+    lines
+}
+
+/// Test-only routes (registered by tests, never shipped).
+pub fn test_routes() -> ExtraRoutes {
+    use actix_web::web;
+    std::sync::Arc::new(|cfg: &mut web::ServiceConfig| {
+        cfg.route("/test/hold/{ms}", web::get().to(routes::hold))
+            .route("/test/n1/{n}", web::get().to(routes::n_plus_one))
+            .route("/test/redundant/{n}", web::get().to(routes::redundant))
+            .route("/test/concurrent/{n}", web::get().to(routes::concurrent))
+            .route("/test/txn", web::get().to(routes::txn))
+            .route("/test/stream", web::get().to(routes::stream));
+    })
+}
+
+pub mod routes {
+    use std::time::Duration;
+
+    use actix_web::{HttpResponse, web};
+    use futures_util::StreamExt;
+    use sea_orm::{ConnectionTrait, EntityTrait, TransactionSession, TransactionTrait};
+    use veza::db::conn::Conn;
+    use veza::db::entities::track;
+    use veza::web::error::ApiError;
+
+    /// Takes a connection (a transaction) and holds it for `ms`.
+    pub async fn hold(db: Conn, ms: web::Path<u64>) -> Result<HttpResponse, ApiError> {
+        let txn = db.begin().await?;
+        txn.execute_unprepared("SELECT 1").await?;
+        tokio::time::sleep(Duration::from_millis(*ms)).await;
+        txn.commit().await?;
+        Ok(HttpResponse::Ok().json(serde_json::json!({"held_ms": *ms})))
+    }
+
+    /// A deliberate N+1: one query per id.
+    pub async fn n_plus_one(db: Conn, n: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+        let mut found = 0;
+        for id in 1..=*n {
+            found += usize::from(track::Entity::find_by_id(id).one(&db).await?.is_some());
+        }
+        Ok(HttpResponse::Ok().json(found))
+    }
+
+    /// The same query with the same parameter, n times.
+    pub async fn redundant(db: Conn, n: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+        for _ in 0..*n {
+            track::Entity::find_by_id(1).one(&db).await?;
+        }
+        Ok(HttpResponse::Ok().json(*n))
+    }
+
+    /// An N+1 run concurrently with join_all.
+    pub async fn concurrent(db: Conn, n: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+        let results = futures_util::future::join_all(
+            (1..=*n).map(|id| track::Entity::find_by_id(id).one(&db)),
+        )
+        .await;
+        let mut found = 0;
+        for r in results {
+            found += usize::from(r?.is_some());
+        }
+        Ok(HttpResponse::Ok().json(found))
+    }
+
+    /// Three queries inside a transaction.
+    pub async fn txn(db: Conn) -> Result<HttpResponse, ApiError> {
+        let txn = db.begin().await?;
+        for id in 1..=3 {
+            track::Entity::find_by_id(id).one(&txn).await?;
+        }
+        txn.commit().await?;
+        Ok(HttpResponse::Ok().finish())
+    }
+
+    /// One streamed query.
+    pub async fn stream(db: Conn) -> Result<HttpResponse, ApiError> {
+        let mut rows = 0;
+        {
+            let mut s = track::Entity::find().stream(&db).await?;
+            while let Some(r) = s.next().await {
+                r?;
+                rows += 1;
+            }
+        }
+        Ok(HttpResponse::Ok().json(rows))
+    }
+}

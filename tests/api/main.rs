@@ -1,0 +1,8 @@
+//! Black-box integration tests: the real application on loopback, over HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod catalogue;
+mod cli;
+mod helpers;
+mod n1;
+mod pool;
