@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, Scope, env_help};
 use crate::startup::Application;
@@ -43,9 +43,51 @@ pub enum Command {
     /// Validate the whole configuration and print the effective values (secrets redacted).
     #[command(after_help = env_help(ALL))]
     CheckConfig,
+    /// Print one signed CDN URL for a path (joined to CDN_BASE_URL) or a full URL.
+    #[command(after_help = env_help(&[Scope::Cdn]))]
+    Sign(SignArgs),
     /// N+1 query tools.
     #[command(subcommand, after_help = env_help(&[Scope::QueryStats]))]
     N1(N1Command),
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// A path (joined to CDN_BASE_URL) or a full https:// URL, already percent-encoded.
+    pub path_or_url: String,
+    /// Provider, overriding CDN_PROVIDER: bunny, cloudfront, cloudflare, akamai, nginx.
+    #[arg(long)]
+    pub provider: Option<String>,
+    /// Expiry as Unix seconds.
+    #[arg(long, conflicts_with = "ttl")]
+    pub expires_at: Option<u64>,
+    /// Lifetime from --issued-at (default: CDN_URL_TTL), e.g. 15m, 1h.
+    #[arg(long, allow_hyphen_values = true)]
+    pub ttl: Option<String>,
+    /// "Now" as Unix seconds (Cloudflare timestamp, Akamai st), for reproducible output.
+    #[arg(long)]
+    pub issued_at: Option<u64>,
+    /// Sign the path's directory (HLS): Bunny token_path, CloudFront wildcard, Akamai dir/*, nginx prefix.
+    #[arg(long)]
+    pub directory: bool,
+    /// Bunny: explicit token_path.
+    #[arg(long)]
+    pub token_path: Option<String>,
+    /// Lock the URL to this client address.
+    #[arg(long)]
+    pub user_ip: Option<std::net::IpAddr>,
+    /// Bunny: allowed country codes, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub countries: Vec<String>,
+    /// Bunny: blocked country codes, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub countries_blocked: Vec<String>,
+    /// Bunny: speed limit in kB/s.
+    #[arg(long)]
+    pub speed_limit: Option<u64>,
+    /// Bunny: ignore query parameters when validating.
+    #[arg(long)]
+    pub ignore_params: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -72,6 +114,7 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::CheckConfig => check_config(),
         Command::N1(N1Command::Analyze { file, json }) => n1_analyze(file, json),
+        Command::Sign(args) => sign(&args),
         command => {
             let config = match load_config() {
                 Ok(c) => c,
@@ -83,7 +126,7 @@ pub fn run(cli: Cli) -> ExitCode {
                     Command::Serve { demo } => serve(config, demo).await,
                     Command::Migrate => migrate(config).await,
                     Command::SeedDemo => seed(config).await,
-                    Command::CheckConfig | Command::N1(_) => ExitCode::SUCCESS,
+                    Command::CheckConfig | Command::N1(_) | Command::Sign(_) => ExitCode::SUCCESS,
                 }
             })
         }
@@ -182,6 +225,10 @@ async fn serve(config: Config, demo: bool) -> ExitCode {
     }
     let app = match Application::build(config).await {
         Ok(app) => app,
+        Err(e @ crate::startup::StartupError::Config(_)) => {
+            eprintln!("configuration error: {e}");
+            return ExitCode::from(2);
+        }
         Err(e) => {
             eprintln!("startup failed: {e}");
             return ExitCode::FAILURE;
@@ -238,5 +285,62 @@ fn n1_analyze(file: Option<PathBuf>, json: bool) -> ExitCode {
             eprintln!("writing the report: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn usage_error(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::from(2)
+}
+
+fn sign(args: &SignArgs) -> ExitCode {
+    use crate::actors::cdn_signer::{join_base, unix_now};
+    use crate::cdn::{Provider, SignRequest};
+    let config = match load_config() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let provider = match args.provider.as_deref().map(str::parse::<Provider>).transpose() {
+        Ok(p) => p,
+        Err(e) => return usage_error(format!("--provider: {e}")),
+    };
+    let signer = match crate::cdn::keys::load(&config.cdn, provider) {
+        Ok(s) => s,
+        Err(p) => {
+            eprintln!("configuration error: {p}");
+            return ExitCode::from(2);
+        }
+    };
+    let issued_at = args.issued_at.unwrap_or_else(unix_now);
+    let expires_at = match (args.expires_at, args.ttl.as_deref()) {
+        (Some(e), _) => e,
+        (None, Some(ttl)) => match crate::config::parse_duration(ttl) {
+            Some(d) if d <= crate::config::MAX_URL_TTL => issued_at + d.as_secs(),
+            _ => {
+                return usage_error(format!(
+                    "--ttl: invalid value {ttl:?}: expected a positive duration of at most 7 days"
+                ));
+            }
+        },
+        (None, None) => issued_at + config.cdn.ttl.as_secs(),
+    };
+    let url = match join_base(config.cdn.base_url.as_deref(), &args.path_or_url) {
+        Ok(u) => u,
+        Err(e) => return usage_error(e),
+    };
+    let mut req = SignRequest::new(url, expires_at, issued_at);
+    req.directory = args.directory;
+    req.token_path = args.token_path.clone();
+    req.user_ip = args.user_ip;
+    req.countries = args.countries.clone();
+    req.countries_blocked = args.countries_blocked.clone();
+    req.speed_limit_kbps = args.speed_limit;
+    req.ignore_params = args.ignore_params;
+    match signer.sign(&req) {
+        Ok(signed) => {
+            println!("{signed}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => usage_error(e),
     }
 }

@@ -167,6 +167,83 @@ pub const ENV_VARS: &[EnvVar] = &[
         Scope::QueryStats,
         "statements slower than this count in veza_db_slow_queries_total",
     ),
+    var(
+        "CDN_ENABLED",
+        Some("false"),
+        Scope::Cdn,
+        "sign delivery URLs for the CDN; true requires provider, base URL and key",
+    ),
+    var(
+        "CDN_PROVIDER",
+        None,
+        Scope::Cdn,
+        "bunny | cloudfront | cloudflare | akamai | nginx",
+    ),
+    var(
+        "CDN_BASE_URL",
+        None,
+        Scope::Cdn,
+        "the CDN's origin URL, e.g. https://cdn.example.com (paths are joined to it)",
+    ),
+    secret(
+        "CDN_SECURITY_KEY",
+        Scope::Cdn,
+        "shared signing key (Bunny, Cloudflare, nginx; Akamai: hex); secret",
+    ),
+    var(
+        "CDN_SECURITY_KEY_FILE",
+        None,
+        Scope::Cdn,
+        "file holding the signing key instead of CDN_SECURITY_KEY; reloaded when it changes or on SIGHUP",
+    ),
+    var(
+        "CDN_URL_TTL",
+        Some("1h"),
+        Scope::Cdn,
+        "lifetime of signed URLs (e.g. 15m, 1h; at most 7 days)",
+    ),
+    var(
+        "CDN_BUNNY_TOKEN_VERSION",
+        Some("2"),
+        Scope::Cdn,
+        "2 = HMAC-SHA256 tokens, 1 = legacy SHA-256 tokens",
+    ),
+    var(
+        "CDN_CLOUDFRONT_KEY_PAIR_ID",
+        None,
+        Scope::Cdn,
+        "CloudFront public key id (Key-Pair-Id); required for cloudfront",
+    ),
+    var(
+        "CDN_CLOUDFRONT_PRIVATE_KEY_FILE",
+        None,
+        Scope::Cdn,
+        "PEM RSA private key (PKCS#1 or PKCS#8); required for cloudfront; reloaded on change",
+    ),
+    var(
+        "CDN_CLOUDFRONT_HASH",
+        Some("sha1"),
+        Scope::Cdn,
+        "sha1 or sha256 (adds Hash-Algorithm=SHA256)",
+    ),
+    var(
+        "CDN_CLOUDFLARE_URL_SAFE",
+        Some("false"),
+        Scope::Cdn,
+        "true when the WAF rule uses the `s` flag (base64url mac)",
+    ),
+    var(
+        "CDN_AKAMAI_TOKEN_NAME",
+        Some("__token__"),
+        Scope::Cdn,
+        "query parameter carrying the EdgeAuth token",
+    ),
+    var(
+        "CDN_NGINX_SECURE_LINK_EXPRESSION",
+        Some("$secure_link_expires$uri $secret"),
+        Scope::Cdn,
+        "the secure_link_md5 expression configured in nginx",
+    ),
 ];
 
 /// Look a variable up in [`ENV_VARS`].
@@ -203,6 +280,7 @@ pub struct ConfigProblem {
 impl fmt::Display for ConfigProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.value {
+            Some(v) if v.is_empty() => write!(f, "{}: not set: expected {}", self.var, self.expected),
             Some(v) => write!(
                 f,
                 "{}: invalid value {:?}: expected {}",
@@ -349,12 +427,41 @@ pub struct QueryStatsConfig {
     pub slow_query: Duration,
 }
 
+/// Where the CDN signing key comes from.
+#[derive(Clone, Debug)]
+pub enum KeySource {
+    Inline(Secret<String>),
+    File(PathBuf),
+}
+
+/// CDN signing settings. Syntax is checked here; key material is loaded (and so fully
+/// validated) by [`crate::cdn::keys`].
+#[derive(Clone, Debug)]
+pub struct CdnConfig {
+    pub enabled: bool,
+    pub provider: Option<crate::cdn::Provider>,
+    pub base_url: Option<String>,
+    pub key: Option<KeySource>,
+    pub ttl: Duration,
+    pub bunny_token_version: crate::cdn::BunnyTokenVersion,
+    pub cloudfront_key_pair_id: Option<String>,
+    pub cloudfront_private_key_file: Option<PathBuf>,
+    pub cloudfront_hash: crate::cdn::CloudFrontHash,
+    pub cloudflare_url_safe: bool,
+    pub akamai_token_name: String,
+    pub nginx_expression: String,
+}
+
+/// The longest URL lifetime accepted (S3 presigned URLs cap at 7 days).
+pub const MAX_URL_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub database: DatabaseConfig,
     pub server: ServerConfig,
     pub storage_dir: PathBuf,
     pub query_stats: QueryStatsConfig,
+    pub cdn: CdnConfig,
 }
 
 /// Reads variables from a lookup function (the process environment in production,
@@ -377,6 +484,14 @@ impl Reader<'_> {
             var: name,
             value: (!secret).then(|| value.to_string()),
             expected: expected.into(),
+        });
+    }
+
+    fn missing(&mut self, name: &'static str, expected: &str) {
+        self.problems.push(ConfigProblem {
+            var: name,
+            value: Some(String::new()),
+            expected: expected.to_string(),
         });
     }
 
@@ -510,15 +625,17 @@ impl Config {
             |s| (!s.is_empty()).then(|| PathBuf::from(s)),
         );
 
+        let allow_raw = r.raw("VEZA_N1_ALLOW").unwrap_or_default();
+        if let Err(e) = crate::n1::detector::parse_allowlist(&allow_raw) {
+            r.problem("VEZA_N1_ALLOW", &allow_raw, e);
+        }
         let query_stats = QueryStatsConfig {
             enabled: r.bool("VEZA_QUERY_STATS", true),
             n1_threshold: r.positive_u32("VEZA_N1_THRESHOLD", 50),
             repeat_threshold: r.parsed("VEZA_N1_REPEAT_THRESHOLD", 5, "an integer ≥ 2", |s| {
                 s.parse::<u32>().ok().filter(|v| *v >= 2)
             }),
-            allow: r
-                .raw("VEZA_N1_ALLOW")
-                .unwrap_or_default()
+            allow: allow_raw
                 .split(',')
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
@@ -526,6 +643,8 @@ impl Config {
                 .collect(),
             slow_query: Duration::from_millis(u64::from(r.positive_u32("VEZA_SLOW_QUERY_MS", 200))),
         };
+
+        let cdn = read_cdn(&mut r);
 
         debug_assert!(r.seen.iter().all(|name| env_var(name).is_some()));
         if !r.problems.is_empty() {
@@ -548,6 +667,7 @@ impl Config {
             },
             storage_dir,
             query_stats,
+            cdn,
         })
     }
 
@@ -581,8 +701,197 @@ impl Config {
             ("VEZA_N1_REPEAT_THRESHOLD", q.repeat_threshold.to_string()),
             ("VEZA_N1_ALLOW", q.allow.join(",")),
             ("VEZA_SLOW_QUERY_MS", q.slow_query.as_millis().to_string()),
+            ("CDN_ENABLED", self.cdn.enabled.to_string()),
+            (
+                "CDN_PROVIDER",
+                self.cdn
+                    .provider
+                    .map_or("(unset)".to_string(), |p| p.as_str().to_string()),
+            ),
+            ("CDN_BASE_URL", unset_or(self.cdn.base_url.as_deref())),
+            (
+                "CDN_SECURITY_KEY",
+                match &self.cdn.key {
+                    Some(KeySource::Inline(_)) => "[redacted]".to_string(),
+                    _ => "(unset)".to_string(),
+                },
+            ),
+            (
+                "CDN_SECURITY_KEY_FILE",
+                match &self.cdn.key {
+                    Some(KeySource::File(p)) => p.display().to_string(),
+                    _ => "(unset)".to_string(),
+                },
+            ),
+            (
+                "CDN_URL_TTL",
+                humantime::format_duration(self.cdn.ttl).to_string(),
+            ),
+            (
+                "CDN_BUNNY_TOKEN_VERSION",
+                match self.cdn.bunny_token_version {
+                    crate::cdn::BunnyTokenVersion::V1Legacy => "1",
+                    crate::cdn::BunnyTokenVersion::V2 => "2",
+                }
+                .to_string(),
+            ),
+            (
+                "CDN_CLOUDFRONT_KEY_PAIR_ID",
+                unset_or(self.cdn.cloudfront_key_pair_id.as_deref()),
+            ),
+            (
+                "CDN_CLOUDFRONT_PRIVATE_KEY_FILE",
+                self.cdn
+                    .cloudfront_private_key_file
+                    .as_ref()
+                    .map_or("(unset)".to_string(), |p| p.display().to_string()),
+            ),
+            (
+                "CDN_CLOUDFRONT_HASH",
+                match self.cdn.cloudfront_hash {
+                    crate::cdn::CloudFrontHash::Sha1 => "sha1",
+                    crate::cdn::CloudFrontHash::Sha256 => "sha256",
+                }
+                .to_string(),
+            ),
+            (
+                "CDN_CLOUDFLARE_URL_SAFE",
+                self.cdn.cloudflare_url_safe.to_string(),
+            ),
+            ("CDN_AKAMAI_TOKEN_NAME", self.cdn.akamai_token_name.clone()),
+            (
+                "CDN_NGINX_SECURE_LINK_EXPRESSION",
+                self.cdn.nginx_expression.clone(),
+            ),
         ]
     }
+}
+
+fn unset_or(v: Option<&str>) -> String {
+    v.map_or_else(|| "(unset)".to_string(), str::to_string)
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+fn read_cdn(r: &mut Reader<'_>) -> CdnConfig {
+    use crate::cdn::{BunnyTokenVersion, CloudFrontHash, Provider};
+    let enabled = r.bool("CDN_ENABLED", false);
+    let provider = r.parsed(
+        "CDN_PROVIDER",
+        None,
+        "one of bunny, cloudfront, cloudflare, akamai, nginx",
+        |s| s.parse::<Provider>().ok().map(Some),
+    );
+    let base_url = r.parsed(
+        "CDN_BASE_URL",
+        None,
+        "an http:// or https:// URL with a host and no query, e.g. https://cdn.example.com",
+        |s| {
+            let u = url::Url::parse(s).ok()?;
+            let ok = matches!(u.scheme(), "http" | "https")
+                && u.host_str().is_some()
+                && u.query().is_none()
+                && u.fragment().is_none();
+            ok.then(|| Some(s.trim_end_matches('/').to_string()))
+        },
+    );
+    let inline = r.raw("CDN_SECURITY_KEY").filter(|k| !k.is_empty());
+    let file = r
+        .raw("CDN_SECURITY_KEY_FILE")
+        .and_then(|f| non_empty(f.trim()))
+        .map(PathBuf::from);
+    let key = match (inline, file) {
+        (Some(_), Some(_)) => {
+            r.problem(
+                "CDN_SECURITY_KEY_FILE",
+                "",
+                "either CDN_SECURITY_KEY or CDN_SECURITY_KEY_FILE, not both",
+            );
+            None
+        }
+        (Some(k), None) => Some(KeySource::Inline(Secret::new(k))),
+        (None, Some(f)) => Some(KeySource::File(f)),
+        (None, None) => None,
+    };
+    let ttl = r.parsed(
+        "CDN_URL_TTL",
+        Duration::from_secs(3600),
+        "a positive duration of at most 7 days, such as 15m or 1h",
+        |s| parse_duration(s).filter(|d| *d <= MAX_URL_TTL),
+    );
+    let bunny_token_version = r.parsed(
+        "CDN_BUNNY_TOKEN_VERSION",
+        BunnyTokenVersion::V2,
+        "1 (legacy SHA-256) or 2 (HMAC-SHA256)",
+        |s| match s {
+            "1" => Some(BunnyTokenVersion::V1Legacy),
+            "2" => Some(BunnyTokenVersion::V2),
+            _ => None,
+        },
+    );
+    let cloudfront_key_pair_id = r
+        .raw("CDN_CLOUDFRONT_KEY_PAIR_ID")
+        .and_then(|s| non_empty(s.trim()));
+    let cloudfront_private_key_file = r
+        .raw("CDN_CLOUDFRONT_PRIVATE_KEY_FILE")
+        .and_then(|s| non_empty(s.trim()))
+        .map(PathBuf::from);
+    let cloudfront_hash = r.parsed(
+        "CDN_CLOUDFRONT_HASH",
+        CloudFrontHash::Sha1,
+        "sha1 or sha256",
+        |s| match s.to_ascii_lowercase().as_str() {
+            "sha1" => Some(CloudFrontHash::Sha1),
+            "sha256" => Some(CloudFrontHash::Sha256),
+            _ => None,
+        },
+    );
+    let cloudflare_url_safe = r.bool("CDN_CLOUDFLARE_URL_SAFE", false);
+    let akamai_token_name = r.parsed(
+        "CDN_AKAMAI_TOKEN_NAME",
+        "__token__".to_string(),
+        "a query parameter name (letters, digits, _ and -)",
+        |s| {
+            let ok = !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            ok.then(|| s.to_string())
+        },
+    );
+    let nginx_expression = r
+        .raw("CDN_NGINX_SECURE_LINK_EXPRESSION")
+        .unwrap_or_else(|| "$secure_link_expires$uri $secret".to_string());
+    let cdn = CdnConfig {
+        enabled,
+        provider,
+        base_url,
+        key,
+        ttl,
+        bunny_token_version,
+        cloudfront_key_pair_id,
+        cloudfront_private_key_file,
+        cloudfront_hash,
+        cloudflare_url_safe,
+        akamai_token_name,
+        nginx_expression,
+    };
+    if enabled {
+        if cdn.provider.is_none() {
+            r.missing("CDN_PROVIDER", "a provider when CDN_ENABLED=true");
+        }
+        if cdn.base_url.is_none() {
+            r.missing("CDN_BASE_URL", "the CDN's URL when CDN_ENABLED=true");
+        }
+        if cdn.provider.is_some() && r.problems.iter().all(|p| !p.var.starts_with("CDN_")) {
+            // Load the key material now so a bad key stops the program before it binds.
+            if let Err(p) = crate::cdn::keys::load(&cdn, None) {
+                r.problems.push(p);
+            }
+        }
+    }
+    cdn
 }
 
 #[cfg(test)]
@@ -605,7 +914,7 @@ mod tests {
         assert_eq!(c.server.bind.to_string(), "127.0.0.1:8080");
         // every effective value that has a concrete default equals the documented one
         for (name, value) in c.effective() {
-            let documented = env_var(name).unwrap().default.unwrap();
+            let documented = env_var(name).unwrap().default.unwrap_or("(unset)");
             if documented == "number of cores" {
                 continue;
             }

@@ -48,6 +48,11 @@ pub struct Metrics {
     pub query_stats_dropped_total: IntCounter,
     pub db_query_duration_seconds: HistogramVec,
     pub db_slow_queries_total: IntCounterVec,
+    pub db_n1_flagged_requests_total: IntCounterVec,
+    // Delivery (CdnSigner actor, stream/download handlers)
+    pub cdn_signatures_total: IntCounterVec,
+    pub cdn_fallback_total: IntCounterVec,
+    pub cdn_key_reloads_total: IntCounterVec,
 }
 
 impl Metrics {
@@ -148,6 +153,34 @@ impl Metrics {
                 ),
                 &["op", "table"],
             )?,
+            db_n1_flagged_requests_total: IntCounterVec::new(
+                Opts::new(
+                    "veza_db_n1_flagged_requests_total",
+                    "Requests with at least one N+1 finding (any kind), by route pattern: the numerator of N1QuerySpike.",
+                ),
+                &["route"],
+            )?,
+            cdn_signatures_total: IntCounterVec::new(
+                Opts::new(
+                    "veza_cdn_signatures_total",
+                    "CDN URL signatures by provider and outcome (ok, error).",
+                ),
+                &["provider", "outcome"],
+            )?,
+            cdn_fallback_total: IntCounterVec::new(
+                Opts::new(
+                    "veza_cdn_fallback_total",
+                    "Delivery URLs that fell back from the CDN to S3 or local delivery, by reason (sign_error, timeout, unavailable).",
+                ),
+                &["reason"],
+            )?,
+            cdn_key_reloads_total: IntCounterVec::new(
+                Opts::new(
+                    "veza_cdn_key_reloads_total",
+                    "CDN key reloads (SIGHUP or key file change) by outcome (ok, error); a failed reload keeps the old key.",
+                ),
+                &["outcome"],
+            )?,
         };
         registry.register(Box::new(m.http_requests_total.clone()))?;
         registry.register(Box::new(m.http_request_duration_seconds.clone()))?;
@@ -166,6 +199,10 @@ impl Metrics {
         registry.register(Box::new(m.query_stats_dropped_total.clone()))?;
         registry.register(Box::new(m.db_query_duration_seconds.clone()))?;
         registry.register(Box::new(m.db_slow_queries_total.clone()))?;
+        registry.register(Box::new(m.db_n1_flagged_requests_total.clone()))?;
+        registry.register(Box::new(m.cdn_signatures_total.clone()))?;
+        registry.register(Box::new(m.cdn_fallback_total.clone()))?;
+        registry.register(Box::new(m.cdn_key_reloads_total.clone()))?;
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),

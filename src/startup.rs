@@ -11,6 +11,7 @@ use actix_web::dev::Server;
 use actix_web::middleware::{Logger, from_fn};
 use actix_web::{App, HttpServer, web};
 
+use crate::actors::cdn_signer::{CdnSigner, Reload};
 use crate::actors::db_pool::{self, DbPool};
 use crate::actors::metrics::MetricsActor;
 use crate::actors::query_stats::QueryStats;
@@ -51,6 +52,7 @@ pub struct Handles {
     pub metrics_actor: Addr<MetricsActor>,
     pub db_pool: Arc<Mutex<Addr<DbPool>>>,
     pub query_stats: Option<Addr<QueryStats>>,
+    pub cdn_signer: Option<Addr<CdnSigner>>,
 }
 
 impl Handles {
@@ -111,12 +113,23 @@ impl Application {
             None
         };
 
+        let cdn_signer = if config.cdn.enabled {
+            let signer = CdnSigner::new(config.cdn.clone(), metrics.clone())
+                .map_err(|p| StartupError::Config(p.to_string()))?
+                .start();
+            reload_on_sighup(signer.clone());
+            Some(signer)
+        } else {
+            None
+        };
+
         let handles = Handles {
             db: db.clone(),
             metrics: metrics.clone(),
             metrics_actor: metrics_actor.clone(),
             db_pool: db_pool.clone(),
             query_stats: query_stats.clone(),
+            cdn_signer: cdn_signer.clone(),
         };
 
         let watchdog = Watchdog {
@@ -207,6 +220,23 @@ impl Application {
         }
         served
     }
+}
+
+/// SIGHUP makes the CdnSigner reload its key material (rotation without restart).
+fn reload_on_sighup(signer: Addr<CdnSigner>) {
+    #[cfg(unix)]
+    actix_web::rt::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            log::warn!("cannot listen for SIGHUP; CDN keys reload only when their file changes");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            if signer.send(Reload).await.is_err() {
+                return;
+            }
+        }
+    });
 }
 
 /// Restarts the DbPool actor when it has died (e.g. a panic in a handler: actix's

@@ -66,7 +66,14 @@ impl Handler<RequestFinished> for QueryStats {
             .with_label_values(&[summary.route.as_str()])
             .observe(f64::from(summary.statement_count));
         let now = Instant::now();
-        for f in detect(&summary, &self.detector) {
+        let findings = detect(&summary, &self.detector);
+        if !findings.is_empty() {
+            self.metrics
+                .db_n1_flagged_requests_total
+                .with_label_values(&[summary.route.as_str()])
+                .inc();
+        }
+        for f in findings {
             self.metrics
                 .db_n1_suspicions_total
                 .with_label_values(&[f.route.as_str(), f.kind.as_str()])

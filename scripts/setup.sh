@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs and starts everything the tests need, idempotently, on a fresh machine:
+# PostgreSQL answering on 127.0.0.1:5432, nginx (secure_link tests), Prometheus and
+# promtool (alert-rule tests, end-to-end scrape test), s3s-fs (real S3 server).
+set -euo pipefail
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+need_apt=()
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+command -v pg_isready >/dev/null 2>&1 || need_apt+=(postgresql-client)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  log "installing ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+# The Debian prometheus package starts a service on :9090 where systemd runs; tests
+# start their own server on a free port, so nothing here depends on it.
+
+S3S_VERSION=0.14.1
+if ! command -v s3s-fs >/dev/null 2>&1; then
+  log "installing s3s-fs ${S3S_VERSION} (cargo install)"
+  cargo install --quiet --locked "s3s-fs@${S3S_VERSION}" --features binary
+fi
+
+pg_up() { pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; }
+if ! pg_up; then
+  log "PostgreSQL is down: starting it"
+  if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
+    for v in $(ls /etc/postgresql); do
+      pg_ctlcluster --skip-systemctl-redirect "$v" main start || true
+    done
+  fi
+  for _ in $(seq 1 60); do pg_up && break; sleep 0.5; done
+fi
+if pg_up; then
+  log "PostgreSQL answers on 127.0.0.1:5432"
+else
+  log "PostgreSQL is NOT reachable on 127.0.0.1:5432"
+  [ "${CI:-}" = "true" ] && exit 1
+fi
