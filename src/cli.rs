@@ -300,7 +300,12 @@ fn sign(args: &SignArgs) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let provider = match args.provider.as_deref().map(str::parse::<Provider>).transpose() {
+    let provider = match args
+        .provider
+        .as_deref()
+        .map(str::parse::<Provider>)
+        .transpose()
+    {
         Ok(p) => p,
         Err(e) => return usage_error(format!("--provider: {e}")),
     };

@@ -138,6 +138,41 @@ pub const ENV_VARS: &[EnvVar] = &[
         "local media directory (demo HLS assets and originals)",
     ),
     var(
+        "STORAGE_BACKEND",
+        Some("local"),
+        Scope::Storage,
+        "local (files under VEZA_STORAGE_DIR) or s3",
+    ),
+    var(
+        "S3_BUCKET",
+        None,
+        Scope::Storage,
+        "bucket holding originals and HLS files; required when STORAGE_BACKEND=s3",
+    ),
+    var(
+        "S3_ENDPOINT",
+        None,
+        Scope::Storage,
+        "S3-compatible endpoint (MinIO, R2, …); unset = AWS",
+    ),
+    var(
+        "S3_REGION",
+        Some("us-east-1"),
+        Scope::Storage,
+        "bucket region (R2: auto)",
+    ),
+    var(
+        "S3_FORCE_PATH_STYLE",
+        Some("false"),
+        Scope::Storage,
+        "path-style bucket addressing (MinIO and most self-hosted servers need true)",
+    ),
+    secret(
+        "VEZA_MEDIA_SIGNING_KEY",
+        Scope::Storage,
+        "key for the service's own /media URLs; unset = random per process (set it when running several instances); secret",
+    ),
+    var(
         "VEZA_QUERY_STATS",
         Some("true"),
         Scope::QueryStats,
@@ -280,7 +315,9 @@ pub struct ConfigProblem {
 impl fmt::Display for ConfigProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.value {
-            Some(v) if v.is_empty() => write!(f, "{}: not set: expected {}", self.var, self.expected),
+            Some(v) if v.is_empty() => {
+                write!(f, "{}: not set: expected {}", self.var, self.expected)
+            }
             Some(v) => write!(
                 f,
                 "{}: invalid value {:?}: expected {}",
@@ -455,11 +492,27 @@ pub struct CdnConfig {
 /// The longest URL lifetime accepted (S3 presigned URLs cap at 7 days).
 pub const MAX_URL_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S3Config {
+    pub bucket: String,
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub force_path_style: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StorageBackend {
+    Local,
+    S3(S3Config),
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub database: DatabaseConfig,
     pub server: ServerConfig,
     pub storage_dir: PathBuf,
+    pub storage: StorageBackend,
+    pub media_key: Option<Secret<String>>,
     pub query_stats: QueryStatsConfig,
     pub cdn: CdnConfig,
 }
@@ -625,6 +678,12 @@ impl Config {
             |s| (!s.is_empty()).then(|| PathBuf::from(s)),
         );
 
+        let storage = read_storage(&mut r);
+        let media_key = r
+            .raw("VEZA_MEDIA_SIGNING_KEY")
+            .filter(|k| !k.is_empty())
+            .map(Secret::new);
+
         let allow_raw = r.raw("VEZA_N1_ALLOW").unwrap_or_default();
         if let Err(e) = crate::n1::detector::parse_allowlist(&allow_raw) {
             r.problem("VEZA_N1_ALLOW", &allow_raw, e);
@@ -666,6 +725,8 @@ impl Config {
                 pool_stats_interval,
             },
             storage_dir,
+            storage,
+            media_key,
             query_stats,
             cdn,
         })
@@ -696,6 +757,36 @@ impl Config {
                 humantime::format_duration(self.server.pool_stats_interval).to_string(),
             ),
             ("VEZA_STORAGE_DIR", self.storage_dir.display().to_string()),
+            (
+                "STORAGE_BACKEND",
+                match &self.storage {
+                    StorageBackend::Local => "local",
+                    StorageBackend::S3(_) => "s3",
+                }
+                .to_string(),
+            ),
+            ("S3_BUCKET", unset_or(self.s3().map(|s| s.bucket.as_str()))),
+            (
+                "S3_ENDPOINT",
+                unset_or(self.s3().and_then(|s| s.endpoint.as_deref())),
+            ),
+            (
+                "S3_REGION",
+                self.s3()
+                    .map_or("us-east-1".to_string(), |s| s.region.clone()),
+            ),
+            (
+                "S3_FORCE_PATH_STYLE",
+                self.s3().is_some_and(|s| s.force_path_style).to_string(),
+            ),
+            (
+                "VEZA_MEDIA_SIGNING_KEY",
+                if self.media_key.is_some() {
+                    "[redacted]".to_string()
+                } else {
+                    "(unset)".to_string()
+                },
+            ),
             ("VEZA_QUERY_STATS", q.enabled.to_string()),
             ("VEZA_N1_THRESHOLD", q.n1_threshold.to_string()),
             ("VEZA_N1_REPEAT_THRESHOLD", q.repeat_threshold.to_string()),
@@ -764,6 +855,50 @@ impl Config {
                 self.cdn.nginx_expression.clone(),
             ),
         ]
+    }
+}
+
+impl Config {
+    fn s3(&self) -> Option<&S3Config> {
+        match &self.storage {
+            StorageBackend::S3(s) => Some(s),
+            StorageBackend::Local => None,
+        }
+    }
+}
+
+fn read_storage(r: &mut Reader<'_>) -> StorageBackend {
+    let s3 = r.parsed("STORAGE_BACKEND", false, "local or s3", |s| {
+        match s.to_ascii_lowercase().as_str() {
+            "local" => Some(false),
+            "s3" => Some(true),
+            _ => None,
+        }
+    });
+    let bucket = r.raw("S3_BUCKET").and_then(|b| non_empty(b.trim()));
+    let endpoint = r.parsed("S3_ENDPOINT", None, "an http:// or https:// URL", |s| {
+        let u = url::Url::parse(s).ok()?;
+        matches!(u.scheme(), "http" | "https").then(|| Some(s.to_string()))
+    });
+    let region = r
+        .raw("S3_REGION")
+        .and_then(|s| non_empty(s.trim()))
+        .unwrap_or_else(|| "us-east-1".to_string());
+    let force_path_style = r.bool("S3_FORCE_PATH_STYLE", false);
+    if !s3 {
+        return StorageBackend::Local;
+    }
+    match bucket {
+        Some(bucket) => StorageBackend::S3(S3Config {
+            bucket,
+            endpoint,
+            region,
+            force_path_style,
+        }),
+        None => {
+            r.missing("S3_BUCKET", "a bucket name when STORAGE_BACKEND=s3");
+            StorageBackend::Local
+        }
     }
 }
 

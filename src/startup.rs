@@ -123,6 +123,17 @@ impl Application {
             None
         };
 
+        let storage =
+            crate::storage::Storage::from_config(&config.storage, &config.storage_dir).await;
+        let local = Arc::new(local_signer(&config)?);
+        let delivery = web::Data::new(crate::web::handlers::delivery::Delivery {
+            storage,
+            cdn: cdn_signer.clone(),
+            local,
+            ttl: config.cdn.ttl,
+            metrics: metrics.clone(),
+        });
+
         let handles = Handles {
             db: db.clone(),
             metrics: metrics.clone(),
@@ -163,6 +174,7 @@ impl Application {
                 .app_data(db_data.clone())
                 .app_data(metrics_data.clone())
                 .app_data(settings.clone())
+                .app_data(delivery.clone())
                 .wrap(from_fn(observe))
                 .wrap(Logger::new("%a \"%r\" %s %b %T"))
                 .configure(crate::web::routes);
@@ -220,6 +232,27 @@ impl Application {
         }
         served
     }
+}
+
+/// The key for `/media` tokens: configured, or random for this process (fine for one
+/// instance; several instances behind a balancer must share VEZA_MEDIA_SIGNING_KEY).
+fn local_signer(
+    config: &Config,
+) -> Result<crate::delivery::local_token::LocalSigner, StartupError> {
+    let key = match &config.media_key {
+        Some(k) => k.expose().as_bytes().to_vec(),
+        None => {
+            let mut k = vec![0u8; 32];
+            aws_lc_rs::rand::fill(&mut k)
+                .map_err(|_| StartupError::Config("no randomness for the media key".into()))?;
+            log::warn!(
+                "VEZA_MEDIA_SIGNING_KEY is unset: /media URLs are signed with a random per-process key \
+                 (set it when running several instances)"
+            );
+            k
+        }
+    };
+    crate::delivery::local_token::LocalSigner::new(&key).map_err(StartupError::Config)
 }
 
 /// SIGHUP makes the CdnSigner reload its key material (rotation without restart).

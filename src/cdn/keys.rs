@@ -56,13 +56,17 @@ pub fn provider_config(
     cfg: &CdnConfig,
     provider: Option<Provider>,
 ) -> Result<ProviderConfig, ConfigProblem> {
-    let provider = provider
-        .or(cfg.provider)
-        .ok_or_else(|| problem("CDN_PROVIDER", "one of bunny, cloudfront, cloudflare, akamai, nginx"))?;
+    let provider = provider.or(cfg.provider).ok_or_else(|| {
+        problem(
+            "CDN_PROVIDER",
+            "one of bunny, cloudfront, cloudflare, akamai, nginx",
+        )
+    })?;
     let mut pc = if provider == Provider::CloudFront {
-        let id = cfg.cloudfront_key_pair_id.clone().ok_or_else(|| {
-            problem("CDN_CLOUDFRONT_KEY_PAIR_ID", "the CloudFront public key id")
-        })?;
+        let id = cfg
+            .cloudfront_key_pair_id
+            .clone()
+            .ok_or_else(|| problem("CDN_CLOUDFRONT_KEY_PAIR_ID", "the CloudFront public key id"))?;
         let path = cfg.cloudfront_private_key_file.as_ref().ok_or_else(|| {
             problem(
                 "CDN_CLOUDFRONT_PRIVATE_KEY_FILE",
@@ -90,12 +94,19 @@ pub fn load(cfg: &CdnConfig, provider: Option<Provider>) -> Result<PreparedSigne
         let var = match pc.provider {
             Provider::CloudFront => "CDN_CLOUDFRONT_PRIVATE_KEY_FILE",
             Provider::Nginx => "CDN_NGINX_SECURE_LINK_EXPRESSION",
-            _ if cfg.key.as_ref().is_some_and(|k| matches!(k, KeySource::File(_))) => {
+            _ if cfg
+                .key
+                .as_ref()
+                .is_some_and(|k| matches!(k, KeySource::File(_))) =>
+            {
                 "CDN_SECURITY_KEY_FILE"
             }
             _ => "CDN_SECURITY_KEY",
         };
-        problem(var, format!("usable {} key material: {e}", pc.provider.as_str()))
+        problem(
+            var,
+            format!("usable {} key material: {e}", pc.provider.as_str()),
+        )
     })
 }
 

@@ -18,6 +18,8 @@ pub enum ApiError {
     DbUnavailable,
     #[error("{0}")]
     Unavailable(String),
+    #[error("the storage backend failed")]
+    Storage(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -37,6 +39,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::DbUnavailable => "db_unavailable",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::Storage(_) => "storage_error",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -63,13 +66,16 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::DbUnavailable | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Storage(_) => StatusCode::BAD_GATEWAY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let ApiError::Internal(cause) = self {
-            log::error!("internal error: {cause}");
+        match self {
+            ApiError::Internal(cause) => log::error!("internal error: {cause}"),
+            ApiError::Storage(cause) => log::error!("storage error: {cause}"),
+            _ => {}
         }
         HttpResponse::build(self.status_code())
             .insert_header(("Cache-Control", "no-store"))

@@ -30,8 +30,26 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/api/v1/tracks", web::get().to(handlers::tracks::list))
     .route("/api/v1/tracks/{id}", web::get().to(handlers::tracks::get))
     .route(
+        "/api/v1/tracks/{id}/stream",
+        web::get().to(handlers::delivery::stream),
+    )
+    .route(
+        "/api/v1/tracks/{id}/download",
+        web::get().to(handlers::delivery::download),
+    )
+    .route(
         "/api/v1/playlists/{id}",
         web::get().to(handlers::playlists::get),
+    )
+    .service(
+        web::resource("/hls/{track_id}/{file}")
+            .route(web::get().to(handlers::hls::origin))
+            .route(web::head().to(handlers::hls::origin)),
+    )
+    .service(
+        web::resource("/media/{scope}/{expires}/{token}/{key:.*}")
+            .route(web::get().to(handlers::media::media))
+            .route(web::head().to(handlers::media::media)),
     );
 }
 

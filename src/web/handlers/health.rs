@@ -8,13 +8,27 @@ use serde_json::json;
 
 use crate::db::Db;
 use crate::startup::PoolStatsSettings;
+use crate::web::handlers::delivery::Delivery;
 
 pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-pub async fn deep(db: web::Data<Db>, settings: web::Data<PoolStatsSettings>) -> HttpResponse {
-    let ping = db.ping(Duration::from_secs(2)).await;
+pub async fn deep(
+    db: web::Data<Db>,
+    settings: web::Data<PoolStatsSettings>,
+    delivery: web::Data<Delivery>,
+) -> HttpResponse {
+    let (ping, storage) =
+        futures_util::future::join(db.ping(Duration::from_secs(2)), delivery.storage.check()).await;
+    let storage_ok = storage.is_ok();
+    let storage_json = match &storage {
+        Ok(()) => json!({"backend": delivery.storage.kind(), "status": "ok"}),
+        Err(e) => {
+            log::warn!("/health/deep: storage check failed: {e}");
+            json!({"backend": delivery.storage.kind(), "status": "unavailable", "error": e.to_string()})
+        }
+    };
     let age = db.instruments.last_sample_age();
     // A sampler that stopped (dead or wedged actor) freezes the gauges silently: fail
     // readiness once the last sample is older than three intervals.
@@ -30,8 +44,10 @@ pub async fn deep(db: web::Data<Db>, settings: web::Data<PoolStatsSettings>) -> 
             (false, json!({"status": "unavailable"}))
         }
     };
+    let healthy = db_ok && stats_ok && storage_ok;
     let body = json!({
-        "status": if db_ok && stats_ok { "ok" } else { "unavailable" },
+        "status": if healthy { "ok" } else { "unavailable" },
+        "storage": storage_json,
         "database": db_json,
         "pool_stats": {
             "status": if stats_ok { "ok" } else { "stale" },
@@ -39,7 +55,7 @@ pub async fn deep(db: web::Data<Db>, settings: web::Data<PoolStatsSettings>) -> 
             "stale_after_ms": stale_after.as_millis() as u64,
         },
     });
-    if db_ok && stats_ok {
+    if healthy {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)

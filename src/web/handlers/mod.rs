@@ -1,6 +1,10 @@
 //! Request handlers, one module per resource.
 
+pub mod delivery;
+pub mod files;
 pub mod health;
+pub mod hls;
+pub mod media;
 pub mod metrics;
 pub mod playlists;
 pub mod tracks;

@@ -1,0 +1,205 @@
+//! Serving stored objects over HTTP — the shared part of the HLS origin and the
+//! `/media` route. Local files go through actix-files (`ETag`, `Last-Modified`,
+//! `If-None-Match` → 304, `Range` → 206/416, `HEAD`), streamed from disk. S3 objects are
+//! streamed from `GetObject` with the client's `Range` and `If-None-Match` passed
+//! through, so S3 answers 206/304/416 itself; nothing is buffered whole.
+
+use actix_files::NamedFile;
+use actix_web::body::SizedStream;
+use actix_web::http::{Method, StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse};
+
+use crate::storage::{S3Storage, Storage};
+use crate::web::error::ApiError;
+
+/// How a stored object should be presented.
+pub struct Presentation<'a> {
+    pub content_type: &'a str,
+    pub cache_control: &'a str,
+    /// `Some` → `Content-Disposition: attachment; …`.
+    pub disposition: Option<String>,
+}
+
+pub async fn serve(
+    req: &HttpRequest,
+    storage: &Storage,
+    key: &str,
+    how: Presentation<'_>,
+) -> Result<HttpResponse, ApiError> {
+    match storage {
+        Storage::Local { root } => serve_local(req, &root.join(key), how).await,
+        Storage::S3(s3) => serve_s3(req, s3, key, how).await,
+    }
+}
+
+async fn serve_local(
+    req: &HttpRequest,
+    path: &std::path::Path,
+    how: Presentation<'_>,
+) -> Result<HttpResponse, ApiError> {
+    let file = match NamedFile::open_async(path).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ApiError::NotFound("no such file".into()));
+        }
+        Err(e) => return Err(ApiError::Storage(format!("{}: {e}", path.display()))),
+    };
+    let mime: mime::Mime = how
+        .content_type
+        .parse()
+        .map_err(|_| ApiError::Internal(format!("bad content type {}", how.content_type)))?;
+    let mut res = file
+        .set_content_type(mime)
+        .disable_content_disposition()
+        .use_etag(true)
+        .use_last_modified(true)
+        .into_response(req);
+    let headers = res.headers_mut();
+    if let Ok(v) = header::HeaderValue::from_str(how.cache_control) {
+        headers.insert(header::CACHE_CONTROL, v);
+    }
+    if let Some(d) = how.disposition
+        && let Ok(v) = header::HeaderValue::from_str(&d)
+    {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(res)
+}
+
+fn status_of<E, R>(e: &aws_sdk_s3::error::SdkError<E, R>) -> Option<u16>
+where
+    R: HasStatus,
+{
+    e.raw_response().map(HasStatus::status_code)
+}
+
+/// The HTTP status of the raw response behind an SDK error.
+pub trait HasStatus {
+    fn status_code(&self) -> u16;
+}
+
+impl HasStatus for aws_sdk_s3::config::http::HttpResponse {
+    fn status_code(&self) -> u16 {
+        self.status().as_u16()
+    }
+}
+
+fn header_str(req: &HttpRequest, name: header::HeaderName) -> Option<String> {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+async fn serve_s3(
+    req: &HttpRequest,
+    s3: &S3Storage,
+    key: &str,
+    how: Presentation<'_>,
+) -> Result<HttpResponse, ApiError> {
+    let if_none_match = header_str(req, header::IF_NONE_MATCH);
+    if req.method() == Method::HEAD {
+        let out = s3
+            .client
+            .head_object()
+            .bucket(&s3.bucket)
+            .key(key)
+            .set_if_none_match(if_none_match)
+            .send()
+            .await;
+        return match out {
+            Ok(o) => {
+                let mut b = HttpResponse::Ok();
+                common_headers(&mut b, &how, o.e_tag(), o.last_modified());
+                if let Some(len) = o.content_length() {
+                    b.insert_header((header::CONTENT_LENGTH, len.to_string()));
+                }
+                Ok(b.finish())
+            }
+            Err(e) => s3_error(
+                status_of(&e),
+                &how,
+                key,
+                &aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+            ),
+        };
+    }
+    let out = s3
+        .client
+        .get_object()
+        .bucket(&s3.bucket)
+        .key(key)
+        .set_range(header_str(req, header::RANGE))
+        .set_if_none_match(if_none_match)
+        .send()
+        .await;
+    match out {
+        Ok(o) => {
+            let status = if o.content_range().is_some() {
+                StatusCode::PARTIAL_CONTENT
+            } else {
+                StatusCode::OK
+            };
+            let mut b = HttpResponse::build(status);
+            common_headers(&mut b, &how, o.e_tag(), o.last_modified());
+            if let Some(range) = o.content_range() {
+                b.insert_header((header::CONTENT_RANGE, range.to_string()));
+            }
+            let len = o.content_length().unwrap_or(0).max(0) as u64;
+            let body = futures_util::stream::unfold(o.body, |mut body| async move {
+                match body.next().await {
+                    Some(Ok(bytes)) => Some((Ok::<_, std::io::Error>(bytes), body)),
+                    Some(Err(e)) => Some((Err(std::io::Error::other(e)), body)),
+                    None => None,
+                }
+            });
+            Ok(b.body(SizedStream::new(len, Box::pin(body))))
+        }
+        Err(e) => s3_error(
+            status_of(&e),
+            &how,
+            key,
+            &aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+        ),
+    }
+}
+
+fn common_headers(
+    b: &mut actix_web::HttpResponseBuilder,
+    how: &Presentation<'_>,
+    etag: Option<&str>,
+    last_modified: Option<&aws_sdk_s3::primitives::DateTime>,
+) {
+    b.insert_header((header::CONTENT_TYPE, how.content_type))
+        .insert_header((header::CACHE_CONTROL, how.cache_control))
+        .insert_header((header::ACCEPT_RANGES, "bytes"));
+    if let Some(etag) = etag {
+        b.insert_header((header::ETAG, etag));
+    }
+    if let Some(lm) = last_modified
+        && let Ok(s) = lm.fmt(aws_sdk_s3::primitives::DateTimeFormat::HttpDate)
+    {
+        b.insert_header((header::LAST_MODIFIED, s));
+    }
+    if let Some(d) = &how.disposition {
+        b.insert_header((header::CONTENT_DISPOSITION, d.as_str()));
+    }
+}
+
+fn s3_error(
+    status: Option<u16>,
+    how: &Presentation<'_>,
+    key: &str,
+    detail: &str,
+) -> Result<HttpResponse, ApiError> {
+    match status {
+        Some(304) => Ok(HttpResponse::NotModified()
+            .insert_header((header::CACHE_CONTROL, how.cache_control))
+            .finish()),
+        Some(404) => Err(ApiError::NotFound("no such file".into())),
+        Some(416) => Ok(HttpResponse::RangeNotSatisfiable()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish()),
+        _ => Err(ApiError::Storage(format!("{key}: {detail}"))),
+    }
+}
