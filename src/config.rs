@@ -114,6 +114,12 @@ pub const ENV_VARS: &[EnvVar] = &[
         "HTTP listen address (host:port; port 0 picks a free port)",
     ),
     var(
+        "VEZA_METRICS_BIND",
+        None,
+        Scope::Server,
+        "serve /metrics on this separate address only (e.g. 127.0.0.1:9464); unset = on VEZA_BIND",
+    ),
+    var(
         "VEZA_WORKERS",
         Some("number of cores"),
         Scope::Server,
@@ -166,6 +172,17 @@ pub const ENV_VARS: &[EnvVar] = &[
         Some("false"),
         Scope::Storage,
         "path-style bucket addressing (MinIO and most self-hosted servers need true)",
+    ),
+    var(
+        "S3_ACCESS_KEY_ID",
+        None,
+        Scope::Storage,
+        "static S3 access key id; with S3_SECRET_ACCESS_KEY, used instead of the standard AWS credential chain",
+    ),
+    secret(
+        "S3_SECRET_ACCESS_KEY",
+        Scope::Storage,
+        "static S3 secret key; set together with S3_ACCESS_KEY_ID; secret",
     ),
     secret(
         "VEZA_MEDIA_SIGNING_KEY",
@@ -449,6 +466,7 @@ pub struct DatabaseConfig {
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
     pub bind: SocketAddr,
+    pub metrics_bind: Option<SocketAddr>,
     pub workers: usize,
     pub auto_migrate: bool,
     pub pool_stats_interval: Duration,
@@ -498,6 +516,16 @@ pub struct S3Config {
     pub endpoint: Option<String>,
     pub region: String,
     pub force_path_style: bool,
+    /// Static credentials (`S3_ACCESS_KEY_ID` + `S3_SECRET_ACCESS_KEY`); `None` = the
+    /// standard AWS chain (environment, profile, SSO, IMDS…).
+    pub credentials: Option<S3Credentials>,
+}
+
+/// A static S3 key pair. The secret never prints.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S3Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: Secret<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -661,6 +689,12 @@ impl Config {
             "a socket address such as 127.0.0.1:8080 or [::]:8080",
             |s| s.parse().ok(),
         );
+        let metrics_bind = r.parsed(
+            "VEZA_METRICS_BIND",
+            None,
+            "a socket address such as 127.0.0.1:9464",
+            |s| s.parse().ok().map(Some),
+        );
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let workers = r.parsed(
             "VEZA_WORKERS",
@@ -720,6 +754,7 @@ impl Config {
             },
             server: ServerConfig {
                 bind,
+                metrics_bind,
                 workers,
                 auto_migrate,
                 pool_stats_interval,
@@ -750,6 +785,12 @@ impl Config {
                 self.database.acquire_timeout.as_millis().to_string(),
             ),
             ("VEZA_BIND", self.server.bind.to_string()),
+            (
+                "VEZA_METRICS_BIND",
+                self.server
+                    .metrics_bind
+                    .map_or("(unset)".to_string(), |a| a.to_string()),
+            ),
             ("VEZA_WORKERS", self.server.workers.to_string()),
             ("VEZA_AUTO_MIGRATE", self.server.auto_migrate.to_string()),
             (
@@ -778,6 +819,22 @@ impl Config {
             (
                 "S3_FORCE_PATH_STYLE",
                 self.s3().is_some_and(|s| s.force_path_style).to_string(),
+            ),
+            (
+                "S3_ACCESS_KEY_ID",
+                unset_or(
+                    self.s3()
+                        .and_then(|s| s.credentials.as_ref())
+                        .map(|c| c.access_key_id.as_str()),
+                ),
+            ),
+            (
+                "S3_SECRET_ACCESS_KEY",
+                if self.s3().is_some_and(|s| s.credentials.is_some()) {
+                    "[redacted]".to_string()
+                } else {
+                    "(unset)".to_string()
+                },
             ),
             (
                 "VEZA_MEDIA_SIGNING_KEY",
@@ -885,6 +942,29 @@ fn read_storage(r: &mut Reader<'_>) -> StorageBackend {
         .and_then(|s| non_empty(s.trim()))
         .unwrap_or_else(|| "us-east-1".to_string());
     let force_path_style = r.bool("S3_FORCE_PATH_STYLE", false);
+    let access_key_id = r.raw("S3_ACCESS_KEY_ID").and_then(|s| non_empty(s.trim()));
+    let secret_access_key = r.raw("S3_SECRET_ACCESS_KEY").filter(|s| !s.is_empty());
+    let credentials = match (access_key_id, secret_access_key) {
+        (Some(access_key_id), Some(secret)) => Some(S3Credentials {
+            access_key_id,
+            secret_access_key: Secret::new(secret),
+        }),
+        (None, None) => None,
+        (Some(_), None) => {
+            r.missing(
+                "S3_SECRET_ACCESS_KEY",
+                "a secret key when S3_ACCESS_KEY_ID is set",
+            );
+            None
+        }
+        (None, Some(_)) => {
+            r.missing(
+                "S3_ACCESS_KEY_ID",
+                "an access key id when S3_SECRET_ACCESS_KEY is set",
+            );
+            None
+        }
+    };
     if !s3 {
         return StorageBackend::Local;
     }
@@ -894,6 +974,7 @@ fn read_storage(r: &mut Reader<'_>) -> StorageBackend {
             endpoint,
             region,
             force_path_style,
+            credentials,
         }),
         None => {
             r.missing("S3_BUCKET", "a bucket name when STORAGE_BACKEND=s3");

@@ -3,6 +3,7 @@
 //! all on the one registry owned by the `Metrics` actor; other components get cheap
 //! clones of the handles and update them directly (atomics, no actor round trip).
 
+use prometheus::core::Collector;
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry,
@@ -182,31 +183,54 @@ impl Metrics {
                 &["outcome"],
             )?,
         };
-        registry.register(Box::new(m.http_requests_total.clone()))?;
-        registry.register(Box::new(m.http_request_duration_seconds.clone()))?;
-        registry.register(Box::new(m.db_connections.clone()))?;
-        registry.register(Box::new(m.db_connections_pending.clone()))?;
-        registry.register(Box::new(m.db_connection_acquire_seconds.clone()))?;
-        registry.register(Box::new(m.db_connection_acquire_timeouts_total.clone()))?;
-        registry.register(Box::new(
-            m.db_pool_stats_last_sample_timestamp_seconds.clone(),
-        ))?;
-        registry.register(Box::new(m.db_pool_stats_samples_total.clone()))?;
-        registry.register(Box::new(m.actor_restarts_total.clone()))?;
-        registry.register(Box::new(m.db_statements_total.clone()))?;
-        registry.register(Box::new(m.db_request_query_count.clone()))?;
-        registry.register(Box::new(m.db_n1_suspicions_total.clone()))?;
-        registry.register(Box::new(m.query_stats_dropped_total.clone()))?;
-        registry.register(Box::new(m.db_query_duration_seconds.clone()))?;
-        registry.register(Box::new(m.db_slow_queries_total.clone()))?;
-        registry.register(Box::new(m.db_n1_flagged_requests_total.clone()))?;
-        registry.register(Box::new(m.cdn_signatures_total.clone()))?;
-        registry.register(Box::new(m.cdn_fallback_total.clone()))?;
-        registry.register(Box::new(m.cdn_key_reloads_total.clone()))?;
-        #[cfg(target_os = "linux")]
-        registry.register(Box::new(
-            prometheus::process_collector::ProcessCollector::for_self(),
-        ))?;
+        for c in m.collectors() {
+            registry.register(c)?;
+        }
         Ok(m)
+    }
+
+    /// Every collector of the service, the process collector included: what
+    /// [`Metrics::register`] registers and [`Metrics::descriptions`] lists.
+    fn collectors(&self) -> Vec<Box<dyn Collector>> {
+        let mut v: Vec<Box<dyn Collector>> = vec![
+            Box::new(self.http_requests_total.clone()),
+            Box::new(self.http_request_duration_seconds.clone()),
+            Box::new(self.db_connections.clone()),
+            Box::new(self.db_connections_pending.clone()),
+            Box::new(self.db_connection_acquire_seconds.clone()),
+            Box::new(self.db_connection_acquire_timeouts_total.clone()),
+            Box::new(self.db_pool_stats_last_sample_timestamp_seconds.clone()),
+            Box::new(self.db_pool_stats_samples_total.clone()),
+            Box::new(self.actor_restarts_total.clone()),
+            Box::new(self.db_statements_total.clone()),
+            Box::new(self.db_request_query_count.clone()),
+            Box::new(self.db_n1_suspicions_total.clone()),
+            Box::new(self.db_n1_flagged_requests_total.clone()),
+            Box::new(self.query_stats_dropped_total.clone()),
+            Box::new(self.db_query_duration_seconds.clone()),
+            Box::new(self.db_slow_queries_total.clone()),
+            Box::new(self.cdn_signatures_total.clone()),
+            Box::new(self.cdn_fallback_total.clone()),
+            Box::new(self.cdn_key_reloads_total.clone()),
+        ];
+        #[cfg(target_os = "linux")]
+        v.push(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ));
+        v
+    }
+
+    /// (family name, help text) of every metric the service can export — including
+    /// label vectors that have no child yet and so are absent from a scrape.
+    pub fn descriptions(&self) -> Vec<(String, String)> {
+        self.collectors()
+            .iter()
+            .flat_map(|c| {
+                c.desc()
+                    .into_iter()
+                    .map(|d| (d.fq_name.clone(), d.help.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     }
 }

@@ -64,6 +64,8 @@ impl Handles {
 pub struct Application {
     addr: SocketAddr,
     server: Server,
+    /// The separate `/metrics` listener (`VEZA_METRICS_BIND`) and its bound address.
+    metrics_server: Option<(SocketAddr, Server)>,
     handles: Handles,
     watchdog: Addr<Watchdog>,
 }
@@ -168,6 +170,11 @@ impl Application {
         let db_data = web::Data::new(db);
         let metrics_data = web::Data::new(metrics_actor);
         let settings = web::Data::new(PoolStatsSettings { interval });
+        let separate_metrics = config.server.metrics_bind.is_some();
+        let metrics_server = match config.server.metrics_bind {
+            Some(bind) => Some(metrics_server(bind, metrics_data.clone())?),
+            None => None,
+        };
         let server = HttpServer::new(move || {
             let app = App::new()
                 .app_data(observer.clone())
@@ -177,7 +184,12 @@ impl Application {
                 .app_data(delivery.clone())
                 .wrap(from_fn(observe))
                 .wrap(Logger::new("%a \"%r\" %s %b %T"))
-                .configure(crate::web::routes);
+                .configure(crate::web::routes)
+                .configure(|cfg| {
+                    if !separate_metrics {
+                        crate::web::metrics_route(cfg);
+                    }
+                });
             let app = match &extra_routes {
                 Some(extra) => app.configure(|cfg| extra(cfg)),
                 None => app,
@@ -197,6 +209,7 @@ impl Application {
         Ok(Application {
             addr,
             server,
+            metrics_server,
             handles,
             watchdog,
         })
@@ -208,6 +221,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.addr.port()
+    }
+
+    /// Where `/metrics` is served when `VEZA_METRICS_BIND` is set.
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics_server.as_ref().map(|(a, _)| *a)
     }
 
     pub fn handles(&self) -> Handles {
@@ -222,7 +240,15 @@ impl Application {
     /// Serve until SIGTERM/SIGINT (or a stop through the server handle). After the
     /// server has drained: stop the watchdog, stop sampling, close the pool.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let metrics = self.metrics_server.map(|(_, server)| {
+            let handle = server.handle();
+            (handle, actix_web::rt::spawn(server))
+        });
         let served = self.server.await;
+        if let Some((handle, task)) = metrics {
+            handle.stop(true).await;
+            let _ = task.await;
+        }
         let _ = self.watchdog.send(StopWatchdog).await;
         if let Some(pool) = self.handles.db_pool() {
             match pool.send(db_pool::Shutdown).await {
@@ -232,6 +258,28 @@ impl Application {
         }
         served
     }
+}
+
+/// A one-worker listener that serves only `/metrics`.
+fn metrics_server(
+    bind: SocketAddr,
+    metrics_actor: web::Data<Addr<MetricsActor>>,
+) -> Result<(SocketAddr, Server), StartupError> {
+    let bind_err = |source| StartupError::Bind { addr: bind, source };
+    let listener = TcpListener::bind(bind).map_err(bind_err)?;
+    let addr = listener.local_addr().map_err(bind_err)?;
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(metrics_actor.clone())
+            .configure(crate::web::metrics_route)
+            .default_service(web::to(crate::web::not_found))
+    })
+    .workers(1)
+    .shutdown_timeout(5)
+    .listen(listener)
+    .map_err(bind_err)?
+    .run();
+    Ok((addr, server))
 }
 
 /// The key for `/media` tokens: configured, or random for this process (fine for one

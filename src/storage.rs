@@ -31,7 +31,8 @@ pub struct S3Storage {
 }
 
 impl Storage {
-    /// Build the backend. S3 credentials come from the standard AWS chain; nothing is
+    /// Build the backend. S3 credentials are S3_ACCESS_KEY_ID / S3_SECRET_ACCESS_KEY when
+    /// set, else the standard AWS chain; nothing is
     /// contacted here, so a misconfigured S3 shows up in `/health/deep`, not as a crash.
     pub async fn from_config(backend: &StorageBackend, root: &Path) -> Storage {
         match backend {
@@ -77,6 +78,15 @@ impl S3Storage {
             .region(aws_config::Region::new(cfg.region.clone()));
         if let Some(endpoint) = &cfg.endpoint {
             loader = loader.endpoint_url(endpoint.clone());
+        }
+        if let Some(c) = &cfg.credentials {
+            loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(
+                c.access_key_id.clone(),
+                c.secret_access_key.expose().clone(),
+                None,
+                None,
+                "veza-config",
+            ));
         }
         let shared = loader.load().await;
         let conf = aws_sdk_s3::config::Builder::from(&shared)

@@ -45,20 +45,3 @@ impl Handler<Render> for MetricsActor {
         String::from_utf8(buf).map_err(|e| e.to_string())
     }
 }
-
-/// The registered metric family names with their help text (for the catalogue test).
-#[derive(Message)]
-#[rtype(result = "Vec<(String, String)>")]
-pub struct ListFamilies;
-
-impl Handler<ListFamilies> for MetricsActor {
-    type Result = Vec<(String, String)>;
-
-    fn handle(&mut self, _: ListFamilies, _: &mut Self::Context) -> Self::Result {
-        self.registry
-            .gather()
-            .iter()
-            .map(|f| (f.name().to_string(), f.help().to_string()))
-            .collect()
-    }
-}

@@ -26,7 +26,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .route("/health", web::get().to(handlers::health::live))
     .route("/health/deep", web::get().to(handlers::health::deep))
-    .route("/metrics", web::get().to(handlers::metrics::render))
     .route("/api/v1/tracks", web::get().to(handlers::tracks::list))
     .route("/api/v1/tracks/{id}", web::get().to(handlers::tracks::get))
     .route(
@@ -51,6 +50,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(handlers::media::media))
             .route(web::head().to(handlers::media::media)),
     );
+}
+
+/// `GET /metrics`, mounted on the public listener or on `VEZA_METRICS_BIND`.
+pub fn metrics_route(cfg: &mut web::ServiceConfig) {
+    cfg.route("/metrics", web::get().to(handlers::metrics::render));
 }
 
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {

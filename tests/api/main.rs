@@ -2,7 +2,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod catalogue;
+mod cdn;
 mod cli;
+mod delivery;
 mod helpers;
 mod n1;
+mod observability;
 mod pool;
+mod s3;
