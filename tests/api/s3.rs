@@ -1,1 +1,646 @@
+//! Delivery from a real S3 server (s3s-fs on loopback): presigned downloads, HLS through
+//! the `/media` route with per-segment presigned redirects, the HLS origin streaming from
+//! the bucket, storage in `/health/deep`, and CDN → S3 fallback. Plus the S3 credential
+//! variables in `check-config`.
 
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use reqwest::header;
+use url::Url;
+use veza::cdn::{PreparedSigner, Provider, ProviderConfig, VerifyContext};
+
+use crate::cdn::veza;
+use crate::delivery::{assert_json_error, delivery_json, header, playlist_entries};
+use crate::helpers::{Backend, Options, TestApp, backends, in_ci, metric, poll, spawn_app};
+
+pub const ACCESS_KEY: &str = "veza-test-access";
+pub const SECRET_KEY: &str = "veza-test-secret-Kq93jd0";
+pub const BUCKET: &str = "veza-media";
+
+/// A running s3s-fs; killed on drop.
+pub struct S3Server {
+    child: Child,
+    pub endpoint: String,
+    pub root: tempfile::TempDir,
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn s3s_fs_binary() -> Option<PathBuf> {
+    let home = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin"));
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    home.into_iter()
+        .chain(std::env::split_paths(&path))
+        .map(|d| d.join("s3s-fs"))
+        .find(|p| p.is_file())
+}
+
+/// Start s3s-fs on a free port with bucket [`BUCKET`]; `None` (skip) when it is not
+/// installed, except under CI=true where that fails the test.
+pub async fn start_s3() -> Option<S3Server> {
+    let Some(bin) = s3s_fs_binary() else {
+        if in_ci() {
+            panic!("s3s-fs is not installed and CI=true");
+        }
+        eprintln!(
+            "skipping: s3s-fs not installed (cargo install s3s-fs@0.14.1 --locked --features binary)"
+        );
+        return None;
+    };
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir(root.path().join(BUCKET)).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = std::fs::File::create(root.path().join("s3s-fs.log")).unwrap();
+    let child = Command::new(bin)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+        .arg(root.path())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut server = S3Server {
+        child,
+        endpoint: format!("http://127.0.0.1:{port}"),
+        root,
+    };
+    let up = poll(Duration::from_secs(15), || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+    if up.is_none() {
+        let exited = server.child.try_wait().unwrap();
+        let log = std::fs::read_to_string(server.root.path().join("s3s-fs.log")).unwrap();
+        panic!("s3s-fs did not accept connections on {port} within 15s ({exited:?}): {log}");
+    }
+    Some(server)
+}
+
+/// A test-side S3 client for the server (not the application's).
+pub fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
+    use aws_sdk_s3::config::{BehaviorVersion, Builder, Credentials, Region};
+    let conf = Builder::new()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"))
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+/// Every file under `root`, as (key with `/` separators, path).
+fn files_under(root: &Path) -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(root).unwrap();
+                let key = rel
+                    .components()
+                    .map(|c| c.as_os_str().to_str().unwrap())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                out.push((key, p));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Upload everything under `root` to the bucket with the same relative keys.
+pub async fn upload_dir(endpoint: &str, root: &Path) -> usize {
+    let client = s3_client(endpoint);
+    let files = files_under(root);
+    for (key, path) in &files {
+        client
+            .put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .body(aws_sdk_s3::primitives::ByteStream::from(
+                std::fs::read(path).unwrap(),
+            ))
+            .send()
+            .await
+            .unwrap_or_else(|e| {
+                panic!("put {key}: {}", aws_sdk_s3::error::DisplayErrorContext(&e))
+            });
+    }
+    files.len()
+}
+
+/// Options for an app whose storage is the s3s-fs bucket.
+pub fn s3_options(s3: &S3Server, bucket: &str) -> Options {
+    Options::default()
+        .seeded()
+        .env("STORAGE_BACKEND", "s3")
+        .env("S3_BUCKET", bucket)
+        .env("S3_ENDPOINT", s3.endpoint.clone())
+        .env("S3_FORCE_PATH_STYLE", "true")
+        .env("S3_REGION", "us-east-1")
+        .env("S3_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("S3_SECRET_ACCESS_KEY", SECRET_KEY)
+}
+
+/// The demo media as they were generated, by key (the app's local copy is removed after
+/// the upload, so everything served below comes from the bucket).
+struct Demo {
+    files: std::collections::BTreeMap<String, Vec<u8>>,
+}
+
+impl Demo {
+    fn get(&self, key: &str) -> &[u8] {
+        self.files
+            .get(key)
+            .unwrap_or_else(|| panic!("no demo file {key}"))
+    }
+}
+
+/// Spawn an S3-backed app, upload its seeded demo media to the bucket, then delete the
+/// local copy.
+async fn s3_app(backend: Backend, s3: &S3Server, opts: Options) -> (TestApp, Demo) {
+    let app = spawn_app(backend, opts).await;
+    let local = app.config.storage_dir.clone();
+    let files = files_under(&local)
+        .into_iter()
+        .map(|(k, p)| (k, std::fs::read(p).unwrap()))
+        .collect::<std::collections::BTreeMap<_, _>>();
+    assert!(files.len() >= 20 * 6, "{}", files.len());
+    upload_dir(&s3.endpoint, &local).await;
+    std::fs::remove_dir_all(&local).unwrap();
+    (app, Demo { files })
+}
+
+fn query_value(url: &Url, name: &str) -> Option<String> {
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// The URL with one query parameter's value replaced (raw, as in the original).
+fn replace_param(url: &str, name: &str, f: impl Fn(&str) -> String) -> String {
+    let (base, query) = url.split_once('?').unwrap();
+    let query: Vec<String> = query
+        .split('&')
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) if k == name => format!("{k}={}", f(v)),
+            _ => p.to_string(),
+        })
+        .collect();
+    format!("{base}?{}", query.join("&"))
+}
+
+#[actix_web::test]
+async fn s3_downloads_are_presigned_and_checked_by_the_server() {
+    let Some(s3) = start_s3().await else { return };
+    for backend in backends().await {
+        let (app, demo) = s3_app(backend, &s3, s3_options(&s3, BUCKET)).await;
+        let plain = reqwest::Client::new();
+        for (id, disposition) in [
+            (3, "attachment; filename=\"Slow Orbit.wav\""),
+            (
+                19,
+                "attachment; filename=\"_t_ Indien.wav\"; filename*=UTF-8''%C3%89t%C3%A9%20Indien.wav",
+            ),
+        ] {
+            let body = delivery_json(&app, id, "download").await;
+            assert_eq!(body["via"], "s3", "{backend:?}: {body}");
+            let url = body["url"].as_str().unwrap();
+            let parsed = Url::parse(url).unwrap();
+            assert!(
+                url.starts_with(&format!(
+                    "{}/{BUCKET}/tracks/{id}/original.wav?",
+                    s3.endpoint
+                )),
+                "{url}"
+            );
+            assert!(query_value(&parsed, "X-Amz-Signature").is_some(), "{url}");
+            assert_eq!(
+                query_value(&parsed, "X-Amz-Expires").as_deref(),
+                Some("3600")
+            );
+            let r = plain.get(url).send().await.unwrap();
+            assert_eq!(r.status(), 200, "{url}");
+            assert_eq!(
+                header(r.headers(), header::CONTENT_DISPOSITION),
+                disposition
+            );
+            assert_eq!(
+                r.bytes().await.unwrap().as_ref(),
+                demo.get(&format!("tracks/{id}/original.wav"))
+            );
+
+            // A tampered signature is refused by the S3 server itself.
+            let tampered = replace_param(url, "X-Amz-Signature", |sig| {
+                let first = if sig.starts_with('0') { '1' } else { '0' };
+                format!("{first}{}", &sig[1..])
+            });
+            let r = plain.get(&tampered).send().await.unwrap();
+            assert_eq!(r.status(), 403, "{tampered}");
+            // So is a changed file name (the disposition is signed).
+            let renamed = replace_param(url, "response-content-disposition", |_| {
+                "attachment%3B%20filename%3D%22evil.exe%22".to_string()
+            });
+            assert_eq!(plain.get(&renamed).send().await.unwrap().status(), 403);
+        }
+    }
+}
+
+#[actix_web::test]
+async fn expired_presigned_urls_are_refused() {
+    let Some(s3) = start_s3().await else { return };
+    let (app, _) = s3_app(
+        Backend::Sqlite,
+        &s3,
+        s3_options(&s3, BUCKET).env("CDN_URL_TTL", "1s"),
+    )
+    .await;
+    let body = delivery_json(&app, 3, "download").await;
+    assert_eq!(body["via"], "s3");
+    let url = body["url"].as_str().unwrap().to_string();
+    assert_eq!(
+        query_value(&Url::parse(&url).unwrap(), "X-Amz-Expires").as_deref(),
+        Some("1")
+    );
+    let plain = reqwest::Client::new();
+    let refused = poll(Duration::from_secs(10), || async {
+        let r = plain.get(&url).send().await.unwrap();
+        (r.status() == 403).then_some(r)
+    })
+    .await
+    .expect("a 1s presigned URL still worked after 10s");
+    let text = refused.text().await.unwrap();
+    assert!(text.contains("AccessDenied"), "{text}");
+}
+
+#[actix_web::test]
+async fn s3_streams_go_through_media_with_presigned_segments() {
+    let Some(s3) = start_s3().await else { return };
+    for backend in backends().await {
+        let (app, demo) = s3_app(backend, &s3, s3_options(&s3, BUCKET)).await;
+        let body = delivery_json(&app, 3, "stream").await;
+        assert_eq!(body["via"], "s3", "{body}");
+        let master_url = Url::parse(body["url"].as_str().unwrap()).unwrap();
+        assert_eq!(master_url.origin().ascii_serialization(), app.address);
+        assert!(master_url.path().starts_with("/media/d/"), "{master_url}");
+
+        let r = app.client.get(master_url.clone()).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{master_url}");
+        assert_eq!(
+            header(r.headers(), header::CONTENT_TYPE),
+            "application/vnd.apple.mpegurl"
+        );
+        assert_eq!(
+            header(r.headers(), header::CACHE_CONTROL),
+            "public, max-age=60"
+        );
+        let master = r.text().await.unwrap();
+        assert_eq!(master.as_bytes(), demo.get("hls/3/master.m3u8"));
+        let media_url = master_url.join(&playlist_entries(&master)[0]).unwrap();
+        let r = app.client.get(media_url.clone()).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{media_url}");
+        let media = r.text().await.unwrap();
+        assert_eq!(media.as_bytes(), demo.get("hls/3/media.m3u8"));
+        let segments = playlist_entries(&media);
+        assert_eq!(segments.len(), veza::db::seed::SEGMENTS_PER_TRACK);
+        for seg in &segments {
+            let seg_url = media_url.join(seg).unwrap();
+            let r = app.client.get(seg_url.clone()).send().await.unwrap();
+            assert_eq!(r.status(), 302, "{seg_url}");
+            assert_eq!(
+                header(r.headers(), header::CACHE_CONTROL),
+                "private, no-store"
+            );
+            let location = header(r.headers(), header::LOCATION).to_string();
+            assert!(
+                location.starts_with(&format!("{}/{BUCKET}/hls/3/{seg}?", s3.endpoint))
+                    && location.contains("X-Amz-Signature="),
+                "{location}"
+            );
+            let r = app.client.get(&location).send().await.unwrap();
+            assert_eq!(r.status(), 200, "{location}");
+            assert_eq!(
+                r.bytes().await.unwrap().as_ref(),
+                demo.get(&format!("hls/3/{seg}"))
+            );
+        }
+        // The directory token still covers only this track.
+        let other = master_url.as_str().replace("/hls/3/", "/hls/4/");
+        assert_json_error(
+            app.client.get(&other).send().await.unwrap(),
+            403,
+            "forbidden",
+            "other track",
+        )
+        .await;
+    }
+}
+
+#[actix_web::test]
+async fn hls_origin_streams_from_the_bucket() {
+    let Some(s3) = start_s3().await else { return };
+    for backend in backends().await {
+        let (app, demo) = s3_app(backend, &s3, s3_options(&s3, BUCKET)).await;
+        let media = String::from_utf8(demo.get("hls/1/media.m3u8").to_vec()).unwrap();
+        let seg = playlist_entries(&media)[0].clone();
+        let bytes = demo.get(&format!("hls/1/{seg}"));
+        let url = format!("{}/hls/1/{seg}", app.address);
+
+        let r = app.get(&format!("/hls/1/{seg}")).await;
+        assert_eq!(r.status(), 200, "{backend:?}");
+        assert_eq!(header(r.headers(), header::CONTENT_TYPE), "video/mp2t");
+        assert_eq!(
+            header(r.headers(), header::CACHE_CONTROL),
+            "public, max-age=86400, immutable"
+        );
+        let etag = header(r.headers(), header::ETAG).to_string();
+        assert!(!etag.is_empty(), "{:?}", r.headers());
+        assert_eq!(r.bytes().await.unwrap().as_ref(), bytes);
+
+        let r = app
+            .client
+            .get(&url)
+            .header(header::RANGE, "bytes=0-99")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 206);
+        assert_eq!(
+            header(r.headers(), header::CONTENT_RANGE),
+            format!("bytes 0-99/{}", bytes.len())
+        );
+        assert_eq!(r.bytes().await.unwrap().as_ref(), &bytes[..100]);
+
+        // If-None-Match is passed through to S3, which answers 304 itself (AWS, MinIO, R2).
+        // s3s-fs 0.14 ignores If-None-Match on GetObject; ask it directly first, and hold
+        // the app to whatever the server does.
+        let direct = s3_client(&s3.endpoint)
+            .get_object()
+            .bucket(BUCKET)
+            .key(format!("hls/1/{seg}"))
+            .if_none_match(&etag)
+            .send()
+            .await;
+        let server_honours_inm = direct.is_err();
+        let r = app
+            .client
+            .get(&url)
+            .header(header::IF_NONE_MATCH, &etag)
+            .send()
+            .await
+            .unwrap();
+        if server_honours_inm {
+            assert_eq!(r.status(), 304);
+            assert!(r.bytes().await.unwrap().is_empty());
+        } else {
+            eprintln!("note: this S3 server ignores If-None-Match; the app answers 200 (not 304)");
+            assert_eq!(r.status(), 200);
+            assert_eq!(header(r.headers(), header::ETAG), etag);
+            assert_eq!(r.bytes().await.unwrap().as_ref(), bytes);
+        }
+
+        let r = app.client.head(&url).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(header(r.headers(), header::CONTENT_TYPE), "video/mp2t");
+        assert_eq!(header(r.headers(), header::ETAG), etag);
+        assert!(r.bytes().await.unwrap().is_empty());
+
+        assert_json_error(
+            app.get("/hls/1/seg-0000000000000000.ts").await,
+            404,
+            "not_found",
+            "missing object",
+        )
+        .await;
+
+        let (status, body) = app.get_json("/health/deep").await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["storage"]["backend"], "s3");
+        assert_eq!(body["storage"]["status"], "ok");
+    }
+}
+
+/// HEAD must announce the object's length, as the local origin (actix-files) does.
+#[actix_web::test]
+#[ignore = "product bug: HEAD on the S3 origin answers Content-Length: 0 (serve_s3 sets the \
+            header by hand and then calls finish(), whose empty body overrides it)"]
+async fn hls_origin_head_on_s3_reports_the_object_length() {
+    let Some(s3) = start_s3().await else { return };
+    let (app, demo) = s3_app(Backend::Sqlite, &s3, s3_options(&s3, BUCKET)).await;
+    let media = String::from_utf8(demo.get("hls/1/media.m3u8").to_vec()).unwrap();
+    let seg = playlist_entries(&media)[0].clone();
+    let len = demo.get(&format!("hls/1/{seg}")).len();
+    let r = app
+        .client
+        .head(format!("{}/hls/1/{seg}", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(r.headers(), header::CONTENT_LENGTH), len.to_string());
+    assert!(r.bytes().await.unwrap().is_empty());
+}
+
+#[actix_web::test]
+async fn a_wrong_bucket_fails_readiness_not_startup() {
+    let Some(s3) = start_s3().await else { return };
+    let app = spawn_app(Backend::Sqlite, s3_options(&s3, "no-such-bucket")).await;
+    assert_eq!(app.get("/health").await.status(), 200);
+    let (status, body) = app.get_json("/health/deep").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "unavailable");
+    assert_eq!(body["storage"]["backend"], "s3");
+    assert_eq!(body["storage"]["status"], "unavailable", "{body}");
+    assert!(
+        body["storage"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("no-such-bucket"),
+        "{body}"
+    );
+    assert_eq!(body["database"]["status"], "ok");
+    assert!(!body.to_string().contains(SECRET_KEY));
+    // Stream URLs need no S3 call; objects are 404 from a missing bucket, never 200.
+    let r = app.get("/hls/1/master.m3u8").await;
+    assert!(matches!(r.status().as_u16(), 404 | 502), "{}", r.status());
+}
+
+#[actix_web::test]
+async fn cloudflare_cannot_sign_hls_so_streams_fall_back_to_s3() {
+    let Some(s3) = start_s3().await else { return };
+    let (app, demo) = s3_app(
+        Backend::Sqlite,
+        &s3,
+        s3_options(&s3, BUCKET)
+            .env("CDN_ENABLED", "true")
+            .env("CDN_PROVIDER", "cloudflare")
+            .env("CDN_BASE_URL", "https://cdn.example.com")
+            .env("CDN_SECURITY_KEY", "k"),
+    )
+    .await;
+    let fallbacks = |text: &str| metric(text, "veza_cdn_fallback_total{reason=\"sign_error\"}");
+    let before = fallbacks(&app.metrics().await).unwrap_or(0.0);
+
+    let body = delivery_json(&app, 3, "stream").await;
+    assert_eq!(body["via"], "s3", "{body}");
+    let url = body["url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!("{}/media/d/", app.address)),
+        "{url}"
+    );
+    let r = app.client.get(url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.bytes().await.unwrap().as_ref(),
+        demo.get("hls/3/master.m3u8")
+    );
+    assert_eq!(fallbacks(&app.metrics().await), Some(before + 1.0));
+
+    let body = delivery_json(&app, 3, "download").await;
+    assert_eq!(body["via"], "cdn", "{body}");
+    let url = body["url"].as_str().unwrap();
+    assert!(
+        url.starts_with(
+            "https://cdn.example.com/tracks/3/original.wav?response-content-disposition="
+        ),
+        "{url}"
+    );
+    assert!(url.contains("&verify="), "{url}");
+    // The edge's check (Cloudflare's WAF rule, mirrored) accepts it.
+    let signer = PreparedSigner::new(&ProviderConfig::new(Provider::Cloudflare, "k")).unwrap();
+    let ctx = VerifyContext {
+        now: chrono::Utc::now().timestamp() as u64,
+        client_ip: None,
+        directory: false,
+    };
+    signer.verify(url, &ctx).unwrap();
+    assert_eq!(
+        metric(
+            &app.metrics().await,
+            "veza_cdn_signatures_total{outcome=\"ok\",provider=\"cloudflare\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(fallbacks(&app.metrics().await), Some(before + 1.0));
+}
+
+#[actix_web::test]
+async fn bunny_signs_hls_directories() {
+    for backend in backends().await {
+        let app = spawn_app(
+            backend,
+            Options::default()
+                .seeded()
+                .env("CDN_ENABLED", "true")
+                .env("CDN_PROVIDER", "bunny")
+                .env("CDN_BASE_URL", "https://cdn.example.com")
+                .env("CDN_SECURITY_KEY", "k"),
+        )
+        .await;
+        let body = delivery_json(&app, 3, "stream").await;
+        assert_eq!(body["via"], "cdn", "{body}");
+        let url = body["url"].as_str().unwrap();
+        assert!(
+            url.starts_with("https://cdn.example.com/bcdn_token="),
+            "{url}"
+        );
+        assert!(url.contains("token_path=%2Fhls%2F3%2F"), "{url}");
+        assert!(url.ends_with("/hls/3/master.m3u8"), "{url}");
+        let signer = PreparedSigner::new(&ProviderConfig::new(Provider::Bunny, "k")).unwrap();
+        let now = chrono::Utc::now().timestamp() as u64;
+        let ctx = VerifyContext {
+            now,
+            client_ip: None,
+            directory: true,
+        };
+        signer.verify(url, &ctx).unwrap();
+        // The token covers the segments next to the playlist, not another track.
+        let segment = url.replace("/master.m3u8", "/seg-0123.ts");
+        signer.verify(&segment, &ctx).unwrap();
+        assert!(
+            signer
+                .verify(&url.replace("/hls/3/", "/hls/4/"), &ctx)
+                .is_err()
+        );
+        let expires =
+            chrono::DateTime::parse_from_rfc3339(body["expires_at"].as_str().unwrap()).unwrap();
+        assert!(
+            url.contains(&format!("expires={}", expires.timestamp())),
+            "{url}"
+        );
+
+        let r = app.get("/api/v1/tracks/3/stream?redirect=1").await;
+        assert_eq!(r.status(), 302);
+        assert!(header(r.headers(), header::LOCATION).starts_with("https://cdn.example.com/"));
+
+        let text = app.metrics().await;
+        let ok = metric(
+            &text,
+            "veza_cdn_signatures_total{outcome=\"ok\",provider=\"bunny\"}",
+        );
+        assert!(ok.is_some_and(|n| n >= 2.0), "{text}");
+        assert_eq!(
+            metric(&text, "veza_cdn_fallback_total{reason=\"sign_error\"}").unwrap_or(0.0),
+            0.0
+        );
+    }
+}
+
+#[test]
+fn s3_credentials_are_read_and_the_secret_is_redacted() {
+    let base = [
+        ("STORAGE_BACKEND", "s3"),
+        ("S3_BUCKET", "media"),
+        ("S3_ENDPOINT", "http://127.0.0.1:9"),
+    ];
+    let mut env = base.to_vec();
+    env.extend([
+        ("S3_ACCESS_KEY_ID", "AKIDVEZATEST"),
+        ("S3_SECRET_ACCESS_KEY", "s3cr3t-key-XYZ"),
+    ]);
+    let out = veza(&["check-config"], &env);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("S3_ACCESS_KEY_ID=AKIDVEZATEST"), "{stdout}");
+    assert!(
+        stdout.contains("S3_SECRET_ACCESS_KEY=[redacted]"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("s3cr3t-key-XYZ"), "{stdout}");
+
+    for (set, missing) in [
+        (("S3_ACCESS_KEY_ID", "AKIDVEZATEST"), "S3_SECRET_ACCESS_KEY"),
+        (
+            ("S3_SECRET_ACCESS_KEY", "s3cr3t-key-XYZ"),
+            "S3_ACCESS_KEY_ID",
+        ),
+    ] {
+        let mut env = base.to_vec();
+        env.push(set);
+        let out = veza(&["check-config"], &env);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(missing), "{stderr}");
+        assert!(!stderr.contains("s3cr3t-key-XYZ"), "{stderr}");
+    }
+}
