@@ -58,7 +58,7 @@ fn check_config_reports_every_problem_on_its_own_line() {
     );
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(stderr.lines().count(), 2, "{stderr}");
+    assert_eq!(stderr.lines().count(), 3, "{stderr}");
     let out = veza(&["check-config"], &[("VEZA_N1_ALLOW", "not-a-route")]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("VEZA_N1_ALLOW"));

@@ -494,7 +494,7 @@ async fn prometheus_scrapes_two_instances_and_every_panel_and_alert_evaluates() 
     };
     let (statuses, ()) = futures_util::future::join(holds, saturated).await;
     assert!(
-        statuses.iter().any(|s| *s == 503) && statuses.iter().any(|s| *s == 200),
+        statuses.contains(&503) && statuses.contains(&200),
         "{statuses:?}"
     );
 

@@ -111,10 +111,11 @@ async fn serve_s3(
             Ok(o) => {
                 let mut b = HttpResponse::Ok();
                 common_headers(&mut b, &how, o.e_tag(), o.last_modified());
-                if let Some(len) = o.content_length() {
-                    b.insert_header((header::CONTENT_LENGTH, len.to_string()));
-                }
-                Ok(b.finish())
+                // A sized empty body: actix writes its length as Content-Length and,
+                // for HEAD, sends no bytes.
+                let len = o.content_length().unwrap_or(0).max(0) as u64;
+                let empty = futures_util::stream::empty::<Result<bytes::Bytes, std::io::Error>>();
+                Ok(b.body(SizedStream::new(len, Box::pin(empty))))
             }
             Err(e) => s3_error(
                 status_of(&e),
@@ -135,6 +136,15 @@ async fn serve_s3(
         .await;
     match out {
         Ok(o) => {
+            // Not every S3-compatible server honours If-None-Match: check it here too.
+            if let (Some(inm), Some(etag)) = (header_str(req, header::IF_NONE_MATCH), o.e_tag())
+                && etag_matches(&inm, etag)
+            {
+                return Ok(HttpResponse::NotModified()
+                    .insert_header((header::ETAG, etag))
+                    .insert_header((header::CACHE_CONTROL, how.cache_control))
+                    .finish());
+            }
             let status = if o.content_range().is_some() {
                 StatusCode::PARTIAL_CONTENT
             } else {
@@ -162,6 +172,15 @@ async fn serve_s3(
             &aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
         ),
     }
+}
+
+/// Weak comparison (RFC 9110 §13.1.2) of an `If-None-Match` list against an ETag.
+fn etag_matches(if_none_match: &str, etag: &str) -> bool {
+    let bare = |t: &str| t.trim().trim_start_matches("W/").to_string();
+    let etag = bare(etag);
+    if_none_match
+        .split(',')
+        .any(|t| t.trim() == "*" || bare(t) == etag)
 }
 
 fn common_headers(
