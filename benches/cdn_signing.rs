@@ -64,5 +64,48 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// The round trip a handler pays: `SignUrl` to the CdnSigner actor and back, against
+/// the direct `sign()` of the same URL in the same run.
+fn bench_actor(c: &mut Criterion) {
+    use actix::Actor;
+    use veza::actors::cdn_signer::{CdnSigner, SignUrl};
+    let mut g = c.benchmark_group("cdn_actor");
+    let env = std::collections::BTreeMap::from([
+        ("CDN_ENABLED".to_string(), "true".to_string()),
+        ("CDN_PROVIDER".to_string(), "bunny".to_string()),
+        (
+            "CDN_BASE_URL".to_string(),
+            "https://cdn.example.com".to_string(),
+        ),
+        ("CDN_SECURITY_KEY".to_string(), "SecurityKey".to_string()),
+    ]);
+    let cfg = veza::config::Config::from_map(&env).unwrap();
+    let registry = prometheus::Registry::new();
+    let metrics = veza::metrics::Metrics::register(&registry, 3.0).unwrap();
+    let direct = veza::cdn::keys::load(&cfg.cdn, None).unwrap();
+    let mut req = SignRequest::new(
+        "https://cdn.example.com/hls/42/master.m3u8",
+        2_000_000_000,
+        1_700_000_000,
+    );
+    req.directory = true;
+    g.bench_function("direct_sign", |b| {
+        b.iter(|| black_box(direct.sign(black_box(&req)).unwrap()))
+    });
+    let sys = actix::System::new();
+    let addr = sys.block_on(async { CdnSigner::new(cfg.cdn.clone(), metrics).unwrap().start() });
+    g.bench_function("actor_round_trip", |b| {
+        b.iter(|| {
+            sys.block_on(addr.send(SignUrl {
+                path: "/hls/42/master.m3u8".into(),
+                directory: true,
+            }))
+            .unwrap()
+            .unwrap()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, bench_actor);
 criterion_main!(benches);

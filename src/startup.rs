@@ -119,11 +119,12 @@ impl Application {
             let signer = CdnSigner::new(config.cdn.clone(), metrics.clone())
                 .map_err(|p| StartupError::Config(p.to_string()))?
                 .start();
-            reload_on_sighup(signer.clone());
             Some(signer)
         } else {
             None
         };
+        // Always handled: SIGHUP's default action would terminate the process.
+        reload_on_sighup(cdn_signer.clone());
 
         let storage =
             crate::storage::Storage::from_config(&config.storage, &config.storage_dir).await;
@@ -304,7 +305,7 @@ fn local_signer(
 }
 
 /// SIGHUP makes the CdnSigner reload its key material (rotation without restart).
-fn reload_on_sighup(signer: Addr<CdnSigner>) {
+fn reload_on_sighup(signer: Option<Addr<CdnSigner>>) {
     #[cfg(unix)]
     actix_web::rt::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
@@ -313,8 +314,13 @@ fn reload_on_sighup(signer: Addr<CdnSigner>) {
             return;
         };
         while hangups.recv().await.is_some() {
-            if signer.send(Reload).await.is_err() {
-                return;
+            match &signer {
+                Some(s) => {
+                    if s.send(Reload).await.is_err() {
+                        return;
+                    }
+                }
+                None => log::info!("SIGHUP: CDN signing is disabled, nothing to reload"),
             }
         }
     });

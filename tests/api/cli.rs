@@ -252,7 +252,9 @@ fn env_variables_doc_matches_the_code() {
                         .any(|p| piece.starts_with(p))
                         || piece == "DATABASE_URL"
                         || piece == "STORAGE_BACKEND";
+                    // a bare prefix such as "CDN_" is not a variable
                     if is_var
+                        && !piece.ends_with('_')
                         && piece
                             .chars()
                             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
