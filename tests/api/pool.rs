@@ -380,6 +380,23 @@ async fn sigterm_exits_0_and_no_sample_follows_the_pool_close() {
     })
     .await
     .expect("sampler running");
+    // SIGHUP (key rotation) must never terminate the service, CDN or not.
+    Command::new("kill")
+        .args(["-HUP", &app.child.id().to_string()])
+        .status()
+        .unwrap();
+    poll(Duration::from_secs(5), || async {
+        (app.count("nothing to reload") == 1).then_some(())
+    })
+    .await
+    .expect("SIGHUP handled");
+    assert_eq!(
+        reqwest::get(format!("{base}/health"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     assert_eq!(app.terminate(), Some(0));
     let lines = app.lines.lock().unwrap().clone();
     let closed = lines
