@@ -19,6 +19,7 @@ VEZA_BIND=127.0.0.1:$VP VEZA_WORKERS=2 ./target/release/veza serve >"$WORK/veza.
 mkdir -p "$WORK/nginx"
 cat >"$WORK/nginx/nginx.conf" <<CONF
 worker_processes 2;
+$( [ "$(id -u)" = 0 ] && echo "user root;" )
 pid $WORK/nginx/nginx.pid;
 error_log $WORK/nginx/error.log;
 events { worker_connections 1024; }
@@ -35,9 +36,16 @@ http {
 CONF
 "$NGINX" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' &
 for p in $VP $NP; do
-  for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$p/hls/1/seg-bench.ts" -o /dev/null && break; sleep 0.1; done
+  ok=""
+  for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$p/hls/1/seg-bench.ts" -o /dev/null && ok=1 && break; sleep 0.1; done
+  [ -n "$ok" ] || { echo "server on port $p does not serve the segment" >&2; exit 1; }
 done
-rps() { wrk -t2 -c"$CONNS" -d"${DURATION}s" "$1" | awk '/Requests\/sec/ {print $2}'; }
+rps() {
+  local out; out=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" "$1")
+  # Errors would make a server look fast: refuse to report them.
+  if grep -q "Non-2xx" <<<"$out"; then echo "non-2xx answers from $1:" >&2; echo "$out" >&2; exit 1; fi
+  awk '/Requests\/sec/ {print $2}' <<<"$out"
+}
 V=$(rps "http://127.0.0.1:$VP/hls/1/seg-bench.ts")
 N=$(rps "http://127.0.0.1:$NP/hls/1/seg-bench.ts")
 python3 - "$V" "$N" "$SEG_KB" "$CONNS" <<'PY'

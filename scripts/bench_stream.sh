@@ -25,7 +25,9 @@ export VEZA_DB_MAX_CONNECTIONS=$CONNS VEZA_MEDIA_SIGNING_KEY=bench
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 VEZA_BIND=127.0.0.1:$PORT VEZA_WORKERS=2 ./target/release/veza serve >"$WORK/veza.log" 2>&1 &
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/api/v1/tracks/1/stream" -o /dev/null && break; sleep 0.1; done
-V=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" "http://127.0.0.1:$PORT/api/v1/tracks/1/stream" | awk '/Requests\/sec/ {print $2}')
+OUT=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" "http://127.0.0.1:$PORT/api/v1/tracks/1/stream")
+if grep -q "Non-2xx" <<<"$OUT"; then echo "non-2xx answers:" >&2; echo "$OUT" >&2; exit 1; fi
+V=$(awk '/Requests\/sec/ {print $2}' <<<"$OUT")
 kill %1; wait 2>/dev/null || true
 pgbench -h 127.0.0.1 -U postgres -i -s 1 -q "$PGB" >/dev/null 2>&1
 P=$(pgbench -h 127.0.0.1 -U postgres -S -c "$CONNS" -j 2 -T "$DURATION" "$PGB" 2>/dev/null | awk '/^tps/ {print $3; exit}')

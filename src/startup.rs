@@ -171,6 +171,7 @@ impl Application {
         let db_data = web::Data::new(db);
         let metrics_data = web::Data::new(metrics_actor);
         let settings = web::Data::new(PoolStatsSettings { interval });
+        let prefix_cache = web::Data::new(crate::web::handlers::hls::PrefixCache::default());
         let separate_metrics = config.server.metrics_bind.is_some();
         let metrics_server = match config.server.metrics_bind {
             Some(bind) => Some(metrics_server(bind, metrics_data.clone())?),
@@ -183,6 +184,7 @@ impl Application {
                 .app_data(metrics_data.clone())
                 .app_data(settings.clone())
                 .app_data(delivery.clone())
+                .app_data(prefix_cache.clone())
                 .wrap(from_fn(observe))
                 .wrap(Logger::new("%a \"%r\" %s %b %T"))
                 .configure(crate::web::routes)

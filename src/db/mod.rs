@@ -68,6 +68,10 @@ pub async fn connect(
         .connect_timeout(cfg.acquire_timeout)
         .idle_timeout(Duration::from_secs(600))
         .connect_lazy(true)
+        // sqlx pings every connection before handing it out by default: a second round
+        // trip per statement. Ping only connections that sat idle (they may have been
+        // dropped by the server or a proxy); busy ones are known good.
+        .test_before_acquire_if_idle_for(Duration::from_secs(30))
         // sqlx logs every statement at info with its parameters; we log shapes ourselves.
         .sqlx_logging(false);
     // sea-orm's connect errors can quote the URL (and so its password): replace them.

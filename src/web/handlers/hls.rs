@@ -2,6 +2,10 @@
 //! the player's origin without a CDN). Only validated plain names inside the track's
 //! own HLS directory are ever read.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use actix_web::{HttpRequest, HttpResponse, web};
 use sea_orm::{EntityTrait, QuerySelect};
 
@@ -13,8 +17,65 @@ use crate::delivery::paths::validate_hls_name;
 use crate::web::error::ApiError;
 use crate::web::handlers::delivery::Delivery;
 
+/// track id → HLS prefix, so segment requests (the origin's hot path: a CDN miss per
+/// segment, a player without CDN every few seconds) skip the database. Bounded in size
+/// and age: a changed prefix is seen within [`PREFIX_TTL`].
+pub struct PrefixCache {
+    entries: Mutex<HashMap<i64, (Arc<str>, Instant)>>,
+}
+
+pub const PREFIX_TTL: Duration = Duration::from_secs(60);
+const PREFIX_CAP: usize = 10_000;
+
+impl Default for PrefixCache {
+    fn default() -> Self {
+        PrefixCache {
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl PrefixCache {
+    fn get(&self, id: i64) -> Option<Arc<str>> {
+        let map = self.entries.lock().ok()?;
+        map.get(&id)
+            .filter(|(_, at)| at.elapsed() < PREFIX_TTL)
+            .map(|(p, _)| p.clone())
+    }
+
+    fn put(&self, id: i64, prefix: Arc<str>) {
+        if let Ok(mut map) = self.entries.lock() {
+            if map.len() >= PREFIX_CAP {
+                map.retain(|_, (_, at)| at.elapsed() < PREFIX_TTL);
+                if map.len() >= PREFIX_CAP {
+                    map.clear();
+                }
+            }
+            map.insert(id, (prefix, Instant::now()));
+        }
+    }
+}
+
+async fn hls_prefix(db: &Conn, cache: &PrefixCache, id: i64) -> Result<Arc<str>, ApiError> {
+    if let Some(p) = cache.get(id) {
+        return Ok(p);
+    }
+    let prefix: Option<String> = track::Entity::find_by_id(id)
+        .select_only()
+        .column(track::Column::HlsPrefix)
+        .into_tuple()
+        .one(db)
+        .await?;
+    let prefix: Arc<str> = prefix
+        .ok_or_else(|| ApiError::NotFound(format!("track {id} not found")))?
+        .into();
+    cache.put(id, prefix.clone());
+    Ok(prefix)
+}
+
 pub async fn origin(
     db: Conn,
+    cache: web::Data<PrefixCache>,
     path: web::Path<(String, String)>,
     delivery: web::Data<Delivery>,
     req: HttpRequest,
@@ -23,13 +84,7 @@ pub async fn origin(
     let id = parse_id(&raw_id)?;
     let kind = validate_hls_name(&file)
         .map_err(|e| ApiError::bad_request("invalid_file_name", e.to_string()))?;
-    let prefix: Option<String> = track::Entity::find_by_id(id)
-        .select_only()
-        .column(track::Column::HlsPrefix)
-        .into_tuple()
-        .one(&db)
-        .await?;
-    let prefix = prefix.ok_or_else(|| ApiError::NotFound(format!("track {id} not found")))?;
+    let prefix = hls_prefix(&db, &cache, id).await?;
     let key = format!("{}/{file}", prefix.trim_end_matches('/'));
     serve(
         &req,
