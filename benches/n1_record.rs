@@ -40,6 +40,28 @@ fn bench_record(c: &mut Criterion) {
             total
         })
     });
+    // What the connection wrapper does per statement: resolve the shape before the
+    // statement runs (its text is then moved into sea-orm), record after.
+    g.bench_function("wrapper_path_shape_of_then_record_shape", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut done = 0u64;
+            while done < iters {
+                let rec = RequestRecorder::new("/api/v1/playlists/{id}", "GET");
+                rec.record(SQL_100, Some(u64::MAX), Duration::from_micros(50));
+                let n = (iters - done).min(1000);
+                let t = Instant::now();
+                for i in 0..n {
+                    let shape = rec.shape_of(black_box(SQL_100));
+                    rec.record_shape(shape, Some(i), Duration::from_micros(50));
+                }
+                total += t.elapsed();
+                done += n;
+                black_box(rec.statement_count());
+            }
+            total
+        })
+    });
     g.bench_function("seen_before_100B_identical_params", |b| {
         let rec = RequestRecorder::new("/api/v1/playlists/{id}", "GET");
         b.iter(|| rec.record(black_box(SQL_100), Some(42), Duration::from_micros(50)))

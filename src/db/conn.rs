@@ -147,6 +147,9 @@ fn is_acquire_timeout<T>(res: &Result<T, DbErr>) -> bool {
     matches!(res, Err(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)))
 }
 
+/// A statement's shape in the request's recorder: outer `None` when not counting.
+type Shape = Option<Option<usize>>;
+
 /// What a wrapped connection or transaction shares: where to record, what to measure.
 #[derive(Clone)]
 struct Probe {
@@ -160,7 +163,7 @@ impl Probe {
     /// (outside a transaction), so its wait is measured.
     async fn run<T>(
         &self,
-        sql: &str,
+        shape: Shape,
         params: Option<u64>,
         acquires: bool,
         fut: Pin<Box<dyn Future<Output = Result<T, DbErr>> + Send + '_>>,
@@ -172,10 +175,15 @@ impl Probe {
         if acquires {
             self.observe_acquire(&res, total, elapsed);
         }
-        if let Some(rec) = &self.recorder {
-            rec.record(sql, params, elapsed.unwrap_or(total));
+        if let (Some(rec), Some(shape)) = (&self.recorder, shape) {
+            rec.record_shape(shape, params, elapsed.unwrap_or(total));
         }
         res
+    }
+
+    /// Resolve a statement's shape before the statement consumes its text.
+    fn shape(&self, sql: &str) -> Shape {
+        self.recorder.as_ref().map(|r| r.shape_of(sql))
     }
 
     fn observe_acquire<T>(
@@ -251,32 +259,37 @@ impl ConnectionTrait for Conn {
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        let sql = stmt.sql.clone();
+        let shape = self.probe.shape(&stmt.sql);
         let params = params_hash(&stmt);
         self.probe
-            .run(&sql, params, true, self.conn.execute_raw(stmt))
+            .run(shape, params, true, self.conn.execute_raw(stmt))
             .await
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
         self.probe
-            .run(sql, None, true, self.conn.execute_unprepared(sql))
+            .run(
+                self.probe.shape(sql),
+                None,
+                true,
+                self.conn.execute_unprepared(sql),
+            )
             .await
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        let sql = stmt.sql.clone();
+        let shape = self.probe.shape(&stmt.sql);
         let params = params_hash(&stmt);
         self.probe
-            .run(&sql, params, true, self.conn.query_one_raw(stmt))
+            .run(shape, params, true, self.conn.query_one_raw(stmt))
             .await
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        let sql = stmt.sql.clone();
+        let shape = self.probe.shape(&stmt.sql);
         let params = params_hash(&stmt);
         self.probe
-            .run(&sql, params, true, self.conn.query_all_raw(stmt))
+            .run(shape, params, true, self.conn.query_all_raw(stmt))
             .await
     }
 }
@@ -293,10 +306,10 @@ impl StreamTrait for Conn {
         stmt: Statement,
     ) -> Pin<Box<dyn Future<Output = Result<Self::Stream<'a>, DbErr>> + 'a + Send>> {
         Box::pin(async move {
-            let sql = stmt.sql.clone();
+            let shape = self.probe.shape(&stmt.sql);
             let params = params_hash(&stmt);
             self.probe
-                .run(&sql, params, true, self.conn.stream_raw(stmt))
+                .run(shape, params, true, self.conn.stream_raw(stmt))
                 .await
         })
     }
@@ -414,32 +427,37 @@ impl ConnectionTrait for Txn {
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        let sql = stmt.sql.clone();
+        let shape = self.probe.shape(&stmt.sql);
         let params = params_hash(&stmt);
         self.probe
-            .run(&sql, params, false, self.inner.execute_raw(stmt))
+            .run(shape, params, false, self.inner.execute_raw(stmt))
             .await
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
         self.probe
-            .run(sql, None, false, self.inner.execute_unprepared(sql))
+            .run(
+                self.probe.shape(sql),
+                None,
+                false,
+                self.inner.execute_unprepared(sql),
+            )
             .await
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        let sql = stmt.sql.clone();
+        let shape = self.probe.shape(&stmt.sql);
         let params = params_hash(&stmt);
         self.probe
-            .run(&sql, params, false, self.inner.query_one_raw(stmt))
+            .run(shape, params, false, self.inner.query_one_raw(stmt))
             .await
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        let sql = stmt.sql.clone();
+        let shape = self.probe.shape(&stmt.sql);
         let params = params_hash(&stmt);
         self.probe
-            .run(&sql, params, false, self.inner.query_all_raw(stmt))
+            .run(shape, params, false, self.inner.query_all_raw(stmt))
             .await
     }
 }
@@ -456,10 +474,10 @@ impl StreamTrait for Txn {
         stmt: Statement,
     ) -> Pin<Box<dyn Future<Output = Result<Self::Stream<'a>, DbErr>> + 'a + Send>> {
         Box::pin(async move {
-            let sql = stmt.sql.clone();
+            let shape = self.probe.shape(&stmt.sql);
             let params = params_hash(&stmt);
             self.probe
-                .run(&sql, params, false, self.inner.stream_raw(stmt))
+                .run(shape, params, false, self.inner.stream_raw(stmt))
                 .await
         })
     }

@@ -118,8 +118,20 @@ impl Accumulator {
         db_time: Duration,
         span: Option<(u64, u64)>,
     ) -> Option<usize> {
+        let idx = self.shape_index(sql);
+        self.record_shape(idx, params_hash, db_time, span)
+    }
+
+    /// [`record`](Self::record) for a shape already resolved by `shape_index`.
+    pub(crate) fn record_shape(
+        &mut self,
+        idx: Option<usize>,
+        params_hash: Option<u64>,
+        db_time: Duration,
+        span: Option<(u64, u64)>,
+    ) -> Option<usize> {
         self.db_time = self.db_time.saturating_add(db_time);
-        let idx = self.shape_index(sql)?;
+        let idx = idx?;
         let s = self.shapes.get_mut(idx)?;
         s.count = s.count.saturating_add(1);
         s.db_time = s.db_time.saturating_add(db_time);
@@ -274,6 +286,30 @@ impl RequestRecorder {
         self.lock()
             .acc
             .record(sql, params_hash, db_time, Some((start, end)));
+    }
+
+    /// First half of a record, for callers that must hand the SQL text away
+    /// before the statement completes (the connection wrapper): resolves the
+    /// text to its shape now, so [`record_shape`](Self::record_shape) needs
+    /// no copy of it. `None` when the per-request shape cap is reached.
+    pub fn shape_of(&self, sql: &str) -> Option<usize> {
+        self.lock().acc.shape_index(sql)
+    }
+
+    /// Second half: the statement of `shape` (from [`shape_of`](Self::shape_of))
+    /// completed now after `db_time`.
+    pub fn record_shape(&self, shape: Option<usize>, params_hash: Option<u64>, db_time: Duration) {
+        self.statements.fetch_add(1, Ordering::Relaxed);
+        let ended = Instant::now();
+        let end = u64::try_from(ended.saturating_duration_since(self.origin).as_nanos())
+            .unwrap_or(u64::MAX);
+        let dur = u64::try_from(db_time.as_nanos()).unwrap_or(u64::MAX);
+        self.lock().acc.record_shape(
+            shape,
+            params_hash,
+            db_time,
+            Some((end.saturating_sub(dur), end)),
+        );
     }
 
     /// Statements recorded so far.
