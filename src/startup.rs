@@ -85,12 +85,15 @@ impl Application {
         let metrics_actor = metrics_actor.start();
 
         let conn = db::connect(&config.database, &metrics, config.query_stats.slow_query).await?;
-        if config.server.auto_migrate {
-            // An unreachable database must not stop the service from starting: it
-            // serves 503 until the database answers; `veza migrate` can be run later.
-            if let Err(e) = db::migrate(&conn).await {
-                log::error!("migrations not applied (database unavailable?): {e}");
-            }
+        // An unreachable database must not stop the service from starting: it serves
+        // 503 until the database answers, and the DbPool actor applies the pending
+        // migrations as soon as it does.
+        let migrations_pending = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        if config.server.auto_migrate
+            && let Err(e) = db::migrate(&conn).await
+        {
+            log::error!("migrations not applied yet (database unavailable?): {e}");
+            migrations_pending.store(true, std::sync::atomic::Ordering::Relaxed);
         }
         let instruments = Arc::new(PoolInstruments::default());
         let db = Db {
@@ -103,8 +106,11 @@ impl Application {
         let interval = config.server.pool_stats_interval;
         let spawn_pool = {
             let (conn, metrics, instruments) = (conn.clone(), metrics.clone(), instruments.clone());
+            let pending = migrations_pending.clone();
             move || {
-                DbPool::new(conn.clone(), metrics.clone(), instruments.clone(), interval).start()
+                DbPool::new(conn.clone(), metrics.clone(), instruments.clone(), interval)
+                    .migrate_when_reachable(pending.clone())
+                    .start()
             }
         };
         let db_pool = Arc::new(Mutex::new(spawn_pool()));

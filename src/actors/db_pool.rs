@@ -9,7 +9,7 @@
 //! counts it in `veza_actor_restarts_total{actor="db_pool"}`.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -32,6 +32,8 @@ pub struct DbPool {
     reachable: bool,
     backoff: Duration,
     samples: u64,
+    /// Set when startup could not apply migrations; cleared once they are applied.
+    migrations_pending: Arc<AtomicBool>,
 }
 
 impl DbPool {
@@ -51,7 +53,31 @@ impl DbPool {
             reachable: false,
             backoff: BACKOFF_START,
             samples: 0,
+            migrations_pending: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Apply pending migrations once the database answers (startup could not).
+    pub fn migrate_when_reachable(mut self, pending: Arc<AtomicBool>) -> Self {
+        self.migrations_pending = pending;
+        self
+    }
+
+    fn apply_pending_migrations(&mut self, ctx: &mut Context<Self>) {
+        if !self.migrations_pending.load(Ordering::Relaxed) {
+            return;
+        }
+        let conn = self.conn.clone();
+        async move { crate::db::migrate(&conn).await }
+            .into_actor(self)
+            .map(|res, act, ctx| match res {
+                Ok(()) => {
+                    act.migrations_pending.store(false, Ordering::Relaxed);
+                    log::info!("pending migrations applied");
+                }
+                Err(e) => act.retry_later(ctx, &format!("migrations failed: {e}")),
+            })
+            .spawn(ctx);
     }
 
     /// Take one sample and publish it. Pure reads of atomics: microseconds.
@@ -89,6 +115,7 @@ impl DbPool {
                     }
                     act.reachable = true;
                     act.backoff = BACKOFF_START;
+                    act.apply_pending_migrations(ctx);
                 }
                 Ok(Err(e)) => act.retry_later(ctx, &e.to_string()),
                 Err(_) => act.retry_later(ctx, "ping timed out"),

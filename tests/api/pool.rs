@@ -408,3 +408,53 @@ async fn sigterm_exits_0_and_no_sample_follows_the_pool_close() {
         "a sample followed the pool close: {lines:?}"
     );
 }
+
+#[actix_web::test]
+async fn migrations_are_applied_once_the_database_appears() {
+    if !crate::helpers::postgres_available().await {
+        return;
+    }
+    // A database that does not exist yet: connections fail as if it were down.
+    let name = crate::helpers::unique_name();
+    let mut url = url::Url::parse(&crate::helpers::admin_url()).unwrap();
+    url.set_path(&name);
+    let mut app = start_binary(&[
+        ("DATABASE_URL", url.as_str()),
+        ("VEZA_POOL_STATS_INTERVAL", "250ms"),
+        ("VEZA_DB_ACQUIRE_TIMEOUT_MS", "300"),
+    ]);
+    let base = format!("http://127.0.0.1:{}", app.port);
+    assert_eq!(
+        reqwest::get(format!("{base}/api/v1/tracks"))
+            .await
+            .unwrap()
+            .status(),
+        503
+    );
+
+    use sea_orm::ConnectionTrait;
+    let admin = sea_orm::Database::connect(crate::helpers::admin_url())
+        .await
+        .unwrap();
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+        .await
+        .unwrap();
+    let served = poll(Duration::from_secs(20), || async {
+        let r = reqwest::get(format!("{base}/api/v1/tracks")).await.ok()?;
+        (r.status() == 200).then_some(())
+    })
+    .await;
+    let code = app.terminate();
+    admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .await
+        .unwrap();
+    assert!(
+        served.is_some(),
+        "never served after the database appeared: {:?}",
+        app.lines.lock().unwrap()
+    );
+    assert_eq!(code, Some(0));
+    assert_eq!(app.count("pending migrations applied"), 1);
+}
