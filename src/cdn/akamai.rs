@@ -18,8 +18,8 @@ use std::fmt;
 use hmac::Mac;
 
 use super::{
-    HmacSha256, Provider, ProviderConfig, SignError, SignRequest, SplitUrl, VerifyContext,
-    VerifyError, reject,
+    BUNNY_ONLY_OPTIONS, HmacSha256, Provider, ProviderConfig, SignError, SignRequest, SplitUrl,
+    VerifyContext, VerifyError, reject,
 };
 
 const P: Provider = Provider::Akamai;
@@ -112,17 +112,7 @@ impl AkamaiSigner {
     }
 
     pub fn sign(&self, req: &SignRequest) -> Result<String, SignError> {
-        reject(
-            P,
-            req,
-            &[
-                "token_path",
-                "countries",
-                "countries_blocked",
-                "speed_limit_kbps",
-                "ignore_params",
-            ],
-        )?;
+        reject(P, req, BUNNY_ONLY_OPTIONS)?;
         let u = SplitUrl::parse(&req.url)?;
         if u.path.contains(['~', '!']) {
             return Err(SignError::InvalidUrl(

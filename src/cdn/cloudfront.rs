@@ -30,7 +30,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use sha1::{Digest, Sha1};
 
-use super::{CloudFrontHash, Provider, ProviderConfig, SignError, SignRequest, SplitUrl, reject};
+use super::{
+    BUNNY_ONLY_OPTIONS, CloudFrontHash, Provider, ProviderConfig, SignError, SignRequest, SplitUrl,
+    reject,
+};
 
 const P: Provider = Provider::CloudFront;
 
@@ -261,17 +264,7 @@ impl CloudFrontSigner {
     }
 
     pub fn sign(&self, req: &SignRequest) -> Result<String, SignError> {
-        reject(
-            P,
-            req,
-            &[
-                "token_path",
-                "countries",
-                "countries_blocked",
-                "speed_limit_kbps",
-                "ignore_params",
-            ],
-        )?;
+        reject(P, req, BUNNY_ONLY_OPTIONS)?;
         let u = SplitUrl::parse(&req.url)?;
         for reserved in [
             "Expires",

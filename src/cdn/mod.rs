@@ -383,6 +383,15 @@ fn check_times(req: &SignRequest) -> Result<(), SignError> {
 }
 
 /// Reject options a provider cannot express.
+/// Options only Bunny's token scheme can express; the other providers refuse them.
+pub(crate) const BUNNY_ONLY_OPTIONS: &[&str] = &[
+    "token_path",
+    "countries",
+    "countries_blocked",
+    "speed_limit_kbps",
+    "ignore_params",
+];
+
 pub(crate) fn reject(
     provider: Provider,
     req: &SignRequest,

@@ -22,8 +22,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use md5::{Digest, Md5};
 
 use super::{
-    KeyMaterial, Provider, ProviderConfig, SignError, SignRequest, SplitUrl, VerifyContext,
-    VerifyError, reject,
+    BUNNY_ONLY_OPTIONS, KeyMaterial, Provider, ProviderConfig, SignError, SignRequest, SplitUrl,
+    VerifyContext, VerifyError, reject,
 };
 
 const P: Provider = Provider::Nginx;
@@ -155,17 +155,7 @@ impl NginxSigner {
     }
 
     pub fn sign(&self, req: &SignRequest) -> Result<String, SignError> {
-        reject(
-            P,
-            req,
-            &[
-                "token_path",
-                "countries",
-                "countries_blocked",
-                "speed_limit_kbps",
-                "ignore_params",
-            ],
-        )?;
+        reject(P, req, BUNNY_ONLY_OPTIONS)?;
         if self.uses_ip != req.user_ip.is_some() {
             return if self.uses_ip {
                 Err(SignError::InvalidRequest(

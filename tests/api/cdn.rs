@@ -1,34 +1,20 @@
 //! CDN signing from the outside: fail-fast configuration (exit 2 naming the variable,
 //! the key never printed), `veza sign`, and key rotation in the running CdnSigner actor.
 
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use veza::actors::cdn_signer::Reload;
 use veza::cdn::{PreparedSigner, Provider, ProviderConfig, VerifyContext};
 
 use crate::delivery::delivery_json;
-use crate::helpers::{Backend, Options, metric, poll, spawn_app};
+use crate::helpers::{Backend, Options, metric, poll, spawn_app, veza};
 
 const SECRET: &str = "s3cr3t-key-XYZ";
 const CF_KEY: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/data/cloudfront_test_key.pem"
 );
-
-/// Run the `veza` binary with exactly `env` (plus PATH), in an empty directory.
-pub fn veza(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_veza"));
-    cmd.args(args)
-        .current_dir(dir.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().unwrap()
-}
 
 fn texts(out: &Output) -> (String, String) {
     (

@@ -1,21 +1,8 @@
 //! The `veza` binary: configuration errors exit 2 naming the variable, secrets never
 //! printed, the offline N+1 analyzer, and docs kept in sync with the code.
 
+use crate::helpers::veza;
 use std::collections::BTreeSet;
-use std::process::{Command, Output};
-
-fn veza(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_veza"));
-    cmd.args(args)
-        .current_dir(dir.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().unwrap()
-}
 
 #[test]
 fn each_bad_value_exits_2_naming_its_variable() {

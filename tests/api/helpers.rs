@@ -359,3 +359,17 @@ pub mod routes {
         Ok(HttpResponse::Ok().json(rows))
     }
 }
+
+/// Run the `veza` binary with exactly `env` (plus PATH), in an empty directory.
+pub fn veza(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_veza"));
+    cmd.args(args)
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}

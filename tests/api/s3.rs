@@ -11,8 +11,8 @@ use reqwest::header;
 use url::Url;
 use veza::cdn::{PreparedSigner, Provider, ProviderConfig, VerifyContext};
 
-use crate::cdn::veza;
 use crate::delivery::{assert_json_error, delivery_json, header, playlist_entries};
+use crate::helpers::veza;
 use crate::helpers::{Backend, Options, TestApp, backends, in_ci, metric, poll, spawn_app};
 
 pub const ACCESS_KEY: &str = "veza-test-access";
