@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use actix::{Actor, Addr};
 use actix_web::dev::Server;
-use actix_web::middleware::{Logger, from_fn};
+use actix_web::middleware::{Condition, Logger, from_fn};
 use actix_web::{App, HttpServer, web};
 
 use crate::actors::cdn_signer::{CdnSigner, Reload};
@@ -179,6 +179,8 @@ impl Application {
         let settings = web::Data::new(PoolStatsSettings { interval });
         let prefix_cache = web::Data::new(crate::web::handlers::hls::PrefixCache::default());
         let separate_metrics = config.server.metrics_bind.is_some();
+        let access_log =
+            log::log_enabled!(target: "actix_web::middleware::logger", log::Level::Info);
         let metrics_server = match config.server.metrics_bind {
             Some(bind) => Some(metrics_server(bind, metrics_data.clone())?),
             None => None,
@@ -192,7 +194,12 @@ impl Application {
                 .app_data(delivery.clone())
                 .app_data(prefix_cache.clone())
                 .wrap(from_fn(observe))
-                .wrap(Logger::new("%a \"%r\" %s %b %T"))
+                // The access log costs a few allocations per request even when its
+                // lines are filtered out: mount it only when they would be written.
+                .wrap(Condition::new(
+                    access_log,
+                    Logger::new("%a \"%r\" %s %b %T"),
+                ))
                 .configure(crate::web::routes)
                 .configure(|cfg| {
                     if !separate_metrics {

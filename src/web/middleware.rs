@@ -76,11 +76,21 @@ pub async fn observe(
         .with_label_values(&[route.as_str(), method])
         .observe(started.elapsed().as_secs_f64());
     if let (Some(rec), Some(addr)) = (recorder, observer.query_stats.as_ref()) {
-        rec.set_route(&route, method);
-        let summary = rec.finish();
-        // try_send: a full mailbox drops the summary (counted), never blocks the request.
-        if addr.try_send(RequestFinished(summary)).is_err() {
-            observer.metrics.query_stats_dropped_total.inc();
+        if rec.statement_count() == 0 {
+            // Nothing to analyse: record the zero here and spare the actor a wake-up
+            // (segment and health requests are the bulk of the traffic).
+            observer
+                .metrics
+                .db_request_query_count
+                .with_label_values(&[route.as_str()])
+                .observe(0.0);
+        } else {
+            rec.set_route(&route, method);
+            let summary = rec.finish();
+            // try_send: a full mailbox drops the summary (counted), never blocks.
+            if addr.try_send(RequestFinished(summary)).is_err() {
+                observer.metrics.query_stats_dropped_total.inc();
+            }
         }
     }
     Ok(res)
