@@ -15,6 +15,8 @@ use crate::n1::detector::{
 use crate::startup::StartupError;
 
 /// Bounded mailbox: summaries beyond this are dropped (and counted) by the sender.
+/// There is one QueryStats actor per HTTP worker, on the worker's own thread; each
+/// has its own log rate limiter (so a warning may appear once per worker per window).
 pub const MAILBOX_CAPACITY: usize = 4096;
 
 pub struct QueryStats {
@@ -41,6 +43,16 @@ impl QueryStats {
             metrics,
             limiter: LogRateLimiter::new(Duration::from_secs(60), 1024),
         })
+    }
+
+    /// A fresh actor with the same thresholds (and its own log rate limiter), for
+    /// another worker.
+    pub fn for_worker(&self) -> QueryStats {
+        QueryStats {
+            detector: self.detector.clone(),
+            metrics: self.metrics.clone(),
+            limiter: LogRateLimiter::new(Duration::from_secs(60), 1024),
+        }
     }
 }
 

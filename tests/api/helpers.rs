@@ -213,7 +213,7 @@ impl TestApp {
 
     /// Wait until the QueryStats actor has handled every summary sent so far.
     pub async fn flush_query_stats(&self) {
-        if let Some(q) = &self.handles.query_stats {
+        for q in self.handles.query_stats.all() {
             q.send(veza::actors::query_stats::Flush).await.unwrap();
         }
     }
