@@ -95,7 +95,7 @@ fn bench_statement(c: &mut Criterion) {
     let db = Db {
         conn: conn.clone(),
         instruments: Arc::new(PoolInstruments::default()),
-        metrics: metrics.clone(),
+        metrics: Arc::new(metrics.clone()),
         counting: true,
     };
     let mut g = c.benchmark_group("statement");

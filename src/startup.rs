@@ -118,7 +118,7 @@ impl Application {
         let db = Db {
             conn: conn.clone(),
             instruments: instruments.clone(),
-            metrics: metrics.clone(),
+            metrics: Arc::new(metrics.clone()),
             counting: config.query_stats.enabled,
         };
 

@@ -155,7 +155,7 @@ type Shape = Option<Option<usize>>;
 struct Probe {
     recorder: Option<Arc<RequestRecorder>>,
     instruments: Arc<PoolInstruments>,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
 }
 
 impl Probe {

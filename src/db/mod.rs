@@ -133,7 +133,8 @@ pub fn pool_snapshot(conn: &DatabaseConnection) -> Option<PoolSnapshot> {
 pub struct Db {
     pub conn: DatabaseConnection,
     pub instruments: Arc<PoolInstruments>,
-    pub metrics: Metrics,
+    /// Shared, so a per-request `Conn` costs one reference count, not one per metric.
+    pub metrics: Arc<Metrics>,
     /// `VEZA_QUERY_STATS=false` makes the per-request wrapper a pass-through.
     pub counting: bool,
 }
