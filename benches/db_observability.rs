@@ -40,7 +40,17 @@ fn config(dir: &std::path::Path, counting: bool) -> Config {
     Config::from_map(&env).unwrap()
 }
 
-fn bench_pool_sample(c: &mut Criterion) {
+/// A runtime, a SQLite database in a temporary directory, the metric handles and the
+/// connection (with the metric callback installed), as the service sets them up.
+struct Setup {
+    rt: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
+    cfg: Config,
+    metrics: Metrics,
+    conn: sea_orm::DatabaseConnection,
+}
+
+fn setup() -> Setup {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), true);
@@ -53,6 +63,19 @@ fn bench_pool_sample(c: &mut Criterion) {
             cfg.query_stats.slow_query,
         ))
         .unwrap();
+    Setup {
+        rt,
+        _dir: dir,
+        cfg,
+        metrics,
+        conn,
+    }
+}
+
+fn bench_pool_sample(c: &mut Criterion) {
+    // Keep the whole setup (runtime, directory) alive for the benchmark.
+    let s = setup();
+    let (metrics, conn) = (&s.metrics, &s.conn);
     let instruments = PoolInstruments::default();
     let mut g = c.benchmark_group("pool_sample");
     // Baseline: eight relaxed atomic stores, the least any sampler could do.
@@ -66,26 +89,16 @@ fn bench_pool_sample(c: &mut Criterion) {
     });
     g.bench_function("sample_and_publish", |b| {
         b.iter(|| {
-            let snap = pool_snapshot(black_box(&conn)).unwrap();
-            publish(&metrics, &instruments, snap);
+            let snap = pool_snapshot(black_box(conn)).unwrap();
+            publish(metrics, &instruments, snap);
         })
     });
     g.finish();
 }
 
 fn bench_statement(c: &mut Criterion) {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), true);
-    let registry = prometheus::Registry::new();
-    let metrics = Metrics::register(&registry, 3.0).unwrap();
-    let conn = rt
-        .block_on(veza::db::connect(
-            &cfg.database,
-            &metrics,
-            cfg.query_stats.slow_query,
-        ))
-        .unwrap();
+    let s = setup();
+    let (rt, cfg, metrics, conn) = (&s.rt, &s.cfg, &s.metrics, s.conn.clone());
     rt.block_on(async {
         veza::db::migrate(&conn).await.unwrap();
         veza::db::seed::seed_demo(&conn, &cfg.storage_dir)
