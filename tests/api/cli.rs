@@ -284,3 +284,38 @@ fn env_variables_doc_matches_the_code() {
         );
     }
 }
+
+/// The example env file names every variable, and what it shows uncommented-out would
+/// be accepted.
+#[test]
+fn example_env_file_covers_every_variable_and_parses() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/conf/veza.env.example"
+    ))
+    .unwrap();
+    for v in veza::config::ENV_VARS {
+        assert!(
+            text.contains(&format!("#{}=", v.name)),
+            "conf/veza.env.example lacks {}",
+            v.name
+        );
+    }
+    // The default-valued lines, uncommented, form a valid configuration.
+    let env: Vec<(String, String)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix('#'))
+        .filter_map(|l| l.split_once('='))
+        .filter(|(k, _)| k.chars().all(|c| c.is_ascii_uppercase() || c == '_') && !k.is_empty())
+        .filter(|(k, _)| !k.starts_with("CDN_") && !k.starts_with("S3_") && *k != "STORAGE_BACKEND")
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let out = veza(&["check-config"], &pairs);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
