@@ -246,10 +246,6 @@ impl Conn {
             },
         }
     }
-
-    pub fn recorder(&self) -> Option<&Arc<RequestRecorder>> {
-        self.probe.recorder.as_ref()
-    }
 }
 
 #[async_trait::async_trait]

@@ -279,13 +279,19 @@ impl RequestRecorder {
         ended: Instant,
     ) {
         self.statements.fetch_add(1, Ordering::Relaxed);
+        let span = self.span(db_time, ended);
+        self.lock()
+            .acc
+            .record(sql, params_hash, db_time, Some(span));
+    }
+
+    /// `(start_ns, end_ns)` since the request origin of a statement that ended at
+    /// `ended` after `db_time`.
+    fn span(&self, db_time: Duration, ended: Instant) -> (u64, u64) {
         let end = u64::try_from(ended.saturating_duration_since(self.origin).as_nanos())
             .unwrap_or(u64::MAX);
         let dur = u64::try_from(db_time.as_nanos()).unwrap_or(u64::MAX);
-        let start = end.saturating_sub(dur);
-        self.lock()
-            .acc
-            .record(sql, params_hash, db_time, Some((start, end)));
+        (end.saturating_sub(dur), end)
     }
 
     /// First half of a record, for callers that must hand the SQL text away
@@ -300,16 +306,10 @@ impl RequestRecorder {
     /// completed now after `db_time`.
     pub fn record_shape(&self, shape: Option<usize>, params_hash: Option<u64>, db_time: Duration) {
         self.statements.fetch_add(1, Ordering::Relaxed);
-        let ended = Instant::now();
-        let end = u64::try_from(ended.saturating_duration_since(self.origin).as_nanos())
-            .unwrap_or(u64::MAX);
-        let dur = u64::try_from(db_time.as_nanos()).unwrap_or(u64::MAX);
-        self.lock().acc.record_shape(
-            shape,
-            params_hash,
-            db_time,
-            Some((end.saturating_sub(dur), end)),
-        );
+        let span = self.span(db_time, Instant::now());
+        self.lock()
+            .acc
+            .record_shape(shape, params_hash, db_time, Some(span));
     }
 
     /// Statements recorded so far.

@@ -159,16 +159,6 @@ async fn playlist_with(app: &TestApp, len: usize) -> i64 {
     p.id
 }
 
-/// Statements the last request on `route` ran, from the per-request histogram.
-async fn statements_of_next_request(app: &TestApp, path: &str, route: &str) -> f64 {
-    let series = format!("veza_db_request_query_count_sum{{route=\"{route}\"}}");
-    app.flush_query_stats().await;
-    let before = metric(&app.metrics().await, &series).unwrap_or(0.0);
-    assert_eq!(app.get(path).await.status(), 200);
-    app.flush_query_stats().await;
-    metric(&app.metrics().await, &series).unwrap() - before
-}
-
 #[actix_web::test]
 async fn playlist_query_count_is_constant_from_1_to_50_tracks() {
     for backend in backends().await {
@@ -179,12 +169,8 @@ async fn playlist_query_count_is_constant_from_1_to_50_tracks() {
             let (_, body) = app.get_json(&format!("/api/v1/playlists/{id}")).await;
             assert_eq!(body["tracks"].as_array().unwrap().len(), len);
             counts.push(
-                statements_of_next_request(
-                    &app,
-                    &format!("/api/v1/playlists/{id}"),
-                    "/api/v1/playlists/{id}",
-                )
-                .await,
+                app.statements_of(&format!("/api/v1/playlists/{id}"), "/api/v1/playlists/{id}")
+                    .await,
             );
         }
         assert_eq!(

@@ -211,7 +211,19 @@ impl TestApp {
         self.get("/metrics").await.text().await.unwrap()
     }
 
-    /// Wait until the QueryStats actor has handled every summary sent so far.
+    /// Statements the next request to `path` (route pattern `route`) ran, read from the
+    /// per-request histogram's sum before and after.
+    pub async fn statements_of(&self, path: &str, route: &str) -> f64 {
+        let series = format!("veza_db_request_query_count_sum{{route=\"{route}\"}}");
+        self.flush_query_stats().await;
+        let before = metric(&self.metrics().await, &series).unwrap_or(0.0);
+        let r = self.get(path).await;
+        assert_eq!(r.status(), 200, "{path}: {}", r.text().await.unwrap());
+        self.flush_query_stats().await;
+        metric(&self.metrics().await, &series).unwrap() - before
+    }
+
+    /// Wait until the QueryStats actors have handled every summary sent so far.
     pub async fn flush_query_stats(&self) {
         for q in self.handles.query_stats.all() {
             q.send(veza::actors::query_stats::Flush).await.unwrap();

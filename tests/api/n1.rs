@@ -7,7 +7,7 @@ use sea_orm::{DbBackend, EntityTrait, QuerySelect, QueryTrait};
 use veza::db::entities::track;
 use veza::n1::fingerprint::FingerprintId;
 
-use crate::helpers::{Backend, Options, TestApp, backends, logs, metric, spawn_app, test_routes};
+use crate::helpers::{Backend, Options, backends, logs, metric, spawn_app, test_routes};
 
 fn suspicions(text: &str, route: &str, kind: &str) -> f64 {
     metric(
@@ -15,16 +15,6 @@ fn suspicions(text: &str, route: &str, kind: &str) -> f64 {
         &format!("veza_db_n1_suspicions_total{{kind=\"{kind}\",route=\"{route}\"}}"),
     )
     .unwrap_or(0.0)
-}
-
-async fn statements_of(app: &TestApp, path: &str, route: &str) -> f64 {
-    let series = format!("veza_db_request_query_count_sum{{route=\"{route}\"}}");
-    app.flush_query_stats().await;
-    let before = metric(&app.metrics().await, &series).unwrap_or(0.0);
-    let r = app.get(path).await;
-    assert_eq!(r.status(), 200, "{path}: {}", r.text().await.unwrap());
-    app.flush_query_stats().await;
-    metric(&app.metrics().await, &series).unwrap() - before
 }
 
 fn find_by_id_fingerprint(backend: Backend) -> FingerprintId {
@@ -41,7 +31,7 @@ async fn a_loop_of_queries_is_flagged_repeat_with_its_fingerprint_and_count() {
     let logs = logs();
     for backend in backends().await {
         let app = spawn_app(backend, Options::default().seeded().routes(test_routes())).await;
-        assert_eq!(statements_of(&app, "/test/n1/8", "/test/n1/{n}").await, 8.0);
+        assert_eq!(app.statements_of("/test/n1/8", "/test/n1/{n}").await, 8.0);
         let text = app.metrics().await;
         assert_eq!(suspicions(&text, "/test/n1/{n}", "repeat"), 1.0);
         assert_eq!(suspicions(&text, "/test/n1/{n}", "redundant"), 0.0);
@@ -62,16 +52,13 @@ async fn a_loop_of_queries_is_flagged_repeat_with_its_fingerprint_and_count() {
         );
 
         // Four repeats stay under the default threshold of five.
-        assert_eq!(statements_of(&app, "/test/n1/4", "/test/n1/{n}").await, 4.0);
+        assert_eq!(app.statements_of("/test/n1/4", "/test/n1/{n}").await, 4.0);
         assert_eq!(
             suspicions(&app.metrics().await, "/test/n1/{n}", "repeat"),
             1.0
         );
         // 60 statements also trip the total threshold (50).
-        assert_eq!(
-            statements_of(&app, "/test/n1/60", "/test/n1/{n}").await,
-            60.0
-        );
+        assert_eq!(app.statements_of("/test/n1/60", "/test/n1/{n}").await, 60.0);
         let text = app.metrics().await;
         assert_eq!(suspicions(&text, "/test/n1/{n}", "total"), 1.0);
         assert_eq!(suspicions(&text, "/test/n1/{n}", "repeat"), 2.0);
@@ -83,7 +70,8 @@ async fn identical_repeats_are_redundant_not_n_plus_one() {
     for backend in backends().await {
         let app = spawn_app(backend, Options::default().seeded().routes(test_routes())).await;
         assert_eq!(
-            statements_of(&app, "/test/redundant/6", "/test/redundant/{n}").await,
+            app.statements_of("/test/redundant/6", "/test/redundant/{n}")
+                .await,
             6.0
         );
         let text = app.metrics().await;
@@ -97,7 +85,8 @@ async fn concurrent_transactional_and_streamed_statements_are_all_counted() {
     for backend in backends().await {
         let app = spawn_app(backend, Options::default().seeded().routes(test_routes())).await;
         assert_eq!(
-            statements_of(&app, "/test/concurrent/12", "/test/concurrent/{n}").await,
+            app.statements_of("/test/concurrent/12", "/test/concurrent/{n}")
+                .await,
             12.0
         );
         assert_eq!(
@@ -105,11 +94,8 @@ async fn concurrent_transactional_and_streamed_statements_are_all_counted() {
             1.0
         );
         // BEGIN + 3 queries + COMMIT
-        assert_eq!(statements_of(&app, "/test/txn", "/test/txn").await, 5.0);
-        assert_eq!(
-            statements_of(&app, "/test/stream", "/test/stream").await,
-            1.0
-        );
+        assert_eq!(app.statements_of("/test/txn", "/test/txn").await, 5.0);
+        assert_eq!(app.statements_of("/test/stream", "/test/stream").await, 1.0);
     }
 }
 
@@ -124,7 +110,7 @@ async fn thresholds_and_allowlist_come_from_the_environment() {
                 .env("VEZA_N1_REPEAT_THRESHOLD", "3"),
         )
         .await;
-        statements_of(&app, "/test/n1/3", "/test/n1/{n}").await;
+        app.statements_of("/test/n1/3", "/test/n1/{n}").await;
         assert_eq!(
             suspicions(&app.metrics().await, "/test/n1/{n}", "repeat"),
             1.0
@@ -138,7 +124,7 @@ async fn thresholds_and_allowlist_come_from_the_environment() {
                 .env("VEZA_N1_ALLOW", "/test/n1/{n}"),
         )
         .await;
-        statements_of(&app, "/test/n1/10", "/test/n1/{n}").await;
+        app.statements_of("/test/n1/10", "/test/n1/{n}").await;
         assert_eq!(
             suspicions(&app.metrics().await, "/test/n1/{n}", "repeat"),
             0.0
@@ -153,7 +139,8 @@ async fn thresholds_and_allowlist_come_from_the_environment() {
                 .env("VEZA_N1_ALLOW", fp),
         )
         .await;
-        statements_of(&app, "/test/concurrent/10", "/test/concurrent/{n}").await;
+        app.statements_of("/test/concurrent/10", "/test/concurrent/{n}")
+            .await;
         assert_eq!(
             suspicions(&app.metrics().await, "/test/concurrent/{n}", "repeat"),
             0.0
