@@ -30,8 +30,12 @@ fn config(dir: &std::path::Path, counting: bool) -> Config {
         ("VEZA_BIND".to_string(), "127.0.0.1:0".to_string()),
         ("VEZA_WORKERS".to_string(), "1".to_string()),
         (
+            // Shared and kept between runs: seeding finds the rendered demo media there.
             "VEZA_STORAGE_DIR".to_string(),
-            dir.join("media").display().to_string(),
+            std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+                .join(format!("bench-media-v{}", veza::db::seed::MEDIA_VERSION))
+                .display()
+                .to_string(),
         ),
         ("VEZA_QUERY_STATS".to_string(), counting.to_string()),
         ("VEZA_POOL_STATS_INTERVAL".to_string(), "15s".to_string()),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs and starts everything the tests need, idempotently, on a fresh machine:
 # PostgreSQL answering on 127.0.0.1:5432, nginx (secure_link tests), Prometheus and
-# promtool (alert-rule tests, end-to-end scrape test), s3s-fs (real S3 server).
+# promtool (alert-rule tests, end-to-end scrape test), s3s-fs (real S3 server), ffmpeg
+# (playback tests, `veza import`).
 set -euo pipefail
 
 log() { printf '[setup] %s\n' "$*" >&2; }
@@ -10,6 +11,8 @@ need_apt=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v pg_isready >/dev/null 2>&1 || need_apt+=(postgresql-client)
+# ffmpeg/ffprobe: the playback tests' player and `veza import`'s transcoder.
+command -v ffmpeg >/dev/null 2>&1 || need_apt+=(ffmpeg)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -49,6 +49,34 @@ pub enum Command {
     /// N+1 query tools.
     #[command(subcommand, after_help = env_help(&[Scope::QueryStats]))]
     N1(N1Command),
+    /// Import audio files: transcode to HLS (AAC-LC, 64 and 160 kbit/s) with ffmpeg,
+    /// store the original and the HLS files, and add the tracks to the catalogue.
+    #[command(after_help = env_help(&[Scope::Database, Scope::Storage]))]
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Audio files: anything ffmpeg reads (MP3, FLAC, WAV, AAC/M4A, Ogg/Opus…).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Track title (a single FILE only); default: the file's title tag, else its name.
+    #[arg(long)]
+    pub title: Option<String>,
+    /// Artist; default: the file's artist tag, else "Unknown Artist".
+    #[arg(long)]
+    pub artist: Option<String>,
+    /// Append the tracks to this playlist (created if there is none by that name).
+    #[arg(long, value_name = "NAME")]
+    pub playlist: Option<String>,
+    /// Bound on probing and transcoding each file, e.g. 90s, 10m.
+    #[arg(long, default_value = "10m", value_parser = parse_timeout)]
+    pub timeout: std::time::Duration,
+}
+
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    crate::config::parse_duration(s)
+        .ok_or_else(|| format!("expected a positive duration such as 90s or 10m, got {s:?}"))
 }
 
 #[derive(Debug, Args)]
@@ -115,6 +143,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::CheckConfig => check_config(),
         Command::N1(N1Command::Analyze { file, json }) => n1_analyze(file, json),
         Command::Sign(args) => sign(&args),
+        Command::Import(args) => import(args),
         command => {
             let config = match load_config() {
                 Ok(c) => c,
@@ -126,7 +155,10 @@ pub fn run(cli: Cli) -> ExitCode {
                     Command::Serve { demo } => serve(config, demo).await,
                     Command::Migrate => migrate(config).await,
                     Command::SeedDemo => seed(config).await,
-                    Command::CheckConfig | Command::N1(_) | Command::Sign(_) => ExitCode::SUCCESS,
+                    Command::CheckConfig
+                    | Command::N1(_)
+                    | Command::Sign(_)
+                    | Command::Import(_) => ExitCode::SUCCESS,
                 }
             })
         }
@@ -198,12 +230,22 @@ async fn seed(config: Config) -> ExitCode {
     match crate::db::seed::seed_demo(&conn, &config.storage_dir).await {
         Ok(report) => {
             log::info!(
-                "demo data: {} tracks ({}), media under {}",
+                "demo data: {} tracks ({}{}), media {} under {}",
                 report.tracks,
                 if report.inserted {
                     "inserted"
                 } else {
                     "already present"
+                },
+                if report.upgraded > 0 {
+                    format!(", {} demo rows upgraded", report.upgraded)
+                } else {
+                    String::new()
+                },
+                if report.rendered {
+                    "rendered"
+                } else {
+                    "already in place"
                 },
                 config.storage_dir.display()
             );
@@ -213,6 +255,133 @@ async fn seed(config: Config) -> ExitCode {
             eprintln!("seeding failed: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `veza import`: usage and tools are checked before anything else (exit 2), then
+/// each file is imported on its own; any failed file makes the exit code 1.
+fn import(args: ImportArgs) -> ExitCode {
+    if args.title.is_some() && args.files.len() > 1 {
+        return usage_error(format!(
+            "--title applies to a single FILE, but {} were given (tag the files, or import them one at a time)",
+            args.files.len()
+        ));
+    }
+    for (flag, value) in [
+        ("--title", &args.title),
+        ("--artist", &args.artist),
+        ("--playlist", &args.playlist),
+    ] {
+        if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+            return usage_error(format!("{flag} may not be empty"));
+        }
+    }
+    let tools = match crate::import::Tools::from_env() {
+        Ok(t) => t,
+        Err(e) => return usage_error(e),
+    };
+    let config = match load_config() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    actix_web::rt::System::new().block_on(import_files(config, args, tools))
+}
+
+async fn import_files(config: Config, args: ImportArgs, tools: crate::import::Tools) -> ExitCode {
+    use crate::import::{ImportError, ImportOptions, Importer, Outcome, display_duration};
+    let conn = match open_db(&config).await {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if let Err(e) = crate::db::migrate(&conn).await {
+        eprintln!("migration failed: {e}");
+        return ExitCode::FAILURE;
+    }
+    let storage = crate::storage::Storage::from_config(&config.storage, &config.storage_dir).await;
+    // Ctrl-C stops the current file's ffmpeg (its uploads are then never started) and
+    // the files after it; an upload or insert under way finishes or rolls back first.
+    let (stop, interrupt) = tokio::sync::watch::channel(false);
+    actix_web::rt::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let _ = stop.send(true);
+        }
+    });
+    let importer = Importer {
+        conn,
+        storage,
+        tools,
+        options: ImportOptions {
+            title: args.title,
+            artist: args.artist,
+            playlist: args.playlist,
+            timeout: args.timeout,
+            ..ImportOptions::new()
+        },
+        interrupt: interrupt.clone(),
+    };
+    let mut failed = 0;
+    for (i, path) in args.files.iter().enumerate() {
+        let shown = path.display();
+        let playlist = match importer.import_file(path).await {
+            Ok(Outcome::Imported {
+                track,
+                artist,
+                playlist,
+            }) => {
+                println!(
+                    "imported {shown} as track {}: \"{}\" by {artist}, {}",
+                    track.id,
+                    track.title,
+                    display_duration(track.duration_ms)
+                );
+                playlist.map(|p| (track.id, p))
+            }
+            Ok(Outcome::AlreadyImported { track, playlist }) => {
+                println!(
+                    "{shown}: already imported as track {} (\"{}\")",
+                    track.id, track.title
+                );
+                playlist.map(|p| (track.id, p))
+            }
+            Err(e) => {
+                eprintln!("import failed: {shown}: {e}");
+                failed += 1;
+                if matches!(e, ImportError::Interrupted) {
+                    let rest = args.files.len() - i - 1;
+                    if rest > 0 {
+                        eprintln!("interrupted: {rest} more file(s) not imported");
+                    }
+                    break;
+                }
+                None
+            }
+        };
+        if let Some((track_id, p)) = playlist {
+            let created = if p.created { " (new playlist)" } else { "" };
+            match p.position {
+                Some(pos) => println!(
+                    "added track {track_id} to playlist {} \"{}\"{created} at position {pos}",
+                    p.playlist_id, p.name
+                ),
+                None => println!(
+                    "track {track_id} is already in playlist {} \"{}\"",
+                    p.playlist_id, p.name
+                ),
+            }
+        }
+        if *interrupt.borrow() && i + 1 < args.files.len() {
+            eprintln!(
+                "interrupted: {} more file(s) not imported",
+                args.files.len() - i - 1
+            );
+            failed += 1;
+            break;
+        }
+    }
+    if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

@@ -6,6 +6,8 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod delivery;
+pub mod import;
+pub mod media;
 pub mod metrics;
 pub mod n1;
 pub mod startup;

@@ -1,13 +1,16 @@
 //! Where media lives: the local directory (the embedded default) or an S3-compatible
 //! bucket (AWS, MinIO, R2…). The HLS origin streams from either without holding a
 //! whole object in memory; S3 presigned URLs are computed locally (no network call).
+//! Writes (`put_file`, `delete`, `exists`) serve `veza import`; the service never writes.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use aws_sdk_s3::presigning::PresigningConfig;
 
 use crate::config::{S3Config, StorageBackend};
+use crate::delivery::paths::validate_key;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -15,7 +18,27 @@ pub enum StorageError {
     NotFound,
     #[error("storage error: {0}")]
     Backend(String),
+    #[error("invalid storage key {key:?}: {reason}")]
+    InvalidKey { key: String, reason: String },
+    #[error("storage error: {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
+
+impl StorageError {
+    fn io(path: &Path, source: std::io::Error) -> StorageError {
+        StorageError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}
+
+/// Distinguishes concurrent temporary files of one process.
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// The configured storage backend.
 #[derive(Clone, Debug)]
@@ -70,6 +93,122 @@ impl Storage {
             Storage::S3(s3) => s3.check().await,
         }
     }
+
+    /// Store the file at `path` under `key` (replacing any object there). Local: the
+    /// parent directories are created and the file is written to a hidden temporary
+    /// name, synced, then renamed, so a reader never sees a partial object. S3: one
+    /// `PutObject` streamed from the file, with `content_type`.
+    pub async fn put_file(
+        &self,
+        key: &str,
+        path: &Path,
+        content_type: &str,
+    ) -> Result<(), StorageError> {
+        let key = checked_key(key)?;
+        match self {
+            Storage::Local { root } => put_local(root, key, path).await,
+            Storage::S3(s3) => s3.put_file(key, path, content_type).await,
+        }
+    }
+
+    /// Remove the object under `key`; a missing object is not an error. Local: parent
+    /// directories left empty are removed too, up to (not including) the root.
+    pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        let key = checked_key(key)?;
+        match self {
+            Storage::Local { root } => delete_local(root, key).await,
+            Storage::S3(s3) => s3.delete(key).await,
+        }
+    }
+
+    /// Whether an object exists under `key`.
+    pub async fn exists(&self, key: &str) -> Result<bool, StorageError> {
+        let key = checked_key(key)?;
+        match self {
+            Storage::Local { root } => {
+                let path = root.join(key);
+                match tokio::fs::metadata(&path).await {
+                    Ok(m) => Ok(m.is_file()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+                    Err(e) => Err(StorageError::io(&path, e)),
+                }
+            }
+            Storage::S3(s3) => s3.exists(key).await,
+        }
+    }
+}
+
+/// Keys are relative, `/`-separated, every segment a plain name: nothing written can
+/// escape the storage root (or land where the HLS origin would refuse to serve it).
+fn checked_key(key: &str) -> Result<&str, StorageError> {
+    validate_key(key).map_err(|e| StorageError::InvalidKey {
+        key: key.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+async fn put_local(root: &Path, key: &str, source: &Path) -> Result<(), StorageError> {
+    use tokio::io::AsyncWriteExt;
+    let dest = root.join(key);
+    let (Some(dir), Some(name)) = (dest.parent(), dest.file_name()) else {
+        return Err(StorageError::InvalidKey {
+            key: key.to_string(),
+            reason: "no file name".into(),
+        });
+    };
+    tokio::fs::create_dir_all(dir)
+        .await
+        .map_err(|e| StorageError::io(dir, e))?;
+    // Hidden (leading '.'), so never served even if a crash leaves it behind.
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}-{}",
+        name.to_string_lossy(),
+        std::process::id(),
+        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let written = async {
+        let mut input = tokio::fs::File::open(source)
+            .await
+            .map_err(|e| StorageError::io(source, e))?;
+        let mut output = tokio::fs::File::create(&tmp)
+            .await
+            .map_err(|e| StorageError::io(&tmp, e))?;
+        tokio::io::copy(&mut input, &mut output)
+            .await
+            .map_err(|e| StorageError::io(&tmp, e))?;
+        output.flush().await.map_err(|e| StorageError::io(&tmp, e))?;
+        output
+            .sync_all()
+            .await
+            .map_err(|e| StorageError::io(&tmp, e))?;
+        tokio::fs::rename(&tmp, &dest)
+            .await
+            .map_err(|e| StorageError::io(&dest, e))
+    }
+    .await;
+    if written.is_err() {
+        let _ = tokio::fs::remove_file(&tmp).await;
+    }
+    written
+}
+
+async fn delete_local(root: &Path, key: &str) -> Result<(), StorageError> {
+    let path = root.join(key);
+    match tokio::fs::remove_file(&path).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(StorageError::io(&path, e)),
+    }
+    // Prune directories this left empty; remove_dir refuses non-empty ones, which ends
+    // the walk (another object still lives there).
+    let mut dir = path.parent();
+    while let Some(d) = dir {
+        if d == root || !d.starts_with(root) || tokio::fs::remove_dir(d).await.is_err() {
+            break;
+        }
+        dir = d.parent();
+    }
+    Ok(())
 }
 
 impl S3Storage {
@@ -111,6 +250,67 @@ impl S3Storage {
         }
     }
 
+    async fn put_file(
+        &self,
+        key: &str,
+        path: &Path,
+        content_type: &str,
+    ) -> Result<(), StorageError> {
+        let body = aws_sdk_s3::primitives::ByteStream::from_path(path)
+            .await
+            .map_err(|e| StorageError::Backend(format!("reading {}: {e}", path.display())))?;
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                StorageError::Backend(format!(
+                    "put {key}: {}",
+                    aws_sdk_s3::error::DisplayErrorContext(&e)
+                ))
+            })?;
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        // S3 answers 204 for a missing key too.
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| {
+                StorageError::Backend(format!(
+                    "delete {key}: {}",
+                    aws_sdk_s3::error::DisplayErrorContext(&e)
+                ))
+            })?;
+        Ok(())
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, StorageError> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
+            Err(e) => Err(StorageError::Backend(format!(
+                "head {key}: {}",
+                aws_sdk_s3::error::DisplayErrorContext(&e)
+            ))),
+        }
+    }
+
     /// A presigned GET URL for `key`, valid for `ttl`; with `filename`, the response
     /// carries `Content-Disposition: attachment` (response-content-disposition).
     pub async fn presign_get(
@@ -129,5 +329,65 @@ impl S3Storage {
             StorageError::Backend(aws_sdk_s3::error::DisplayErrorContext(&e).to_string())
         })?;
         Ok(presigned.uri().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn local_put_exists_delete_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("media");
+        std::fs::create_dir(&root).unwrap();
+        let storage = Storage::Local { root: root.clone() };
+        let src = dir.path().join("src.bin");
+        std::fs::write(&src, b"hello").unwrap();
+
+        assert!(!storage.exists("hls/i-ab/seg-1.ts").await.unwrap());
+        storage
+            .put_file("hls/i-ab/seg-1.ts", &src, "video/mp2t")
+            .await
+            .unwrap();
+        storage
+            .put_file("hls/i-ab/seg-2.ts", &src, "video/mp2t")
+            .await
+            .unwrap();
+        assert!(storage.exists("hls/i-ab/seg-1.ts").await.unwrap());
+        assert_eq!(std::fs::read(root.join("hls/i-ab/seg-1.ts")).unwrap(), b"hello");
+        // No temporary file is left next to the objects.
+        let names: Vec<_> = std::fs::read_dir(root.join("hls/i-ab"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+
+        storage.delete("hls/i-ab/seg-1.ts").await.unwrap();
+        assert!(root.join("hls/i-ab").is_dir(), "still holds seg-2");
+        storage.delete("hls/i-ab/seg-2.ts").await.unwrap();
+        // Emptied directories are pruned, the root stays.
+        assert!(!root.join("hls").exists());
+        assert!(root.is_dir());
+        // Deleting a missing object is fine.
+        storage.delete("hls/i-ab/seg-2.ts").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn keys_that_escape_the_root_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::Local {
+            root: dir.path().to_path_buf(),
+        };
+        for key in ["../x.ts", "/etc/passwd", "hls//x.ts", "hls/.hidden"] {
+            assert!(
+                matches!(
+                    storage.put_file(key, dir.path(), "x").await,
+                    Err(StorageError::InvalidKey { .. })
+                ),
+                "{key}"
+            );
+            assert!(storage.delete(key).await.is_err(), "{key}");
+        }
     }
 }

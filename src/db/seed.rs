@@ -1,16 +1,27 @@
-//! Demo data for `veza seed-demo` and `veza serve --demo`: a few artists, 20 tracks,
-//! 3 playlists, and for every track generated media under the storage directory —
-//! a short WAV original (a real sine tone) and an HLS set (master playlist, media
-//! playlist, content-addressed MPEG-TS segments). Nothing is downloaded. Idempotent:
-//! rows are inserted only into an empty catalogue; files are rewritten identically.
+//! Demo data for `veza seed-demo` and `veza serve --demo`: 4 artists, 20 tracks and 3
+//! playlists, and for every track real media generated in-process (see
+//! [`crate::media`]): a WAV original and an AAC-LC HLS set (master and media playlists,
+//! content-addressed MPEG-TS segments). Nothing is downloaded or installed.
+//!
+//! Idempotent: rows are inserted only into an empty catalogue, and the media are
+//! rendered only when the storage directory does not already hold this version of them
+//! (`demo-media.json` lists every file with its size). A catalogue or directory seeded by
+//! an older generator is upgraded: media re-rendered, stale segments removed, and the
+//! demo rows' `duration_ms`, `byte_size` and `content_type` set to the media's values.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use chrono::Utc;
-use sea_orm::{ActiveModelTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, Set};
-use sha2::{Digest, Sha256};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, Set,
+};
+use serde::{Deserialize, Serialize};
 
 use super::entities::{artist, playlist, playlist_track, track};
+use crate::media::demo::{DemoMedia, MEDIA_PLAYLIST, render};
 
 const ARTISTS: [&str; 4] = [
     "The Modular Echoes",
@@ -40,8 +51,12 @@ const TITLES: [&str; 20] = [
     "Été Indien",
     "Last Light",
 ];
-pub const SEGMENTS_PER_TRACK: usize = 3;
-const SEGMENT_SECONDS: u32 = 4;
+/// Bump when the generated media change, so existing storage is re-rendered.
+pub const MEDIA_VERSION: u32 = 2;
+/// The manifest of the generated media, at the storage root.
+pub const MANIFEST: &str = "demo-media.json";
+pub const DEMO_TRACKS: u32 = TITLES.len() as u32;
+pub const CONTENT_TYPE: &str = "audio/wav";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SeedError {
@@ -52,6 +67,13 @@ pub enum SeedError {
         path: String,
         source: std::io::Error,
     },
+    #[error("encoding demo track {track}: {source}")]
+    Encode {
+        track: u32,
+        source: crate::media::aac::AacError,
+    },
+    #[error("demo media rendering stopped: {0}")]
+    Render(String),
 }
 
 /// Outcome of a seed run.
@@ -59,33 +81,228 @@ pub enum SeedError {
 pub struct SeedReport {
     pub inserted: bool,
     pub tracks: u64,
+    /// Demo rows whose metadata were corrected to match the media.
+    pub upgraded: u64,
+    /// Whether the media were (re)rendered rather than found in place.
+    pub rendered: bool,
 }
 
-/// Insert demo rows if the catalogue is empty, then (re)write every track's media.
+/// What the catalogue needs to know of one demo track's media.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DemoTrackMedia {
+    pub n: u32,
+    pub duration_ms: i64,
+    pub byte_size: i64,
+    /// Every file of the track, relative to the storage root, with its size.
+    pub files: Vec<(String, u64)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub version: u32,
+    pub tracks: Vec<DemoTrackMedia>,
+}
+
+pub fn storage_key(n: u32) -> String {
+    format!("tracks/{n}/original.wav")
+}
+
+pub fn hls_prefix(n: u32) -> String {
+    format!("hls/{n}")
+}
+
+/// Insert demo rows if the catalogue is empty (or correct existing demo rows), after
+/// making sure the storage directory holds the current demo media.
 pub async fn seed_demo(
     conn: &DatabaseConnection,
     storage_dir: &Path,
 ) -> Result<SeedReport, SeedError> {
+    let dir = storage_dir.to_path_buf();
+    let (manifest, rendered) = tokio::task::spawn_blocking(move || ensure_demo_media(&dir))
+        .await
+        .map_err(|e| SeedError::Render(e.to_string()))??;
     let inserted = if artist::Entity::find().count(conn).await? == 0 {
-        insert_rows(conn).await?;
+        insert_rows(conn, &manifest).await?;
         true
     } else {
         false
     };
-    let tracks = track::Entity::find().all(conn).await?;
-    for t in &tracks {
-        write_media(storage_dir, t).map_err(|source| SeedError::Io {
-            path: storage_dir.display().to_string(),
-            source,
-        })?;
-    }
+    let upgraded = if inserted {
+        0
+    } else {
+        upgrade_rows(conn, &manifest).await?
+    };
+    let tracks = track::Entity::find().count(conn).await?;
     Ok(SeedReport {
         inserted,
-        tracks: tracks.len() as u64,
+        tracks,
+        upgraded,
+        rendered,
     })
 }
 
-async fn insert_rows(conn: &DatabaseConnection) -> Result<(), DbErr> {
+/// The current demo media under `storage_dir`: read from its manifest when every file
+/// is in place, otherwise rendered (on all cores) and written. Returns whether it
+/// rendered.
+pub fn ensure_demo_media(storage_dir: &Path) -> Result<(Manifest, bool), SeedError> {
+    if let Some(m) = read_manifest(storage_dir) {
+        return Ok((m, false));
+    }
+    let io = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| SeedError::Io { path, source }
+    };
+    std::fs::create_dir_all(storage_dir).map_err(io(storage_dir))?;
+    let next = AtomicU32::new(1);
+    let done: Mutex<Vec<Result<DemoTrackMedia, SeedError>>> = Mutex::new(Vec::new());
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    if n > DEMO_TRACKS {
+                        break;
+                    }
+                    let result = render(n)
+                        .map_err(|source| SeedError::Encode { track: n, source })
+                        .and_then(|media| write_track(storage_dir, n, &media));
+                    if let Ok(mut d) = done.lock() {
+                        d.push(result);
+                    }
+                }
+            });
+        }
+    });
+    let done = done
+        .into_inner()
+        .map_err(|_| SeedError::Render("a render thread panicked".into()))?;
+    let mut tracks = Vec::with_capacity(done.len());
+    for r in done {
+        tracks.push(r?);
+    }
+    if tracks.len() != DEMO_TRACKS as usize {
+        return Err(SeedError::Render("not every demo track was rendered".into()));
+    }
+    tracks.sort_by_key(|t| t.n);
+    let manifest = Manifest {
+        version: MEDIA_VERSION,
+        tracks,
+    };
+    let path = storage_dir.join(MANIFEST);
+    let json = serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| SeedError::Render(format!("manifest: {e}")))?;
+    write_atomic(&path, &json).map_err(io(&path))?;
+    Ok((manifest, true))
+}
+
+fn read_manifest(storage_dir: &Path) -> Option<Manifest> {
+    let bytes = std::fs::read(storage_dir.join(MANIFEST)).ok()?;
+    let m: Manifest = serde_json::from_slice(&bytes).ok()?;
+    let complete = m.version == MEDIA_VERSION
+        && m.tracks.len() == DEMO_TRACKS as usize
+        && m.tracks.iter().all(|t| {
+            t.files.iter().all(|(rel, size)| {
+                std::fs::metadata(storage_dir.join(rel)).is_ok_and(|md| md.len() == *size)
+            })
+        });
+    complete.then_some(m)
+}
+
+/// Write through a uniquely named temporary file and a rename, so a concurrent reader
+/// (or a second seeder of the same directory) never sees a partial file.
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(
+        ".{}-{}.tmp",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Write one track's files; segments of an older rendering that the new playlist does
+/// not list are removed.
+fn write_track(root: &Path, n: u32, media: &DemoMedia) -> Result<DemoTrackMedia, SeedError> {
+    let mut files = Vec::new();
+    let mut put = |rel: String, bytes: &[u8]| -> Result<(), SeedError> {
+        let path = root.join(&rel);
+        let wrap = |source| SeedError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(wrap)?;
+        }
+        write_atomic(&path, bytes).map_err(|source| SeedError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        files.push((rel, bytes.len() as u64));
+        Ok(())
+    };
+    put(storage_key(n), &media.wav)?;
+    let prefix = hls_prefix(n);
+    for s in &media.rendition.segments {
+        put(format!("{prefix}/{}", s.name), &s.bytes)?;
+    }
+    // Playlists last: a reader never sees a playlist naming a segment not yet written.
+    put(
+        format!("{prefix}/{MEDIA_PLAYLIST}"),
+        media.rendition.playlist.as_bytes(),
+    )?;
+    put(format!("{prefix}/master.m3u8"), media.master.as_bytes())?;
+
+    let hls_dir = root.join(&prefix);
+    if let Ok(entries) = std::fs::read_dir(&hls_dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let listed = media.rendition.segments.iter().any(|s| s.name == name);
+            if name.starts_with("seg-") && name.ends_with(".ts") && !listed {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    Ok(DemoTrackMedia {
+        n,
+        duration_ms: media.tune.duration_ms(),
+        byte_size: media.wav.len() as i64,
+        files,
+    })
+}
+
+/// Set the demo rows' metadata to the media's (rows seeded by an older generator said
+/// 12 s for a 1 s tone). Imported or otherwise changed tracks are left alone: only rows
+/// still pointing at a demo original are touched.
+async fn upgrade_rows(conn: &DatabaseConnection, manifest: &Manifest) -> Result<u64, DbErr> {
+    let mut upgraded = 0;
+    for m in &manifest.tracks {
+        let rows = track::Entity::find()
+            .filter(track::Column::StorageKey.eq(storage_key(m.n)))
+            .all(conn)
+            .await?;
+        for row in rows {
+            if row.duration_ms == m.duration_ms
+                && row.byte_size == m.byte_size
+                && row.content_type == CONTENT_TYPE
+            {
+                continue;
+            }
+            let mut active: track::ActiveModel = row.into();
+            active.duration_ms = Set(m.duration_ms);
+            active.byte_size = Set(m.byte_size);
+            active.content_type = Set(CONTENT_TYPE.to_string());
+            active.update(conn).await?;
+            upgraded += 1;
+        }
+    }
+    Ok(upgraded)
+}
+
+async fn insert_rows(conn: &DatabaseConnection, manifest: &Manifest) -> Result<(), DbErr> {
     let now = Utc::now();
     let mut artist_ids = Vec::new();
     for name in ARTISTS {
@@ -100,15 +317,15 @@ async fn insert_rows(conn: &DatabaseConnection) -> Result<(), DbErr> {
     }
     let mut track_ids = Vec::new();
     for (i, title) in TITLES.iter().enumerate() {
-        let n = i as i64 + 1;
+        let media = &manifest.tracks[i];
         let t = track::ActiveModel {
             title: Set(title.to_string()),
             artist_id: Set(artist_ids[i % artist_ids.len()]),
-            duration_ms: Set(i64::from(SEGMENT_SECONDS) * SEGMENTS_PER_TRACK as i64 * 1000),
-            storage_key: Set(format!("tracks/{n}/original.wav")),
-            hls_prefix: Set(format!("hls/{n}")),
-            content_type: Set("audio/wav".to_string()),
-            byte_size: Set(wav_tone(n as u32).len() as i64),
+            duration_ms: Set(media.duration_ms),
+            storage_key: Set(storage_key(media.n)),
+            hls_prefix: Set(hls_prefix(media.n)),
+            content_type: Set(CONTENT_TYPE.to_string()),
+            byte_size: Set(media.byte_size),
             created_at: Set(now),
             ..Default::default()
         }
@@ -147,79 +364,3 @@ async fn insert_rows(conn: &DatabaseConnection) -> Result<(), DbErr> {
     Ok(())
 }
 
-/// One second of 8 kHz mono 16-bit PCM: a sine tone whose pitch depends on the track.
-pub fn wav_tone(n: u32) -> Vec<u8> {
-    let rate = 8000u32;
-    let freq = 220.0 + 20.0 * f64::from(n);
-    let samples: Vec<i16> = (0..rate)
-        .map(|i| {
-            let t = f64::from(i) / f64::from(rate);
-            ((t * freq * std::f64::consts::TAU).sin() * 12000.0) as i16
-        })
-        .collect();
-    let data_len = (samples.len() * 2) as u32;
-    let mut out = Vec::with_capacity(44 + data_len as usize);
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + data_len).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    out.extend_from_slice(&1u16.to_le_bytes()); // mono
-    out.extend_from_slice(&rate.to_le_bytes());
-    out.extend_from_slice(&(rate * 2).to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&16u16.to_le_bytes());
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&data_len.to_le_bytes());
-    for s in samples {
-        out.extend_from_slice(&s.to_le_bytes());
-    }
-    out
-}
-
-/// A synthetic MPEG-TS segment: 188-byte packets with sync byte and PID, payload
-/// derived from the track and segment number (deterministic, so content-addressed).
-pub fn ts_segment(track: i64, segment: usize) -> Vec<u8> {
-    let packets = 40;
-    let mut out = Vec::with_capacity(188 * packets);
-    for p in 0..packets {
-        out.push(0x47);
-        out.push(0x41);
-        out.push(0x00);
-        out.push(0x10 | (p as u8 & 0x0f));
-        for b in 0..184usize {
-            out.push(((track as usize * 31 + segment * 7 + p * 3 + b) % 251) as u8);
-        }
-    }
-    out
-}
-
-fn segment_name(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    format!("seg-{}.ts", hex::encode(&digest[..8]))
-}
-
-fn write_media(storage_dir: &Path, t: &track::Model) -> std::io::Result<()> {
-    let original = storage_dir.join(&t.storage_key);
-    if let Some(dir) = original.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(&original, wav_tone(t.id as u32))?;
-
-    let hls = storage_dir.join(&t.hls_prefix);
-    std::fs::create_dir_all(&hls)?;
-    let mut media = format!(
-        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:{SEGMENT_SECONDS}\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:VOD\n"
-    );
-    for s in 0..SEGMENTS_PER_TRACK {
-        let bytes = ts_segment(t.id, s);
-        let name = segment_name(&bytes);
-        std::fs::write(hls.join(&name), &bytes)?;
-        media.push_str(&format!("#EXTINF:{SEGMENT_SECONDS}.0,\n{name}\n"));
-    }
-    media.push_str("#EXT-X-ENDLIST\n");
-    std::fs::write(hls.join("media.m3u8"), media)?;
-    let master = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-STREAM-INF:BANDWIDTH=128000,CODECS=\"mp4a.40.2\"\nmedia.m3u8\n";
-    std::fs::write(hls.join("master.m3u8"), master)?;
-    Ok(())
-}

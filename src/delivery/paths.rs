@@ -122,6 +122,7 @@ pub fn content_type_for(key: &str) -> &'static str {
         Some("mp3") => "audio/mpeg",
         Some("flac") => "audio/flac",
         Some("ogg") | Some("oga") => "audio/ogg",
+        Some("opus") => "audio/opus",
         Some("m4a") => "audio/mp4",
         Some("aac") => "audio/aac",
         Some("m3u8") => HlsKind::Playlist.content_type(),

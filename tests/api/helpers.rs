@@ -151,13 +151,46 @@ impl Options {
 pub async fn spawn_app(backend: Backend, opts: Options) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let (url, database) = fresh_database(backend, dir.path()).await;
+    let media = dir.path().join("media");
+    start_app(backend, dir, url, &media, database, opts).await
+}
+
+/// Spawn the application over an existing database and storage directory (for example
+/// ones a `veza` subcommand has just filled). The caller keeps the database alive.
+pub async fn spawn_app_over(
+    backend: Backend,
+    database_url: &str,
+    storage_dir: &std::path::Path,
+    opts: Options,
+) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let database = TestDatabase { name: None };
+    start_app(
+        backend,
+        dir,
+        database_url.to_string(),
+        storage_dir,
+        database,
+        opts,
+    )
+    .await
+}
+
+async fn start_app(
+    backend: Backend,
+    dir: tempfile::TempDir,
+    url: String,
+    storage_dir: &std::path::Path,
+    database: TestDatabase,
+    opts: Options,
+) -> TestApp {
     let mut env = BTreeMap::from([
         ("DATABASE_URL".to_string(), url),
         ("VEZA_BIND".to_string(), "127.0.0.1:0".to_string()),
         ("VEZA_WORKERS".to_string(), "2".to_string()),
         (
             "VEZA_STORAGE_DIR".to_string(),
-            dir.path().join("media").display().to_string(),
+            storage_dir.display().to_string(),
         ),
     ]);
     for (k, v) in opts.env {
@@ -169,9 +202,11 @@ pub async fn spawn_app(backend: Backend, opts: Options) -> TestApp {
         .unwrap();
     let handles = app.handles();
     if opts.seed {
-        veza::db::seed::seed_demo(&handles.db.conn, &config.storage_dir)
+        link_demo_media(&config.storage_dir);
+        let report = veza::db::seed::seed_demo(&handles.db.conn, &config.storage_dir)
             .await
             .unwrap();
+        assert!(!report.rendered, "the demo media template was not reused");
     }
     let address = format!("http://127.0.0.1:{}", app.port());
     let server = app.server_handle();
@@ -190,6 +225,48 @@ pub async fn spawn_app(backend: Backend, opts: Options) -> TestApp {
         dir,
         _database: database,
     }
+}
+
+/// The demo media, rendered once under the target directory (seeding renders 20 tracks
+/// of real audio; a later run finds them complete through their manifest), then
+/// hard-linked into each test's storage directory, where `seed_demo` reuses them. Tests
+/// never write into a linked file in place. The playback tests run the real binary,
+/// which renders its own.
+pub fn demo_media_template() -> &'static std::path::Path {
+    static TEMPLATE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("demo-media-v{}", veza::db::seed::MEDIA_VERSION));
+        veza::db::seed::ensure_demo_media(&dir).unwrap();
+        dir
+    })
+}
+
+pub fn link_demo_media(storage_dir: &std::path::Path) {
+    fn walk(from: &std::path::Path, to: &std::path::Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            let target = to.join(e.file_name());
+            if e.file_type().unwrap().is_dir() {
+                walk(&e.path(), &target);
+            } else if std::fs::hard_link(e.path(), &target).is_err() {
+                std::fs::copy(e.path(), &target).unwrap();
+            }
+        }
+    }
+    walk(demo_media_template(), storage_dir);
+}
+
+/// How many `.ts` segments a directory holds.
+pub fn ts_files_in(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".ts"))
+        })
+        .count()
 }
 
 impl TestApp {

@@ -105,7 +105,7 @@ pub fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
 }
 
 /// Every file under `root`, as (key with `/` separators, path).
-fn files_under(root: &Path) -> Vec<(String, PathBuf)> {
+pub fn files_under(root: &Path) -> Vec<(String, PathBuf)> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -322,7 +322,9 @@ async fn s3_streams_go_through_media_with_presigned_segments() {
         let media = r.text().await.unwrap();
         assert_eq!(media.as_bytes(), demo.get("hls/3/media.m3u8"));
         let segments = playlist_entries(&media);
-        assert_eq!(segments.len(), veza::db::seed::SEGMENTS_PER_TRACK);
+        let stored = demo.files.keys().filter(|k| k.starts_with("hls/3/seg-")).count();
+        assert!(stored >= 4);
+        assert_eq!(segments.len(), stored);
         for seg in &segments {
             let seg_url = media_url.join(seg).unwrap();
             let r = app.client.get(seg_url.clone()).send().await.unwrap();

@@ -1,0 +1,16 @@
+//! Real, decodable audio made in-process: the demo catalogue's music (a deterministic
+//! melody per track), its AAC-LC encoding, MPEG-TS packaging and HLS playlists, and the
+//! WAV original. Pure code apart from the encoder's FFI (inside the `fdk-aac` crate);
+//! nothing here touches storage or the database.
+
+pub mod aac;
+pub mod demo;
+pub mod hls;
+pub mod mpegts;
+pub mod synth;
+pub mod wav;
+
+/// The sample rate of everything this module makes.
+pub const SAMPLE_RATE: u32 = 44_100;
+/// PCM samples (per channel) in one AAC-LC access unit.
+pub const AAC_FRAME: usize = 1024;
