@@ -172,6 +172,9 @@ fn check_config() -> ExitCode {
                 eprintln!("configuration error: VEZA_N1_ALLOW: {e}");
                 return ExitCode::from(2);
             }
+            for w in config.warnings() {
+                eprintln!("warning: {w}");
+            }
             let mut out = std::io::stdout().lock();
             for (name, value) in config.effective() {
                 let _ = writeln!(out, "{name}={value}");

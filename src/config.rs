@@ -138,6 +138,35 @@ pub const ENV_VARS: &[EnvVar] = &[
         "how often the DbPool actor samples the pool (e.g. 250ms, 15s, 1m)",
     ),
     var(
+        "VEZA_PUBLIC_URL",
+        None,
+        Scope::Server,
+        "base of every absolute URL the service returns (e.g. https://api.example.com); unset = the request's Host header (X-Forwarded-Host is never trusted)",
+    ),
+    var(
+        "VEZA_CORS_ALLOWED_ORIGINS",
+        None,
+        Scope::Server,
+        "browser origins allowed to call the API, /media and /hls: comma-separated (https://app.example.com) or *; unset = no CORS headers",
+    ),
+    secret(
+        "VEZA_ORIGIN_SECRET",
+        Scope::Server,
+        "when set, /hls/* answers 403 unless the request carries VEZA_ORIGIN_SECRET_HEADER with this value (the CDN adds it on origin pulls); secret",
+    ),
+    var(
+        "VEZA_ORIGIN_SECRET_FILE",
+        None,
+        Scope::Server,
+        "file holding VEZA_ORIGIN_SECRET instead of the variable",
+    ),
+    var(
+        "VEZA_ORIGIN_SECRET_HEADER",
+        Some("X-Origin-Secret"),
+        Scope::Server,
+        "request header that carries the origin secret",
+    ),
+    var(
         "VEZA_STORAGE_DIR",
         Some("./data/media"),
         Scope::Storage,
@@ -253,6 +282,18 @@ pub const ENV_VARS: &[EnvVar] = &[
         Some("1h"),
         Scope::Cdn,
         "lifetime of signed URLs (e.g. 15m, 1h; at most 7 days)",
+    ),
+    var(
+        "CDN_HLS_DELIVERY",
+        Some("bunny: edge, others: rewrite"),
+        Scope::Cdn,
+        "how HLS reaches players: edge (the CDN serves playlists and segments; bunny, nginx), rewrite (the service serves signed playlists whose segment URLs are CDN-signed), cookies (signed cookies; cloudfront, akamai)",
+    ),
+    var(
+        "CDN_COOKIE_DOMAIN",
+        None,
+        Scope::Cdn,
+        "Domain of the signed cookies (a parent domain of the API and the CDN, e.g. example.com); required with CDN_HLS_DELIVERY=cookies",
     ),
     var(
         "CDN_BUNNY_TOKEN_VERSION",
@@ -470,6 +511,59 @@ pub struct ServerConfig {
     pub workers: usize,
     pub auto_migrate: bool,
     pub pool_stats_interval: Duration,
+    /// `scheme://host[:port]` without a trailing slash.
+    pub public_url: Option<String>,
+    pub cors: CorsOrigins,
+    pub origin_secret: Option<Secret<String>>,
+    pub origin_secret_header: String,
+}
+
+/// Which browser origins may read the service's responses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CorsOrigins {
+    /// No CORS headers at all.
+    Off,
+    Any,
+    List(Vec<String>),
+}
+
+/// How HLS reaches players when a CDN is enabled (see docs/ARCHITECTURE.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HlsDelivery {
+    /// The CDN serves playlists and segments; the token is one relative URIs inherit.
+    Edge,
+    /// The service serves the listener's playlists, with absolute CDN-signed segment URLs.
+    Rewrite,
+    /// Signed cookies for the track's directory; the CDN serves everything.
+    Cookies,
+}
+
+impl HlsDelivery {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HlsDelivery::Edge => "edge",
+            HlsDelivery::Rewrite => "rewrite",
+            HlsDelivery::Cookies => "cookies",
+        }
+    }
+
+    /// The mode a provider gets when `CDN_HLS_DELIVERY` is unset.
+    pub fn default_for(provider: crate::cdn::Provider) -> HlsDelivery {
+        match provider {
+            crate::cdn::Provider::Bunny => HlsDelivery::Edge,
+            _ => HlsDelivery::Rewrite,
+        }
+    }
+
+    /// Whether `provider` can deliver HLS this way.
+    pub fn works_with(self, provider: crate::cdn::Provider) -> bool {
+        use crate::cdn::Provider::*;
+        match self {
+            HlsDelivery::Rewrite => true,
+            HlsDelivery::Edge => matches!(provider, Bunny | Nginx),
+            HlsDelivery::Cookies => matches!(provider, CloudFront | Akamai),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -505,6 +599,8 @@ pub struct CdnConfig {
     pub cloudflare_url_safe: bool,
     pub akamai_token_name: String,
     pub nginx_expression: String,
+    pub hls_delivery: HlsDelivery,
+    pub cookie_domain: Option<String>,
 }
 
 /// The longest URL lifetime accepted (S3 presigned URLs cap at 7 days).
@@ -704,6 +800,38 @@ impl Config {
         );
         let auto_migrate = r.bool("VEZA_AUTO_MIGRATE", true);
         let pool_stats_interval = r.duration("VEZA_POOL_STATS_INTERVAL", Duration::from_secs(15));
+        let public_url = r.parsed(
+            "VEZA_PUBLIC_URL",
+            None,
+            "an http:// or https:// URL with a host and no path, query or fragment, e.g. https://api.example.com",
+            |s| {
+                let u = url::Url::parse(s).ok()?;
+                let ok = matches!(u.scheme(), "http" | "https")
+                    && u.host_str().is_some()
+                    && u.path() == "/"
+                    && u.query().is_none()
+                    && u.fragment().is_none();
+                ok.then(|| Some(s.trim_end_matches('/').to_string()))
+            },
+        );
+        let cors = r.parsed(
+            "VEZA_CORS_ALLOWED_ORIGINS",
+            CorsOrigins::Off,
+            "* or comma-separated origins such as https://app.example.com,http://localhost:3000",
+            parse_cors,
+        );
+        let origin_secret = read_origin_secret(&mut r);
+        let origin_secret_header = r.parsed(
+            "VEZA_ORIGIN_SECRET_HEADER",
+            "X-Origin-Secret".to_string(),
+            "an HTTP header name (letters, digits and -)",
+            |s| {
+                let ok = !s.is_empty()
+                    && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    && actix_web::http::header::HeaderName::from_bytes(s.as_bytes()).is_ok();
+                ok.then(|| s.to_string())
+            },
+        );
 
         let storage_dir = r.parsed(
             "VEZA_STORAGE_DIR",
@@ -758,6 +886,10 @@ impl Config {
                 workers,
                 auto_migrate,
                 pool_stats_interval,
+                public_url,
+                cors,
+                origin_secret,
+                origin_secret_header,
             },
             storage_dir,
             storage,
@@ -796,6 +928,34 @@ impl Config {
             (
                 "VEZA_POOL_STATS_INTERVAL",
                 humantime::format_duration(self.server.pool_stats_interval).to_string(),
+            ),
+            (
+                "VEZA_PUBLIC_URL",
+                unset_or(self.server.public_url.as_deref()),
+            ),
+            (
+                "VEZA_CORS_ALLOWED_ORIGINS",
+                match &self.server.cors {
+                    CorsOrigins::Off => "(unset)".to_string(),
+                    CorsOrigins::Any => "*".to_string(),
+                    CorsOrigins::List(l) => l.join(","),
+                },
+            ),
+            (
+                "VEZA_ORIGIN_SECRET",
+                if self.server.origin_secret.is_some() {
+                    "[redacted]".to_string()
+                } else {
+                    "(unset)".to_string()
+                },
+            ),
+            (
+                "VEZA_ORIGIN_SECRET_FILE",
+                "(read into VEZA_ORIGIN_SECRET)".to_string(),
+            ),
+            (
+                "VEZA_ORIGIN_SECRET_HEADER",
+                self.server.origin_secret_header.clone(),
             ),
             ("VEZA_STORAGE_DIR", self.storage_dir.display().to_string()),
             (
@@ -875,6 +1035,8 @@ impl Config {
                 "CDN_URL_TTL",
                 humantime::format_duration(self.cdn.ttl).to_string(),
             ),
+            ("CDN_HLS_DELIVERY", self.cdn.hls_delivery.as_str().to_string()),
+            ("CDN_COOKIE_DOMAIN", unset_or(self.cdn.cookie_domain.as_deref())),
             (
                 "CDN_BUNNY_TOKEN_VERSION",
                 match self.cdn.bunny_token_version {
@@ -916,6 +1078,18 @@ impl Config {
 }
 
 impl Config {
+    /// Valid but risky settings, printed by `check-config` and logged at startup.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        if self.cdn.enabled && self.server.origin_secret.is_none() {
+            w.push(
+                "the HLS origin is open: CDN_ENABLED=true without VEZA_ORIGIN_SECRET, so anyone can pull /hls/* past the CDN's token check (see docs/RUNBOOK.md, \"Origin protection\")"
+                    .to_string(),
+            );
+        }
+        w
+    }
+
     fn s3(&self) -> Option<&S3Config> {
         match &self.storage {
             StorageBackend::S3(s) => Some(s),
@@ -980,6 +1154,73 @@ fn read_storage(r: &mut Reader<'_>) -> StorageBackend {
             r.missing("S3_BUCKET", "a bucket name when STORAGE_BACKEND=s3");
             StorageBackend::Local
         }
+    }
+}
+
+fn parse_cors(s: &str) -> Option<CorsOrigins> {
+    if s == "*" {
+        return Some(CorsOrigins::Any);
+    }
+    let mut origins = Vec::new();
+    for o in s.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        let u = url::Url::parse(o).ok()?;
+        let ok = matches!(u.scheme(), "http" | "https")
+            && u.host_str().is_some()
+            && u.path() == "/"
+            && u.query().is_none()
+            && !o.ends_with('/');
+        if !ok {
+            return None;
+        }
+        origins.push(o.to_string());
+    }
+    (!origins.is_empty()).then_some(CorsOrigins::List(origins))
+}
+
+/// `VEZA_ORIGIN_SECRET` or the first line of `VEZA_ORIGIN_SECRET_FILE` (not both).
+fn read_origin_secret(r: &mut Reader<'_>) -> Option<Secret<String>> {
+    let inline = r.raw("VEZA_ORIGIN_SECRET").filter(|s| !s.is_empty());
+    let file = r
+        .raw("VEZA_ORIGIN_SECRET_FILE")
+        .and_then(|f| non_empty(f.trim()));
+    match (inline, file) {
+        (Some(_), Some(f)) => {
+            r.problem(
+                "VEZA_ORIGIN_SECRET_FILE",
+                &f,
+                "either VEZA_ORIGIN_SECRET or VEZA_ORIGIN_SECRET_FILE, not both",
+            );
+            None
+        }
+        (Some(s), None) if s.len() < 16 => {
+            r.problem("VEZA_ORIGIN_SECRET", &s, "at least 16 characters");
+            None
+        }
+        (Some(s), None) => Some(Secret::new(s)),
+        (None, Some(f)) => match std::fs::read_to_string(&f) {
+            Ok(text) => {
+                let s = text.lines().next().unwrap_or_default().trim().to_string();
+                if s.len() < 16 {
+                    r.problem(
+                        "VEZA_ORIGIN_SECRET_FILE",
+                        &f,
+                        "a file whose first line is a secret of at least 16 characters",
+                    );
+                    None
+                } else {
+                    Some(Secret::new(s))
+                }
+            }
+            Err(e) => {
+                r.problem(
+                    "VEZA_ORIGIN_SECRET_FILE",
+                    &f,
+                    format!("a readable file ({e})"),
+                );
+                None
+            }
+        },
+        (None, None) => None,
     }
 }
 
@@ -1079,6 +1320,53 @@ fn read_cdn(r: &mut Reader<'_>) -> CdnConfig {
     let nginx_expression = r
         .raw("CDN_NGINX_SECURE_LINK_EXPRESSION")
         .unwrap_or_else(|| "$secure_link_expires$uri $secret".to_string());
+    let explicit_delivery = r.parsed(
+        "CDN_HLS_DELIVERY",
+        None,
+        "edge, rewrite or cookies",
+        |s| match s.to_ascii_lowercase().as_str() {
+            "edge" => Some(Some(HlsDelivery::Edge)),
+            "rewrite" => Some(Some(HlsDelivery::Rewrite)),
+            "cookies" => Some(Some(HlsDelivery::Cookies)),
+            _ => None,
+        },
+    );
+    let hls_delivery = explicit_delivery
+        .or(provider.map(HlsDelivery::default_for))
+        .unwrap_or(HlsDelivery::Rewrite);
+    let cookie_domain = r.parsed(
+        "CDN_COOKIE_DOMAIN",
+        None,
+        "a domain name such as example.com",
+        |s| {
+            let d = s.trim_start_matches('.');
+            let ok = !d.is_empty()
+                && d.split('.').all(|l| {
+                    !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                });
+            ok.then(|| Some(d.to_ascii_lowercase()))
+        },
+    );
+    if enabled && let Some(p) = provider {
+        if !hls_delivery.works_with(p) {
+            let expected = match hls_delivery {
+                HlsDelivery::Edge => format!(
+                    "rewrite or cookies with CDN_PROVIDER={p}: relative playlist URIs drop its query-string token, so only bunny (path token) and nginx (path token) can serve HLS at the edge"
+                ),
+                HlsDelivery::Cookies => format!(
+                    "edge or rewrite with CDN_PROVIDER={p}: signed cookies exist for cloudfront and akamai only"
+                ),
+                HlsDelivery::Rewrite => String::new(),
+            };
+            r.problem("CDN_HLS_DELIVERY", hls_delivery.as_str(), expected);
+        }
+        if hls_delivery == HlsDelivery::Cookies && cookie_domain.is_none() {
+            r.missing(
+                "CDN_COOKIE_DOMAIN",
+                "the parent domain of the API and the CDN when CDN_HLS_DELIVERY=cookies",
+            );
+        }
+    }
     let cdn = CdnConfig {
         enabled,
         provider,
@@ -1092,6 +1380,8 @@ fn read_cdn(r: &mut Reader<'_>) -> CdnConfig {
         cloudflare_url_safe,
         akamai_token_name,
         nginx_expression,
+        hls_delivery,
+        cookie_domain,
     };
     if enabled {
         if cdn.provider.is_none() {

@@ -188,9 +188,7 @@ pub fn original_ext(path: &Path) -> String {
     path.extension()
         .and_then(OsStr::to_str)
         .map(str::to_ascii_lowercase)
-        .filter(|e| {
-            !e.is_empty() && e.len() <= 8 && e.bytes().all(|b| b.is_ascii_alphanumeric())
-        })
+        .filter(|e| !e.is_empty() && e.len() <= 8 && e.bytes().all(|b| b.is_ascii_alphanumeric()))
         .unwrap_or_else(|| "bin".to_string())
 }
 
@@ -307,9 +305,8 @@ pub fn parse_media_playlist(text: &str) -> Result<Vec<Segment>, PlaylistError> {
         let line = line.trim();
         if let Some(rest) = line.strip_prefix("#EXTINF:") {
             let value = rest.split(',').next().unwrap_or_default();
-            pending = Some(
-                parse_seconds_us(value).ok_or_else(|| PlaylistError::BadExtinf(line.into()))?,
-            );
+            pending =
+                Some(parse_seconds_us(value).ok_or_else(|| PlaylistError::BadExtinf(line.into()))?);
         } else if line == "#EXT-X-ENDLIST" {
             ended = true;
         } else if !line.is_empty() && !line.starts_with('#') {
@@ -664,7 +661,10 @@ impl Importer {
             }
         })?;
         let (title, artist) = title_and_artist(
-            (self.options.title.as_deref(), self.options.artist.as_deref()),
+            (
+                self.options.title.as_deref(),
+                self.options.artist.as_deref(),
+            ),
             &probe.format_tags,
             &probe.stream_tags,
             label,
@@ -707,19 +707,22 @@ impl Importer {
         }
         let txn = self.conn.begin().await?;
         let artist_id = find_or_create_artist(&txn, &prepared.artist).await?;
-        let track = track::ActiveModel {
-            title: Set(prepared.title.clone()),
-            artist_id: Set(artist_id),
-            duration_ms: Set(i64::try_from((prepared.duration_us + 500) / 1000).unwrap_or(i64::MAX)),
-            storage_key: Set(storage_key.to_string()),
-            hls_prefix: Set(prefix.to_string()),
-            content_type: Set(original_content_type(&snap.ext).to_string()),
-            byte_size: Set(i64::try_from(snap.size).unwrap_or(i64::MAX)),
-            created_at: Set(Utc::now()),
-            ..Default::default()
-        }
-        .insert(&txn)
-        .await?;
+        let track =
+            track::ActiveModel {
+                title: Set(prepared.title.clone()),
+                artist_id: Set(artist_id),
+                duration_ms: Set(
+                    i64::try_from((prepared.duration_us + 500) / 1000).unwrap_or(i64::MAX)
+                ),
+                storage_key: Set(storage_key.to_string()),
+                hls_prefix: Set(prefix.to_string()),
+                content_type: Set(original_content_type(&snap.ext).to_string()),
+                byte_size: Set(i64::try_from(snap.size).unwrap_or(i64::MAX)),
+                created_at: Set(Utc::now()),
+                ..Default::default()
+            }
+            .insert(&txn)
+            .await?;
         let playlist = match &self.options.playlist {
             Some(name) => Some(add_to_playlist(&txn, name, track.id).await?),
             None => None,
@@ -930,7 +933,11 @@ fn input_args(path: &Path) -> Vec<std::ffi::OsString> {
 }
 
 /// Run a tool to completion, capturing stdout and stderr.
-async fn run(tool: &'static str, program: &Path, args: &[std::ffi::OsString]) -> Result<std::process::Output, ImportError> {
+async fn run(
+    tool: &'static str,
+    program: &Path,
+    args: &[std::ffi::OsString],
+) -> Result<std::process::Output, ImportError> {
     Command::new(program)
         .args(args)
         .stdin(Stdio::null())
@@ -968,9 +975,8 @@ pub fn stderr_summary(stderr: &[u8], input: &Path) -> String {
 }
 
 async fn probe(tools: &Tools, path: &Path) -> Result<Probe, ImportError> {
-    let mut args: Vec<std::ffi::OsString> = ["-v", "warning", "-hide_banner"]
-        .map(Into::into)
-        .to_vec();
+    let mut args: Vec<std::ffi::OsString> =
+        ["-v", "warning", "-hide_banner"].map(Into::into).to_vec();
     args.extend(input_args(path));
     args.extend(
         [
@@ -1010,7 +1016,8 @@ async fn probe(tools: &Tools, path: &Path) -> Result<Probe, ImportError> {
         duration: None,
         tags: BTreeMap::new(),
     });
-    let estimated = String::from_utf8_lossy(&out.stderr).contains("Estimating duration from bitrate");
+    let estimated =
+        String::from_utf8_lossy(&out.stderr).contains("Estimating duration from bitrate");
     Ok(Probe {
         format_tags: format.tags,
         stream_tags: stream.tags,
@@ -1025,10 +1032,13 @@ async fn probe(tools: &Tools, path: &Path) -> Result<Probe, ImportError> {
 
 /// Decode the whole first audio stream and count its samples: the real length, and a
 /// check that every frame decodes (any error fails the file).
-async fn count_decoded_us(tools: &Tools, path: &Path, sample_rate: u32) -> Result<u64, ImportError> {
-    let mut args: Vec<std::ffi::OsString> = ["-v", "error", "-hide_banner"]
-        .map(Into::into)
-        .to_vec();
+async fn count_decoded_us(
+    tools: &Tools,
+    path: &Path,
+    sample_rate: u32,
+) -> Result<u64, ImportError> {
+    let mut args: Vec<std::ffi::OsString> =
+        ["-v", "error", "-hide_banner"].map(Into::into).to_vec();
     args.extend(input_args(path));
     args.extend(
         [
@@ -1061,10 +1071,14 @@ async fn count_decoded_us(tools: &Tools, path: &Path, sample_rate: u32) -> Resul
     let count = async {
         let mut samples: u64 = 0;
         let mut lines = BufReader::new(stdout).lines();
-        while let Some(line) = lines.next_line().await.map_err(|e| ImportError::ToolOutput {
-            tool: "ffprobe",
-            detail: e.to_string(),
-        })? {
+        while let Some(line) = lines
+            .next_line()
+            .await
+            .map_err(|e| ImportError::ToolOutput {
+                tool: "ffprobe",
+                detail: e.to_string(),
+            })?
+        {
             let field = line.trim().trim_end_matches(',');
             if field.is_empty() {
                 continue;
@@ -1410,13 +1424,22 @@ mod tests {
     #[test]
     fn durations_from_decode_and_container() {
         // MP3: the Xing header counts encoder delay and padding; the decode is exact.
-        assert_eq!(catalogue_duration_us(5_000_000, Some(5_041_633)), Ok(5_000_000));
+        assert_eq!(
+            catalogue_duration_us(5_000_000, Some(5_041_633)),
+            Ok(5_000_000)
+        );
         // MP4: the decoder outputs padding the edit list trims.
-        assert_eq!(catalogue_duration_us(2_020_136, Some(2_000_000)), Ok(2_000_000));
+        assert_eq!(
+            catalogue_duration_us(2_020_136, Some(2_000_000)),
+            Ok(2_000_000)
+        );
         // No trustworthy declaration: the decode.
         assert_eq!(catalogue_duration_us(3_000_000, None), Ok(3_000_000));
         // Far longer than declared: the declaration is wrong, keep all the audio.
-        assert_eq!(catalogue_duration_us(9_000_000, Some(2_000_000)), Ok(9_000_000));
+        assert_eq!(
+            catalogue_duration_us(9_000_000, Some(2_000_000)),
+            Ok(9_000_000)
+        );
         // Cut: half of a declared 5 s.
         assert_eq!(
             catalogue_duration_us(2_456_000, Some(5_041_633)),
@@ -1536,7 +1559,8 @@ seg-0000000000000001.ts\n#EXTINF:1.018594,\nseg-0000000000000002.ts\n#EXT-X-ENDL
     #[test]
     fn tool_errors_are_condensed() {
         let input = Path::new("/tmp/veza-import-1/original.mp3");
-        let stderr = b"[mp3 @ 0x556dd2663780] first\n\n[mp3 @ 0x556dd2663780] Failed to read frame size\n\
+        let stderr =
+            b"[mp3 @ 0x556dd2663780] first\n\n[mp3 @ 0x556dd2663780] Failed to read frame size\n\
 [flac @ 0x5] invalid residual\nfile:/tmp/veza-import-1/original.mp3: Invalid argument\n";
         assert_eq!(
             stderr_summary(stderr, input),

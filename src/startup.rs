@@ -162,13 +162,36 @@ impl Application {
         let storage =
             crate::storage::Storage::from_config(&config.storage, &config.storage_dir).await;
         let local = Arc::new(local_signer(&config)?);
+        for w in config.warnings() {
+            log::warn!("{w}");
+        }
+        let origin_secret = match &config.server.origin_secret {
+            Some(value) => Some(crate::web::handlers::delivery::OriginSecret {
+                header: actix_web::http::header::HeaderName::from_bytes(
+                    config.server.origin_secret_header.as_bytes(),
+                )
+                .map_err(|e| {
+                    StartupError::Config(format!("VEZA_ORIGIN_SECRET_HEADER: {e}"))
+                })?,
+                value: value.clone(),
+            }),
+            None => None,
+        };
         let delivery = web::Data::new(crate::web::handlers::delivery::Delivery {
             storage,
             cdn: cdn_signer.clone(),
             local,
             ttl: config.cdn.ttl,
             metrics: metrics.clone(),
+            hls_mode: config.cdn.hls_delivery,
+            provider: config.cdn.provider,
+            cdn_base_url: config.cdn.base_url.clone(),
+            cookie_domain: config.cdn.cookie_domain.clone(),
+            akamai_token_name: config.cdn.akamai_token_name.clone(),
+            public_url: config.server.public_url.clone(),
+            origin_secret,
         });
+        let cors_origins = config.server.cors.clone();
 
         let handles = Handles {
             db: db.clone(),
@@ -227,6 +250,11 @@ impl Application {
                 .app_data(settings.clone())
                 .app_data(delivery.clone())
                 .app_data(prefix_cache.clone())
+                .wrap(Condition::new(
+                    cors_origins != crate::config::CorsOrigins::Off,
+                    cors(&cors_origins),
+                ))
+                .wrap(from_fn(preflight_no_content))
                 .wrap(from_fn(observe))
                 // The access log costs a few allocations per request even when its
                 // lines are filtered out: mount it only when they would be written.
@@ -420,4 +448,49 @@ impl actix::Handler<StopWatchdog> for Watchdog {
         use actix::ActorContext;
         ctx.stop();
     }
+}
+
+/// CORS for browser players (`VEZA_CORS_ALLOWED_ORIGINS`): GET/HEAD with `Range`, and the
+/// headers a player reads exposed. A list of origins makes actix-cors answer
+/// `Vary: Origin`.
+fn cors(origins: &crate::config::CorsOrigins) -> actix_cors::Cors {
+    use actix_web::http::header;
+    let c = actix_cors::Cors::default()
+        .allowed_methods(["GET", "HEAD"])
+        .allowed_headers([header::RANGE, header::IF_NONE_MATCH, header::IF_MODIFIED_SINCE])
+        .expose_headers([
+            header::CONTENT_LENGTH,
+            header::CONTENT_RANGE,
+            header::ACCEPT_RANGES,
+            header::ETAG,
+        ])
+        .max_age(3600);
+    match origins {
+        crate::config::CorsOrigins::List(list) => list
+            .iter()
+            .fold(c, |c, origin| c.allowed_origin(origin)),
+        _ => c.allow_any_origin().send_wildcard(),
+    }
+}
+
+/// actix-cors answers a successful preflight with 200; a preflight has no content, so
+/// say 204 (what the Fetch standard's examples and most CDNs send).
+async fn preflight_no_content(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let preflight = req.method() == actix_web::http::Method::OPTIONS
+        && req
+            .headers()
+            .contains_key(actix_web::http::header::ACCESS_CONTROL_REQUEST_METHOD);
+    let mut res = next.call(req).await?;
+    if preflight
+        && res.status() == actix_web::http::StatusCode::OK
+        && res
+            .headers()
+            .contains_key(actix_web::http::header::ACCESS_CONTROL_ALLOW_ORIGIN)
+    {
+        *res.response_mut().status_mut() = actix_web::http::StatusCode::NO_CONTENT;
+    }
+    Ok(res)
 }

@@ -176,7 +176,10 @@ async fn put_local(root: &Path, key: &str, source: &Path) -> Result<(), StorageE
         tokio::io::copy(&mut input, &mut output)
             .await
             .map_err(|e| StorageError::io(&tmp, e))?;
-        output.flush().await.map_err(|e| StorageError::io(&tmp, e))?;
+        output
+            .flush()
+            .await
+            .map_err(|e| StorageError::io(&tmp, e))?;
         output
             .sync_all()
             .await
@@ -355,7 +358,10 @@ mod tests {
             .await
             .unwrap();
         assert!(storage.exists("hls/i-ab/seg-1.ts").await.unwrap());
-        assert_eq!(std::fs::read(root.join("hls/i-ab/seg-1.ts")).unwrap(), b"hello");
+        assert_eq!(
+            std::fs::read(root.join("hls/i-ab/seg-1.ts")).unwrap(),
+            b"hello"
+        );
         // No temporary file is left next to the objects.
         let names: Vec<_> = std::fs::read_dir(root.join("hls/i-ab"))
             .unwrap()

@@ -155,6 +155,64 @@ impl Handler<SignUrl> for CdnSigner {
     }
 }
 
+/// Sign every segment of one HLS directory for a rewritten playlist, all expiring at
+/// `expires_at` (the listener's own token expiry, so no segment outlives it). Providers
+/// whose directory token is a wildcard (CloudFront, Akamai) sign once and reuse the
+/// token; the others sign each segment URL.
+#[derive(Debug, Clone)]
+pub struct SignSegments {
+    /// The directory's path under `CDN_BASE_URL`, with both slashes: `/hls/3/`.
+    pub directory: String,
+    pub names: Vec<String>,
+    pub expires_at: u64,
+}
+
+impl Message for SignSegments {
+    type Result = Result<Vec<String>, SignError>;
+}
+
+impl Handler<SignSegments> for CdnSigner {
+    type Result = Result<Vec<String>, SignError>;
+
+    fn handle(&mut self, msg: SignSegments, _: &mut Self::Context) -> Self::Result {
+        let now = unix_now();
+        let provider = self.signer.provider();
+        let url_of = |name: &str| join_base(self.cfg.base_url.as_deref(), &format!("{}{name}", msg.directory));
+        let mut signatures = 0u64;
+        let result = (|| {
+            if crate::cdn::hls::directory_token_reusable(provider) {
+                let Some(first) = msg.names.first() else {
+                    return Ok(Vec::new());
+                };
+                let mut req = SignRequest::new(url_of(first)?, msg.expires_at, now);
+                req.directory = true;
+                let signed = self.signer.sign(&req)?;
+                signatures += 1;
+                let query = crate::cdn::hls::token_query(&signed)?;
+                msg.names
+                    .iter()
+                    .map(|n| Ok(format!("{}?{query}", url_of(n)?)))
+                    .collect()
+            } else {
+                msg.names
+                    .iter()
+                    .map(|n| {
+                        signatures += 1;
+                        self.signer
+                            .sign(&SignRequest::new(url_of(n)?, msg.expires_at, now))
+                    })
+                    .collect()
+            }
+        })();
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        self.metrics
+            .cdn_signatures_total
+            .with_label_values(&[provider.as_str(), outcome])
+            .inc_by(signatures.max(1));
+        result
+    }
+}
+
 /// Reload the key material now (SIGHUP). A failure keeps the previous key.
 #[derive(Message)]
 #[rtype(result = "Result<(), String>")]

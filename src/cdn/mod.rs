@@ -11,6 +11,7 @@ pub mod akamai;
 pub mod bunny;
 pub mod cloudflare;
 pub mod cloudfront;
+pub mod hls;
 pub mod keys;
 pub mod nginx;
 

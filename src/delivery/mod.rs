@@ -4,6 +4,7 @@
 
 pub mod local_token;
 pub mod paths;
+pub mod playlist;
 
 /// `Content-Disposition: attachment` for `<title>.<ext>`, with an ASCII `filename`
 /// fallback and an RFC 6266 / 5987 `filename*` when the title is not plain ASCII.

@@ -197,7 +197,12 @@ fn imported_id(stdout: &str, path: &Path) -> i64 {
         .lines()
         .find(|l| l.starts_with(&prefix))
         .unwrap_or_else(|| panic!("no summary line for {}: {stdout}", path.display()));
-    line[prefix.len()..].split(':').next().unwrap().parse().unwrap()
+    line[prefix.len()..]
+        .split(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 /// Every object key in the bucket.
@@ -306,9 +311,16 @@ async fn check_master(app: &crate::helpers::TestApp, url: &str) -> Vec<(u64, u64
     assert_eq!(r.status(), 200, "{url}");
     let master = r.text().await.unwrap();
     assert!(master.starts_with("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n"));
-    assert_eq!(playlist_entries(&master), ["a64.m3u8", "a160.m3u8"], "{master}");
+    assert_eq!(
+        playlist_entries(&master),
+        ["a64.m3u8", "a160.m3u8"],
+        "{master}"
+    );
     let mut rates = Vec::new();
-    for line in master.lines().filter(|l| l.starts_with("#EXT-X-STREAM-INF:")) {
+    for line in master
+        .lines()
+        .filter(|l| l.starts_with("#EXT-X-STREAM-INF:"))
+    {
         assert!(line.ends_with(",CODECS=\"mp4a.40.2\""), "{line}");
         let attr = |name: &str| -> u64 {
             line.split([':', ','])
@@ -376,7 +388,10 @@ async fn import_and_play(backend: Backend, s3: Option<&S3Server>) {
     );
     let took = started.elapsed();
     let stdout = assert_ok(&out);
-    eprintln!("{backend:?}/{}: import of 20 s of audio took {took:?}", if s3.is_some() { "s3" } else { "local" });
+    eprintln!(
+        "{backend:?}/{}: import of 20 s of audio took {took:?}",
+        if s3.is_some() { "s3" } else { "local" }
+    );
     env.assert_no_temp_left();
     let ids = [
         imported_id(&stdout, &inputs.mp3),
@@ -410,9 +425,30 @@ async fn import_and_play(backend: Backend, s3: Option<&S3Server>) {
     assert_eq!(status, 200);
     assert_eq!(pl["name"], "My Imports");
     let expected = [
-        (ids[0], MP3_TITLE, MP3_ARTIST, 13_000, "audio/mpeg", &inputs.mp3),
-        (ids[1], FLAC_TITLE, FLAC_ARTIST, 4_000, "audio/flac", &inputs.flac),
-        (ids[2], "Plain Tone", "Unknown Artist", 3_000, "audio/wav", &inputs.wav),
+        (
+            ids[0],
+            MP3_TITLE,
+            MP3_ARTIST,
+            13_000,
+            "audio/mpeg",
+            &inputs.mp3,
+        ),
+        (
+            ids[1],
+            FLAC_TITLE,
+            FLAC_ARTIST,
+            4_000,
+            "audio/flac",
+            &inputs.flac,
+        ),
+        (
+            ids[2],
+            "Plain Tone",
+            "Unknown Artist",
+            3_000,
+            "audio/wav",
+            &inputs.wav,
+        ),
     ];
     let conn = Database::connect(&url).await.unwrap();
     for (i, (id, title, artist_name, ms, ct, path)) in expected.iter().enumerate() {
@@ -425,7 +461,10 @@ async fn import_and_play(backend: Backend, s3: Option<&S3Server>) {
             "{item}"
         );
         let duration = item["duration_ms"].as_i64().unwrap();
-        assert!((duration - ms).abs() <= 50, "{title}: {duration} ms, expected {ms}");
+        assert!(
+            (duration - ms).abs() <= 50,
+            "{title}: {duration} ms, expected {ms}"
+        );
         let entry = &pl["tracks"][i];
         assert_eq!(entry["position"], i as i64 + 1, "{pl}");
         assert_eq!(entry["track"]["id"], *id, "{pl}");
@@ -434,7 +473,11 @@ async fn import_and_play(backend: Backend, s3: Option<&S3Server>) {
         // Content addressing: the id is the SHA-256 prefix of the original's bytes.
         use sha2::Digest;
         let cid = &hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))[..16];
-        let row = track::Entity::find_by_id(*id).one(&conn).await.unwrap().unwrap();
+        let row = track::Entity::find_by_id(*id)
+            .one(&conn)
+            .await
+            .unwrap()
+            .unwrap();
         let ext = path.extension().unwrap().to_str().unwrap();
         assert_eq!(row.storage_key, format!("tracks/i-{cid}/original.{ext}"));
         assert_eq!(row.hls_prefix, format!("hls/i-{cid}"));
@@ -488,7 +531,10 @@ async fn import_and_play(backend: Backend, s3: Option<&S3Server>) {
         std::fs::read(&inputs.wav).unwrap()
     );
     if s3.is_some() {
-        assert!(local_keys(&storage).is_empty(), "S3 imports write nothing locally");
+        assert!(
+            local_keys(&storage).is_empty(),
+            "S3 imports write nothing locally"
+        );
     }
     drop(inputs.dir);
 }
@@ -537,12 +583,16 @@ async fn importing_the_same_content_twice_keeps_one_track() {
         "{stdout}"
     );
     assert!(
-        stdout.contains(&format!("added track {id} to playlist 1 \"Mix\" (new playlist) at position 1")),
+        stdout.contains(&format!(
+            "added track {id} to playlist 1 \"Mix\" (new playlist) at position 1"
+        )),
         "{stdout}"
     );
     let flac_id = imported_id(&stdout, &inputs.flac);
     assert!(
-        stdout.contains(&format!("added track {flac_id} to playlist 1 \"Mix\" at position 2")),
+        stdout.contains(&format!(
+            "added track {flac_id} to playlist 1 \"Mix\" at position 2"
+        )),
         "{stdout}"
     );
     // A third time, and the same bytes under another name and extension: still one
@@ -551,7 +601,10 @@ async fn importing_the_same_content_twice_keeps_one_track() {
     std::fs::copy(&inputs.wav, &renamed).unwrap();
     let stdout = assert_ok(&env.import(&[&inputs.wav, &renamed], &["--playlist", "Mix"]));
     assert!(
-        stdout.contains(&format!("{}: already imported as track {id}", renamed.display())),
+        stdout.contains(&format!(
+            "{}: already imported as track {id}",
+            renamed.display()
+        )),
         "{stdout}"
     );
     assert!(
@@ -561,11 +614,17 @@ async fn importing_the_same_content_twice_keeps_one_track() {
 
     let conn = Database::connect(&url).await.unwrap();
     assert_eq!(track::Entity::find().count(&conn).await.unwrap(), 2);
-    assert_eq!(playlist_track::Entity::find().count(&conn).await.unwrap(), 2);
+    assert_eq!(
+        playlist_track::Entity::find().count(&conn).await.unwrap(),
+        2
+    );
     // The wav's files are unchanged; only the flac's were added.
     let now = local_keys(&storage);
     assert!(now.is_superset(&stored));
-    assert!(now.iter().all(|k| !k.contains("WAVE") && !k.contains("wave")));
+    assert!(
+        now.iter()
+            .all(|k| !k.contains("WAVE") && !k.contains("wave"))
+    );
     env.assert_no_temp_left();
 }
 
@@ -643,7 +702,10 @@ async fn bad_inputs_leave_nothing(s3: Option<&S3Server>) {
     assert!(stored.contains(&tracks[0].storage_key));
     assert!(stored.contains(&format!("{prefix}/master.m3u8")));
     if s3.is_some() {
-        assert!(local_keys(&storage).is_empty(), "S3 imports write nothing locally");
+        assert!(
+            local_keys(&storage).is_empty(),
+            "S3 imports write nothing locally"
+        );
     }
 }
 
@@ -746,6 +808,93 @@ async fn a_timeout_kills_the_tools_and_cleans_up() {
     );
     assert!(local_keys(&storage).is_empty());
     env.assert_no_temp_left();
+}
+
+/// Ctrl-C (SIGINT to the importer alone, as `kill -INT` would send it) in the middle of
+/// a transcode: ffmpeg is killed, the temporary directory removed, nothing stored, and
+/// the files after it are not started.
+#[cfg(target_os = "linux")]
+#[actix_web::test]
+async fn an_interrupt_stops_cleanly() {
+    if !tools_installed() {
+        return;
+    }
+    let inputs = inputs();
+    let long = inputs.dir.path().join("long.flac");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "aevalsrc=0.5*sin(440*2*PI*t)|0.5*sin(660*2*PI*t):s=44100:d=600",
+        long.to_str().unwrap(),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let (url, _database) = fresh_database(Backend::Sqlite, dir.path()).await;
+    let storage = dir.path().join("media");
+    let env = Env::local(&url, &storage);
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_veza"));
+    cmd.args([
+        "import",
+        long.to_str().unwrap(),
+        inputs.wav.to_str().unwrap(),
+    ])
+    .env_clear()
+    .env("PATH", std::env::var("PATH").unwrap())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    for (k, v) in &env.vars {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().unwrap();
+    // Wait until ffmpeg is running on the snapshot.
+    let running = || ffmpeg_pids_under(env.tmp.path());
+    let found = crate::helpers::poll(std::time::Duration::from_secs(30), || async {
+        (!running().is_empty()).then_some(())
+    })
+    .await;
+    assert!(found.is_some(), "ffmpeg never started");
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("import failed: {}: interrupted", long.display())),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("interrupted: 1 more file(s) not imported"),
+        "{stderr}"
+    );
+    assert!(text(&out.stdout).is_empty());
+    let gone = crate::helpers::poll(std::time::Duration::from_secs(5), || async {
+        running().is_empty().then_some(())
+    })
+    .await;
+    assert!(gone.is_some(), "ffmpeg still running: {:?}", running());
+    env.assert_no_temp_left();
+    assert!(local_keys(&storage).is_empty());
+}
+
+/// Processes (other than zombies) whose command line mentions `dir`.
+#[cfg(target_os = "linux")]
+fn ffmpeg_pids_under(dir: &Path) -> Vec<String> {
+    let needle = dir.to_str().unwrap();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let pid = e.file_name().into_string().ok()?;
+            pid.bytes().all(|b| b.is_ascii_digit()).then_some(())?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            (cmdline.starts_with("ffmpeg") || cmdline.contains("/ffmpeg ")).then_some(())?;
+            cmdline.contains(needle).then_some(pid)
+        })
+        .collect()
 }
 
 #[test]

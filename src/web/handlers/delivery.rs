@@ -16,6 +16,8 @@ use serde_json::json;
 
 use super::parse_id;
 use crate::actors::cdn_signer::{CdnSigner, SignUrl, unix_now};
+use crate::cdn::Provider;
+use crate::config::{HlsDelivery, Secret};
 use crate::db::conn::Conn;
 use crate::db::entities::track;
 use crate::delivery::local_token::{LocalSigner, Scope};
@@ -34,6 +36,57 @@ pub struct Delivery {
     pub local: Arc<LocalSigner>,
     pub ttl: Duration,
     pub metrics: Metrics,
+    /// How HLS reaches players when `cdn` is set.
+    pub hls_mode: HlsDelivery,
+    pub provider: Option<Provider>,
+    pub cdn_base_url: Option<String>,
+    pub cookie_domain: Option<String>,
+    pub akamai_token_name: String,
+    /// `VEZA_PUBLIC_URL`: the base of absolute URLs to this service.
+    pub public_url: Option<String>,
+    pub origin_secret: Option<OriginSecret>,
+}
+
+/// The shared secret a CDN adds on origin pulls (`VEZA_ORIGIN_SECRET`).
+pub struct OriginSecret {
+    pub header: actix_web::http::header::HeaderName,
+    pub value: Secret<String>,
+}
+
+impl OriginSecret {
+    /// Constant-time check of the request's header.
+    pub fn admits(&self, req: &HttpRequest) -> bool {
+        let Some(got) = req.headers().get(&self.header) else {
+            return false;
+        };
+        let (a, b) = (got.as_bytes(), self.value.expose().as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+impl Delivery {
+    /// `scheme://host[:port]` of this service as the client should address it:
+    /// `VEZA_PUBLIC_URL`, else the request's own `Host` header. Forwarding headers
+    /// (`X-Forwarded-Host`, `Forwarded`) are never trusted: a client could otherwise
+    /// point signed URLs at a host of its choosing.
+    pub fn self_base(&self, req: &HttpRequest) -> String {
+        if let Some(base) = &self.public_url {
+            return base.clone();
+        }
+        let host = req
+            .headers()
+            .get(actix_web::http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| {
+                !h.is_empty()
+                    && h.bytes().all(|b| {
+                        b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+                    })
+            })
+            .map(str::to_string)
+            .unwrap_or_else(|| req.app_config().host().to_string());
+        format!("http://{host}")
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -51,6 +104,8 @@ struct Target {
     url: String,
     expires_at: u64,
     via: &'static str,
+    /// Signed cookies to set with the answer (`cookies` mode).
+    cookies: Vec<actix_web::cookie::Cookie<'static>>,
 }
 
 pub async fn stream(
@@ -62,7 +117,24 @@ pub async fn stream(
 ) -> Result<HttpResponse, ApiError> {
     let track = find_track(&db, &path).await?;
     let key = format!("{}/master.m3u8", track.hls_prefix);
-    let target = deliver(&delivery, &req, Purpose::Stream, &key, None).await?;
+    let target = match (&delivery.cdn, delivery.hls_mode) {
+        (Some(cdn), HlsDelivery::Edge | HlsDelivery::Cookies) => {
+            match sign_at_edge(&delivery, cdn, &key).await {
+                Ok(t) => t,
+                Err(reason) => {
+                    count_fallback(&delivery, reason);
+                    self_served(&delivery, &req, Purpose::Stream, &key, None)
+                }
+            }
+        }
+        // Rewrite: the service serves the listener's playlists and signs the segment
+        // URLs for the CDN (see media.rs); without a CDN, the storage's own delivery.
+        (Some(_), HlsDelivery::Rewrite) => Target {
+            via: "cdn",
+            ..self_served(&delivery, &req, Purpose::Stream, &key, None)
+        },
+        (None, _) => self_served(&delivery, &req, Purpose::Stream, &key, None),
+    };
     respond(target, &params)
 }
 
@@ -107,7 +179,11 @@ fn respond(target: Target, params: &DeliveryParams) -> Result<HttpResponse, ApiE
     };
     // Signed URLs are per-user secrets with an expiry: never cache the answer.
     if redirect {
-        return Ok(HttpResponse::Found()
+        let mut b = HttpResponse::Found();
+        for c in &target.cookies {
+            b.cookie(c.clone());
+        }
+        return Ok(b
             .insert_header(("Location", target.url))
             .insert_header(("Cache-Control", "private, no-store"))
             .finish());
@@ -117,9 +193,104 @@ fn respond(target: Target, params: &DeliveryParams) -> Result<HttpResponse, ApiE
         .single()
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .ok_or_else(|| ApiError::Internal("expiry out of range".into()))?;
-    Ok(HttpResponse::Ok()
-        .insert_header(("Cache-Control", "private, no-store"))
+    let mut b = HttpResponse::Ok();
+    for c in &target.cookies {
+        b.cookie(c.clone());
+    }
+    Ok(b.insert_header(("Cache-Control", "private, no-store"))
         .json(json!({"url": target.url, "expires_at": expires_at, "via": target.via})))
+}
+
+/// Edge and cookies modes: one directory-scoped signature for the track's HLS
+/// directory. nginx's token moves into the path (relative URIs inherit it); for cookies
+/// the token becomes the CDN's signed cookies and the URL itself is unsigned.
+async fn sign_at_edge(
+    delivery: &Delivery,
+    cdn: &Addr<CdnSigner>,
+    key: &str,
+) -> Result<Target, &'static str> {
+    let signed = sign(cdn, format!("/{key}"), true, key).await?;
+    let provider = delivery.provider.ok_or("sign_error")?;
+    let fail = |e: crate::cdn::SignError| {
+        log::warn!("CDN {provider} HLS token for {key} unusable, falling back: {e}");
+        "sign_error"
+    };
+    match delivery.hls_mode {
+        HlsDelivery::Cookies => {
+            let cookies =
+                crate::cdn::hls::cookies(provider, &signed.url, &delivery.akamai_token_name)
+                    .map_err(fail)?;
+            let directory = format!("/{}", crate::delivery::local_token::directory_of(key));
+            let max_age = signed.expires_at.saturating_sub(unix_now());
+            let cookies = cookies
+                .into_iter()
+                .map(|(name, value)| {
+                    let mut c = actix_web::cookie::Cookie::new(name, value);
+                    if let Some(d) = &delivery.cookie_domain {
+                        c.set_domain(d.clone());
+                    }
+                    c.set_path(directory.clone());
+                    c.set_secure(true);
+                    c.set_http_only(true);
+                    c.set_same_site(actix_web::cookie::SameSite::None);
+                    c.set_max_age(actix_web::cookie::time::Duration::seconds(max_age as i64));
+                    c
+                })
+                .collect();
+            let base = delivery.cdn_base_url.as_deref().unwrap_or_default();
+            Ok(Target {
+                url: format!("{base}/{key}"),
+                expires_at: signed.expires_at,
+                via: "cdn",
+                cookies,
+            })
+        }
+        _ => {
+            let url = if provider == Provider::Nginx {
+                crate::cdn::hls::nginx_path_form(&signed.url).map_err(fail)?
+            } else {
+                signed.url
+            };
+            Ok(Target {
+                url,
+                expires_at: signed.expires_at,
+                via: "cdn",
+                cookies: Vec::new(),
+            })
+        }
+    }
+}
+
+/// Ask the CdnSigner, bounded by [`SIGN_TIMEOUT`]; the error is the fallback reason.
+async fn sign(
+    cdn: &Addr<CdnSigner>,
+    path: String,
+    directory: bool,
+    key: &str,
+) -> Result<crate::actors::cdn_signer::SignedUrl, &'static str> {
+    match tokio::time::timeout(SIGN_TIMEOUT, cdn.send(SignUrl { path, directory })).await {
+        Ok(Ok(Ok(signed))) => Ok(signed),
+        Ok(Ok(Err(e))) => {
+            log::warn!("CDN signing failed for {key}, falling back: {e}");
+            Err("sign_error")
+        }
+        Ok(Err(e)) => {
+            log::warn!("CdnSigner unavailable ({e}), falling back for {key}");
+            Err("unavailable")
+        }
+        Err(_) => {
+            log::warn!("CdnSigner timed out after {SIGN_TIMEOUT:?}, falling back for {key}");
+            Err("timeout")
+        }
+    }
+}
+
+pub fn count_fallback(delivery: &Delivery, reason: &str) {
+    delivery
+        .metrics
+        .cdn_fallback_total
+        .with_label_values(&[reason])
+        .inc();
 }
 
 async fn deliver(
@@ -142,56 +313,21 @@ async fn deliver(
                 .to_string(),
             );
         }
-        let msg = SignUrl {
-            path,
-            directory: purpose == Purpose::Stream,
-        };
-        let reason = match tokio::time::timeout(SIGN_TIMEOUT, cdn.send(msg)).await {
-            Ok(Ok(Ok(signed))) => {
+        match sign(cdn, path, purpose == Purpose::Stream, key).await {
+            Ok(signed) => {
                 return Ok(Target {
                     url: signed.url,
                     expires_at: signed.expires_at,
                     via: "cdn",
+                    cookies: Vec::new(),
                 });
             }
-            Ok(Ok(Err(e))) => {
-                log::warn!("CDN signing failed for {key}, falling back: {e}");
-                "sign_error"
-            }
-            Ok(Err(e)) => {
-                log::warn!("CdnSigner unavailable ({e}), falling back for {key}");
-                "unavailable"
-            }
-            Err(_) => {
-                log::warn!("CdnSigner timed out after {SIGN_TIMEOUT:?}, falling back for {key}");
-                "timeout"
-            }
-        };
-        delivery
-            .metrics
-            .cdn_fallback_total
-            .with_label_values(&[reason])
-            .inc();
-    }
-    let expires_at = unix_now() + delivery.ttl.as_secs();
-    match (&delivery.storage, purpose) {
-        // A presigned playlist would leave the player's relative segment requests
-        // unsigned (the classic HLS 403): stream through our /media route instead,
-        // which serves playlists and redirects each segment to its own presigned URL.
-        (Storage::S3(_), Purpose::Stream) | (Storage::Local { .. }, _) => {
-            let scope = match purpose {
-                Purpose::Stream => Scope::Directory,
-                Purpose::Download => Scope::File,
-            };
-            let path = delivery.local.sign(scope, key, expires_at, filename);
-            let info = req.connection_info();
-            Ok(Target {
-                url: format!("{}://{}{}", info.scheme(), info.host(), path),
-                expires_at,
-                via: delivery.storage.kind(),
-            })
+            Err(reason) => count_fallback(delivery, reason),
         }
+    }
+    match (&delivery.storage, purpose) {
         (Storage::S3(s3), Purpose::Download) => {
+            let expires_at = unix_now() + delivery.ttl.as_secs();
             let disposition = filename.map(attachment_disposition);
             let url = s3
                 .presign_get(key, delivery.ttl, disposition.as_deref())
@@ -201,7 +337,33 @@ async fn deliver(
                 url,
                 expires_at,
                 via: "s3",
+                cookies: Vec::new(),
             })
         }
+        _ => Ok(self_served(delivery, req, purpose, key, filename)),
+    }
+}
+
+/// The service's own signed `/media` URL. For HLS the token covers the directory and
+/// sits in the path, so the player's relative requests inherit it; with S3 storage or
+/// a rewriting CDN, the media playlists it serves carry absolute segment URLs.
+fn self_served(
+    delivery: &Delivery,
+    req: &HttpRequest,
+    purpose: Purpose,
+    key: &str,
+    filename: Option<&str>,
+) -> Target {
+    let expires_at = unix_now() + delivery.ttl.as_secs();
+    let scope = match purpose {
+        Purpose::Stream => Scope::Directory,
+        Purpose::Download => Scope::File,
+    };
+    let path = delivery.local.sign(scope, key, expires_at, filename);
+    Target {
+        url: format!("{}{path}", delivery.self_base(req)),
+        expires_at,
+        via: delivery.storage.kind(),
+        cookies: Vec::new(),
     }
 }

@@ -222,3 +222,63 @@ fn s3_error(
         _ => Err(ApiError::Storage(format!("{key}: {detail}"))),
     }
 }
+
+/// Read a small object (a playlist) whole, refusing anything over `limit` bytes.
+pub async fn read_small(storage: &Storage, key: &str, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let too_big = || ApiError::Storage(format!("{key}: larger than {limit} bytes"));
+    match storage {
+        Storage::Local { root } => {
+            let path = root.join(key);
+            let meta = match tokio::fs::metadata(&path).await {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(ApiError::NotFound("no such file".into()));
+                }
+                Err(e) => return Err(ApiError::Storage(format!("{}: {e}", path.display()))),
+            };
+            if meta.len() > limit as u64 {
+                return Err(too_big());
+            }
+            tokio::fs::read(&path)
+                .await
+                .map_err(|e| ApiError::Storage(format!("{}: {e}", path.display())))
+        }
+        Storage::S3(s3) => {
+            let out = s3
+                .client
+                .get_object()
+                .bucket(&s3.bucket)
+                .key(key)
+                .send()
+                .await;
+            let o = match out {
+                Ok(o) => o,
+                Err(e) if status_of(&e) == Some(404) => {
+                    return Err(ApiError::NotFound("no such file".into()));
+                }
+                Err(e) => {
+                    return Err(ApiError::Storage(format!(
+                        "{key}: {}",
+                        aws_sdk_s3::error::DisplayErrorContext(&e)
+                    )));
+                }
+            };
+            if o.content_length().unwrap_or(0) > limit as i64 {
+                return Err(too_big());
+            }
+            let mut body = o.body;
+            let mut buf = Vec::new();
+            while let Some(chunk) = body
+                .try_next()
+                .await
+                .map_err(|e| ApiError::Storage(format!("{key}: {e}")))?
+            {
+                buf.extend_from_slice(&chunk);
+                if buf.len() > limit {
+                    return Err(too_big());
+                }
+            }
+            Ok(buf)
+        }
+    }
+}

@@ -1,27 +1,30 @@
-//! `GET|HEAD /hls/{track_id}/{file}`: the HLS origin (the CDN's origin-pull target, and
-//! the player's origin without a CDN). Only validated plain names inside the track's
-//! own HLS directory are ever read.
+//! `GET|HEAD /hls/{dir}/{file}`: the HLS origin (the CDN's origin-pull target). `{dir}`
+//! is a track id or the last part of a track's HLS prefix (`hls/{dir}`), so CDN URLs
+//! built from storage keys (`/hls/i-3f2a…/seg-….ts`) pull from here too. Only validated
+//! plain names inside an existing track's own HLS directory are ever read. With
+//! `VEZA_ORIGIN_SECRET` set, only requests carrying the secret header (the CDN's) are
+//! answered.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use sea_orm::{EntityTrait, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 
 use super::files::{Presentation, serve};
 use super::parse_id;
 use crate::db::conn::Conn;
 use crate::db::entities::track;
-use crate::delivery::paths::validate_hls_name;
+use crate::delivery::paths::{validate_hls_name, validate_segment};
 use crate::web::error::ApiError;
 use crate::web::handlers::delivery::Delivery;
 
-/// track id → HLS prefix, so segment requests (the origin's hot path: a CDN miss per
+/// `{dir}` → HLS prefix, so segment requests (the origin's hot path: a CDN miss per
 /// segment, a player without CDN every few seconds) skip the database. Bounded in size
 /// and age: a changed prefix is seen within [`PREFIX_TTL`].
 pub struct PrefixCache {
-    entries: Mutex<HashMap<i64, (Arc<str>, Instant)>>,
+    entries: Mutex<HashMap<String, (Arc<str>, Instant)>>,
 }
 
 pub const PREFIX_TTL: Duration = Duration::from_secs(60);
@@ -36,14 +39,14 @@ impl Default for PrefixCache {
 }
 
 impl PrefixCache {
-    fn get(&self, id: i64) -> Option<Arc<str>> {
+    fn get(&self, dir: &str) -> Option<Arc<str>> {
         let map = self.entries.lock().ok()?;
-        map.get(&id)
+        map.get(dir)
             .filter(|(_, at)| at.elapsed() < PREFIX_TTL)
             .map(|(p, _)| p.clone())
     }
 
-    fn put(&self, id: i64, prefix: Arc<str>) {
+    fn put(&self, dir: &str, prefix: Arc<str>) {
         if let Ok(mut map) = self.entries.lock() {
             if map.len() >= PREFIX_CAP {
                 map.retain(|_, (_, at)| at.elapsed() < PREFIX_TTL);
@@ -51,25 +54,31 @@ impl PrefixCache {
                     map.clear();
                 }
             }
-            map.insert(id, (prefix, Instant::now()));
+            map.insert(dir.to_string(), (prefix, Instant::now()));
         }
     }
 }
 
-async fn hls_prefix(db: &Conn, cache: &PrefixCache, id: i64) -> Result<Arc<str>, ApiError> {
-    if let Some(p) = cache.get(id) {
+async fn hls_prefix(db: &Conn, cache: &PrefixCache, dir: &str) -> Result<Arc<str>, ApiError> {
+    if let Some(p) = cache.get(dir) {
         return Ok(p);
     }
-    let prefix: Option<String> = track::Entity::find_by_id(id)
+    let query = track::Entity::find()
         .select_only()
-        .column(track::Column::HlsPrefix)
-        .into_tuple()
-        .one(db)
-        .await?;
+        .column(track::Column::HlsPrefix);
+    let query = match dir.parse::<i64>() {
+        Ok(_) => query.filter(track::Column::Id.eq(parse_id(dir)?)),
+        Err(_) => {
+            validate_segment(dir)
+                .map_err(|e| ApiError::bad_request("invalid_path", e.to_string()))?;
+            query.filter(track::Column::HlsPrefix.eq(format!("hls/{dir}")))
+        }
+    };
+    let prefix: Option<String> = query.into_tuple().one(db).await?;
     let prefix: Arc<str> = prefix
-        .ok_or_else(|| ApiError::NotFound(format!("track {id} not found")))?
+        .ok_or_else(|| ApiError::NotFound(format!("no track for /hls/{dir}")))?
         .into();
-    cache.put(id, prefix.clone());
+    cache.put(dir, prefix.clone());
     Ok(prefix)
 }
 
@@ -80,11 +89,17 @@ pub async fn origin(
     delivery: web::Data<Delivery>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let (raw_id, file) = path.into_inner();
-    let id = parse_id(&raw_id)?;
+    if let Some(secret) = &delivery.origin_secret
+        && !secret.admits(&req)
+    {
+        return Err(ApiError::Forbidden(
+            "the HLS origin answers the CDN only".into(),
+        ));
+    }
+    let (dir, file) = path.into_inner();
     let kind = validate_hls_name(&file)
         .map_err(|e| ApiError::bad_request("invalid_file_name", e.to_string()))?;
-    let prefix = hls_prefix(&db, &cache, id).await?;
+    let prefix = hls_prefix(&db, &cache, &dir).await?;
     let key = format!("{}/{file}", prefix.trim_end_matches('/'));
     serve(
         &req,
