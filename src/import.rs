@@ -623,7 +623,7 @@ impl Importer {
                     limit: humantime::format_duration(self.options.timeout).to_string(),
                 }),
             },
-            _ = interrupt.wait_for(|stop| *stop) => return Err(ImportError::Interrupted),
+            () = interrupted(&mut interrupt) => return Err(ImportError::Interrupted),
         };
 
         let mut written = Vec::new();
@@ -748,6 +748,14 @@ impl Importer {
                 left: left.join(", "),
             }
         }
+    }
+}
+
+/// Resolves once the interrupt flag is set; never if its sender is gone (no Ctrl-C
+/// handler could be installed), so imports then run to completion.
+async fn interrupted(flag: &mut watch::Receiver<bool>) {
+    if flag.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 

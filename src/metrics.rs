@@ -186,6 +186,11 @@ impl Metrics {
         for c in m.collectors() {
             registry.register(c)?;
         }
+        // Known label values exist at zero from the start, so rate() and alerts work
+        // before the first event.
+        for reason in ["sign_error", "timeout", "unavailable"] {
+            m.cdn_fallback_total.with_label_values(&[reason]);
+        }
         Ok(m)
     }
 

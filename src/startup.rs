@@ -170,9 +170,7 @@ impl Application {
                 header: actix_web::http::header::HeaderName::from_bytes(
                     config.server.origin_secret_header.as_bytes(),
                 )
-                .map_err(|e| {
-                    StartupError::Config(format!("VEZA_ORIGIN_SECRET_HEADER: {e}"))
-                })?,
+                .map_err(|e| StartupError::Config(format!("VEZA_ORIGIN_SECRET_HEADER: {e}")))?,
                 value: value.clone(),
             }),
             None => None,
@@ -457,7 +455,11 @@ fn cors(origins: &crate::config::CorsOrigins) -> actix_cors::Cors {
     use actix_web::http::header;
     let c = actix_cors::Cors::default()
         .allowed_methods(["GET", "HEAD"])
-        .allowed_headers([header::RANGE, header::IF_NONE_MATCH, header::IF_MODIFIED_SINCE])
+        .allowed_headers([
+            header::RANGE,
+            header::IF_NONE_MATCH,
+            header::IF_MODIFIED_SINCE,
+        ])
         .expose_headers([
             header::CONTENT_LENGTH,
             header::CONTENT_RANGE,
@@ -466,9 +468,9 @@ fn cors(origins: &crate::config::CorsOrigins) -> actix_cors::Cors {
         ])
         .max_age(3600);
     match origins {
-        crate::config::CorsOrigins::List(list) => list
-            .iter()
-            .fold(c, |c, origin| c.allowed_origin(origin)),
+        crate::config::CorsOrigins::List(list) => {
+            list.iter().fold(c, |c, origin| c.allowed_origin(origin))
+        }
         _ => c.allow_any_origin().send_wildcard(),
     }
 }

@@ -177,7 +177,12 @@ impl Handler<SignSegments> for CdnSigner {
     fn handle(&mut self, msg: SignSegments, _: &mut Self::Context) -> Self::Result {
         let now = unix_now();
         let provider = self.signer.provider();
-        let url_of = |name: &str| join_base(self.cfg.base_url.as_deref(), &format!("{}{name}", msg.directory));
+        let url_of = |name: &str| {
+            join_base(
+                self.cfg.base_url.as_deref(),
+                &format!("{}{name}", msg.directory),
+            )
+        };
         let mut signatures = 0u64;
         let result = (|| {
             if crate::cdn::hls::directory_token_reusable(provider) {

@@ -128,7 +128,10 @@ mod tests {
         let ak = "https://a.example/hls/3/master.m3u8?hdnts=exp=1~acl=/hls/3/*~hmac=ab";
         assert_eq!(
             cookies(Provider::Akamai, ak, "hdnts").unwrap(),
-            [("hdnts".to_string(), "exp=1~acl=/hls/3/*~hmac=ab".to_string())]
+            [(
+                "hdnts".to_string(),
+                "exp=1~acl=/hls/3/*~hmac=ab".to_string()
+            )]
         );
         assert!(cookies(Provider::Bunny, ak, "hdnts").is_err());
     }

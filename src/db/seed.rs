@@ -182,7 +182,9 @@ pub fn ensure_demo_media(storage_dir: &Path) -> Result<(Manifest, bool), SeedErr
         tracks.push(r?);
     }
     if tracks.len() != DEMO_TRACKS as usize {
-        return Err(SeedError::Render("not every demo track was rendered".into()));
+        return Err(SeedError::Render(
+            "not every demo track was rendered".into(),
+        ));
     }
     tracks.sort_by_key(|t| t.n);
     let manifest = Manifest {
@@ -363,4 +365,3 @@ async fn insert_rows(conn: &DatabaseConnection, manifest: &Manifest) -> Result<(
     }
     Ok(())
 }
-

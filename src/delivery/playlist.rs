@@ -61,11 +61,14 @@ mod tests {
     #[test]
     fn every_segment_gets_its_absolute_url_and_tags_stay() {
         assert!(is_media_playlist(MEDIA));
-        assert!(!is_media_playlist("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nmedia.m3u8\n"));
+        assert!(!is_media_playlist(
+            "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nmedia.m3u8\n"
+        ));
         assert_eq!(segment_names(MEDIA), ["seg-aa.ts", "seg-bb.ts"]);
-        let out =
-            rewrite_segments(MEDIA, |n| Some(format!("https://cdn.example/hls/3/{n}?t=x")))
-                .unwrap();
+        let out = rewrite_segments(MEDIA, |n| {
+            Some(format!("https://cdn.example/hls/3/{n}?t=x"))
+        })
+        .unwrap();
         assert_eq!(
             out,
             "#EXTM3U\n#EXT-X-TARGETDURATION:6\n#EXTINF:5.99075,\nhttps://cdn.example/hls/3/seg-aa.ts?t=x\n#EXTINF:3.0,\nhttps://cdn.example/hls/3/seg-bb.ts?t=x\n#EXT-X-ENDLIST\n"

@@ -29,7 +29,7 @@ fn fdk(e: fdk_aac::enc::EncoderError) -> AacError {
 /// ADTS frames at `bitrate` bit/s (CBR), one frame per [`AAC_FRAME`] input samples.
 pub fn encode_adts(pcm: &[i16], channels: u16, bitrate: u32) -> Result<Vec<Vec<u8>>, AacError> {
     let ch = usize::from(channels.clamp(1, 2));
-    if pcm.len() % (AAC_FRAME * ch) != 0 {
+    if !pcm.len().is_multiple_of(AAC_FRAME * ch) {
         return Err(AacError::PartialFrame);
     }
     let want = pcm.len() / ch / AAC_FRAME;
@@ -68,11 +68,7 @@ pub fn encode_adts(pcm: &[i16], channels: u16, bitrate: u32) -> Result<Vec<Vec<u
     if got < want {
         return Err(AacError::ShortOutput { got, want });
     }
-    Ok(frames
-        .into_iter()
-        .skip(priming_frames)
-        .take(want)
-        .collect())
+    Ok(frames.into_iter().skip(priming_frames).take(want).collect())
 }
 
 /// The length field of an ADTS header (13 bits spanning bytes 3–5).
@@ -80,9 +76,7 @@ pub fn adts_frame_len(h: &[u8]) -> Option<usize> {
     if h.len() < 7 || h[0] != 0xFF || h[1] & 0xF0 != 0xF0 {
         return None;
     }
-    Some(
-        (usize::from(h[3] & 0x03) << 11) | (usize::from(h[4]) << 3) | (usize::from(h[5]) >> 5),
-    )
+    Some((usize::from(h[3] & 0x03) << 11) | (usize::from(h[4]) << 3) | (usize::from(h[5]) >> 5))
 }
 
 fn split_adts(mut buf: &[u8], frames: &mut Vec<Vec<u8>>) -> Result<(), AacError> {

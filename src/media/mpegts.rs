@@ -199,11 +199,18 @@ mod tests {
         // The payload bytes all made it through, in order.
         let mut total = 0;
         for p in a.chunks(PACKET).filter(|p| pid(p) == AUDIO_PID) {
-            let start = if p[3] & 0x20 != 0 { 5 + usize::from(p[4]) } else { 4 };
+            let start = if p[3] & 0x20 != 0 {
+                5 + usize::from(p[4])
+            } else {
+                4
+            };
             total += PACKET - start;
         }
         let pes_headers = frames.chunks(FRAMES_PER_PES).count() * 14;
-        assert_eq!(total, frames.iter().map(Vec::len).sum::<usize>() + pes_headers);
+        assert_eq!(
+            total,
+            frames.iter().map(Vec::len).sum::<usize>() + pes_headers
+        );
     }
 
     #[test]

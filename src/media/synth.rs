@@ -24,7 +24,7 @@ impl Tune {
         let frames = seconds * SAMPLE_RATE as usize / AAC_FRAME;
         Tune {
             root: 48 + (n.wrapping_mul(5) % 12) as u8,
-            minor: n % 2 == 0,
+            minor: n.is_multiple_of(2),
             bpm: 84 + n.wrapping_mul(13) % 48,
             samples: frames * AAC_FRAME,
         }
@@ -121,7 +121,7 @@ pub fn render(n: u32) -> (Tune, Vec<i16>) {
     let eighth = beat / 2;
     let last_start = len.saturating_sub(2 * beat);
     for (k, start) in (0..last_start).step_by(eighth).enumerate() {
-        if rng.next() % 4 == 0 {
+        if rng.next().is_multiple_of(4) {
             continue; // rest
         }
         degree = (degree + (rng.next() % 5) as i32 - 2).clamp(0, 9);
@@ -179,7 +179,8 @@ mod tests {
         assert_eq!(pcm.len(), tune.samples);
         let peak = pcm.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0);
         assert!((20_000..=23_000).contains(&peak), "peak {peak}");
-        let rms = (pcm.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / pcm.len() as f64).sqrt();
+        let rms =
+            (pcm.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / pcm.len() as f64).sqrt();
         assert!(rms > 1500.0, "rms {rms}");
         assert!(pcm[0].abs() < 100 && pcm[pcm.len() - 1].abs() < 100);
     }

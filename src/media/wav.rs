@@ -31,8 +31,14 @@ mod tests {
         assert_eq!(wav.len(), 44 + 8);
         assert_eq!(&wav[0..4], b"RIFF");
         assert_eq!(u32::from_le_bytes([wav[4], wav[5], wav[6], wav[7]]), 36 + 8);
-        assert_eq!(u32::from_le_bytes([wav[24], wav[25], wav[26], wav[27]]), 44_100);
-        assert_eq!(u32::from_le_bytes([wav[28], wav[29], wav[30], wav[31]]), 88_200);
+        assert_eq!(
+            u32::from_le_bytes([wav[24], wav[25], wav[26], wav[27]]),
+            44_100
+        );
+        assert_eq!(
+            u32::from_le_bytes([wav[28], wav[29], wav[30], wav[31]]),
+            88_200
+        );
         assert_eq!(u32::from_le_bytes([wav[40], wav[41], wav[42], wav[43]]), 8);
     }
 }

@@ -1,6 +1,7 @@
 //! Black-box integration tests: the real application on loopback, over HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod browser;
 mod catalogue;
 mod cdn;
 mod cli;

@@ -346,8 +346,9 @@ async fn prometheus_scrapes_two_instances_and_every_panel_and_alert_evaluates() 
             .env("CDN_BASE_URL", "https://cdn.example.com")
             .env("CDN_SECURITY_KEY", "e2e-key")
     };
-    // A signs with Bunny; B with Cloudflare, which cannot sign HLS directories, so its
-    // stream URLs fall back (and feed the fallback panel).
+    // A signs with Bunny at the edge; B with Cloudflare, whose streams are rewritten
+    // playlists (signed when fetched) and whose downloads are signed per file. Fallback
+    // reasons are exported at zero from the start.
     let a = spawn_app(Backend::Sqlite, base().env("CDN_PROVIDER", "bunny")).await;
     let b = spawn_app(Backend::Sqlite, base().env("CDN_PROVIDER", "cloudflare")).await;
 
@@ -445,6 +446,7 @@ async fn prometheus_scrapes_two_instances_and_every_panel_and_alert_evaluates() 
             }
             for _ in 0..streams {
                 assert_eq!(app.get("/api/v1/tracks/1/stream").await.status(), 200);
+                assert_eq!(app.get("/api/v1/tracks/1/download").await.status(), 200);
             }
             app.flush_query_stats().await;
         }

@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::helpers::in_ci;
 
@@ -149,7 +149,11 @@ async fn every_demo_track_streams_and_downloads_as_decodable_audio() {
         .await;
         let url = stream["url"].as_str().unwrap();
         let d = decode(&ffmpeg, url);
-        assert!(d.ok && d.errors.is_empty(), "track {id} stream: {}", d.errors);
+        assert!(
+            d.ok && d.errors.is_empty(),
+            "track {id} stream: {}",
+            d.errors
+        );
         assert!(
             (d.ms - duration_ms).abs() <= AAC_FRAME_MS,
             "track {id}: decoded {} ms, catalogue {duration_ms} ms",
@@ -165,10 +169,18 @@ async fn every_demo_track_streams_and_downloads_as_decodable_audio() {
         let r = client.get(url).send().await.unwrap();
         assert_eq!(r.status(), 200);
         let bytes = r.bytes().await.unwrap();
-        assert_eq!(Some(bytes.len() as u64), t["byte_size"].as_u64(), "track {id}");
+        assert_eq!(
+            Some(bytes.len() as u64),
+            t["byte_size"].as_u64(),
+            "track {id}"
+        );
         assert_eq!(t["content_type"], "audio/wav");
         let d = decode(&ffmpeg, url);
-        assert!(d.ok && d.errors.is_empty(), "track {id} download: {}", d.errors);
+        assert!(
+            d.ok && d.errors.is_empty(),
+            "track {id} download: {}",
+            d.errors
+        );
         assert!(
             (d.ms - duration_ms).abs() < 1.0,
             "track {id}: original {} ms, catalogue {duration_ms} ms",
@@ -210,7 +222,10 @@ async fn the_master_playlist_describes_the_real_stream() {
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.contains("codec_name=aac") && text.contains("profile=LC"), "{text}");
+        assert!(
+            text.contains("codec_name=aac") && text.contains("profile=LC"),
+            "{text}"
+        );
         let packets: f64 = text
             .lines()
             .find_map(|l| l.strip_prefix("nb_read_packets="))
@@ -218,7 +233,11 @@ async fn the_master_playlist_describes_the_real_stream() {
             .parse()
             .unwrap();
         let real = packets * 1024.0 / 44_100.0;
-        assert!((real - claimed).abs() < 0.001, "{}: {real} vs {claimed}", pair[1]);
+        assert!(
+            (real - claimed).abs() < 0.001,
+            "{}: {real} vs {claimed}",
+            pair[1]
+        );
         let size = std::fs::metadata(&seg).unwrap().len() as usize;
         bytes += size;
         total += real;
@@ -301,7 +320,10 @@ fn a_catalogue_seeded_with_the_old_synthetic_media_is_upgraded() {
         stderr.contains("20 demo rows upgraded") && stderr.contains("media rendered"),
         "{stderr}"
     );
-    assert!(!stale.exists(), "the stale synthetic segment is still there");
+    assert!(
+        !stale.exists(),
+        "the stale synthetic segment is still there"
+    );
     let rows: Vec<(i64, i64, i64)> = rt.block_on(async {
         use sea_orm::{EntityTrait, QueryOrder};
         let c = Database::connect(db.as_str()).await.unwrap();

@@ -310,42 +310,63 @@ async fn s3_streams_go_through_media_with_presigned_segments() {
             header(r.headers(), header::CONTENT_TYPE),
             "application/vnd.apple.mpegurl"
         );
-        assert_eq!(
-            header(r.headers(), header::CACHE_CONTROL),
-            "public, max-age=60"
-        );
+        crate::delivery::assert_private_within(r.headers(), 60);
         let master = r.text().await.unwrap();
         assert_eq!(master.as_bytes(), demo.get("hls/3/master.m3u8"));
         let media_url = master_url.join(&playlist_entries(&master)[0]).unwrap();
         let r = app.client.get(media_url.clone()).send().await.unwrap();
         assert_eq!(r.status(), 200, "{media_url}");
+        crate::delivery::assert_private_within(r.headers(), 60);
         let media = r.text().await.unwrap();
-        assert_eq!(media.as_bytes(), demo.get("hls/3/media.m3u8"));
+        // Rewritten for this listener: every segment is an absolute presigned S3 URL (the
+        // player goes straight to the bucket, no redirect hop through the service), and
+        // the tags are the stored playlist's.
+        let stored_media = std::str::from_utf8(demo.get("hls/3/media.m3u8")).unwrap();
+        let tags = |t: &str| {
+            t.lines()
+                .filter(|l| l.starts_with('#'))
+                .map(String::from)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(tags(&media), tags(stored_media));
         let segments = playlist_entries(&media);
-        let stored = demo.files.keys().filter(|k| k.starts_with("hls/3/seg-")).count();
+        let names = playlist_entries(stored_media);
+        let stored = demo
+            .files
+            .keys()
+            .filter(|k| k.starts_with("hls/3/seg-"))
+            .count();
         assert!(stored >= 4);
         assert_eq!(segments.len(), stored);
-        for seg in &segments {
-            let seg_url = media_url.join(seg).unwrap();
-            let r = app.client.get(seg_url.clone()).send().await.unwrap();
-            assert_eq!(r.status(), 302, "{seg_url}");
-            assert_eq!(
-                header(r.headers(), header::CACHE_CONTROL),
-                "private, no-store"
-            );
-            let location = header(r.headers(), header::LOCATION).to_string();
+        let listener_expiry: u64 = master_url
+            .path_segments()
+            .unwrap()
+            .nth(2)
+            .unwrap()
+            .parse()
+            .unwrap();
+        for (location, seg) in segments.iter().zip(&names) {
             assert!(
                 location.starts_with(&format!("{}/{BUCKET}/hls/3/{seg}?", s3.endpoint))
                     && location.contains("X-Amz-Signature="),
                 "{location}"
             );
-            let r = app.client.get(&location).send().await.unwrap();
+            // A presigned URL never outlives the listener's own token.
+            let u = Url::parse(location).unwrap();
+            let expires: u64 = query_value(&u, "X-Amz-Expires").unwrap().parse().unwrap();
+            let now = chrono::Utc::now().timestamp() as u64;
+            assert!(now + expires <= listener_expiry + 2, "{location}");
+            let r = app.client.get(location).send().await.unwrap();
             assert_eq!(r.status(), 200, "{location}");
             assert_eq!(
                 r.bytes().await.unwrap().as_ref(),
                 demo.get(&format!("hls/3/{seg}"))
             );
         }
+        // A segment asked of /media directly (an older playlist) is still a redirect.
+        let seg_url = media_url.join(&names[0]).unwrap();
+        let r = app.client.get(seg_url.clone()).send().await.unwrap();
+        assert_eq!(r.status(), 302, "{seg_url}");
         // The directory token still covers only this track.
         let other = master_url.as_str().replace("/hls/3/", "/hls/4/");
         assert_json_error(
@@ -470,7 +491,7 @@ async fn a_wrong_bucket_fails_readiness_not_startup() {
 }
 
 #[actix_web::test]
-async fn cloudflare_cannot_sign_hls_so_streams_fall_back_to_s3() {
+async fn cloudflare_streams_are_rewritten_with_one_signed_url_per_segment() {
     let Some(s3) = start_s3().await else { return };
     let (app, demo) = s3_app(
         Backend::Sqlite,
@@ -482,23 +503,62 @@ async fn cloudflare_cannot_sign_hls_so_streams_fall_back_to_s3() {
             .env("CDN_SECURITY_KEY", "k"),
     )
     .await;
-    let fallbacks = |text: &str| metric(text, "veza_cdn_fallback_total{reason=\"sign_error\"}");
-    let before = fallbacks(&app.metrics().await).unwrap_or(0.0);
+    let signer = PreparedSigner::new(&ProviderConfig::new(Provider::Cloudflare, "k")).unwrap();
+    let ctx = VerifyContext {
+        now: chrono::Utc::now().timestamp() as u64,
+        client_ip: None,
+        directory: false,
+    };
 
+    // Cloudflare's token cannot cover a directory, so the service serves the playlists
+    // (rewrite mode, the default) and signs every segment URL for the edge.
     let body = delivery_json(&app, 3, "stream").await;
-    assert_eq!(body["via"], "s3", "{body}");
-    let url = body["url"].as_str().unwrap();
+    assert_eq!(body["via"], "cdn", "{body}");
+    let master_url = Url::parse(body["url"].as_str().unwrap()).unwrap();
     assert!(
-        url.starts_with(&format!("{}/media/d/", app.address)),
-        "{url}"
+        master_url
+            .as_str()
+            .starts_with(&format!("{}/media/d/", app.address)),
+        "{master_url}"
     );
-    let r = app.client.get(url).send().await.unwrap();
-    assert_eq!(r.status(), 200);
-    assert_eq!(
-        r.bytes().await.unwrap().as_ref(),
-        demo.get("hls/3/master.m3u8")
-    );
-    assert_eq!(fallbacks(&app.metrics().await), Some(before + 1.0));
+    let master = app
+        .client
+        .get(master_url.clone())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(master.as_bytes(), demo.get("hls/3/master.m3u8"));
+    let media_url = master_url.join(&playlist_entries(&master)[0]).unwrap();
+    let media = app
+        .client
+        .get(media_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let names = playlist_entries(std::str::from_utf8(demo.get("hls/3/media.m3u8")).unwrap());
+    let urls = playlist_entries(&media);
+    assert_eq!(urls.len(), names.len());
+    for (url, name) in urls.iter().zip(&names) {
+        assert!(
+            url.starts_with(&format!("https://cdn.example.com/hls/3/{name}?verify=")),
+            "{url}"
+        );
+        // The edge's check (Cloudflare's WAF rule, mirrored) accepts each one.
+        signer.verify(url, &ctx).unwrap();
+    }
+    let signatures = |text: &str| {
+        metric(
+            text,
+            "veza_cdn_signatures_total{outcome=\"ok\",provider=\"cloudflare\"}",
+        )
+    };
+    assert_eq!(signatures(&app.metrics().await), Some(names.len() as f64));
 
     let body = delivery_json(&app, 3, "download").await;
     assert_eq!(body["via"], "cdn", "{body}");
@@ -510,22 +570,19 @@ async fn cloudflare_cannot_sign_hls_so_streams_fall_back_to_s3() {
         "{url}"
     );
     assert!(url.contains("&verify="), "{url}");
-    // The edge's check (Cloudflare's WAF rule, mirrored) accepts it.
-    let signer = PreparedSigner::new(&ProviderConfig::new(Provider::Cloudflare, "k")).unwrap();
-    let ctx = VerifyContext {
-        now: chrono::Utc::now().timestamp() as u64,
-        client_ip: None,
-        directory: false,
-    };
     signer.verify(url, &ctx).unwrap();
+    assert_eq!(
+        signatures(&app.metrics().await),
+        Some(names.len() as f64 + 1.0)
+    );
     assert_eq!(
         metric(
             &app.metrics().await,
-            "veza_cdn_signatures_total{outcome=\"ok\",provider=\"cloudflare\"}"
-        ),
-        Some(1.0)
+            "veza_cdn_fallback_total{reason=\"sign_error\"}"
+        )
+        .unwrap_or(0.0),
+        0.0
     );
-    assert_eq!(fallbacks(&app.metrics().await), Some(before + 1.0));
 }
 
 #[actix_web::test]
