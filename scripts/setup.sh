@@ -2,7 +2,8 @@
 # Installs and starts everything the tests need, idempotently, on a fresh machine:
 # PostgreSQL answering on 127.0.0.1:5432, nginx (secure_link tests), Prometheus and
 # promtool (alert-rule tests, end-to-end scrape test), s3s-fs (real S3 server), ffmpeg
-# (playback tests, `veza import`).
+# (playback tests, `veza import`), Chromium and the npm packages of package-lock.json
+# (playwright-core, hls.js: the real-browser playback tests in tests/api/browser.rs).
 set -euo pipefail
 
 log() { printf '[setup] %s\n' "$*" >&2; }
@@ -13,6 +14,11 @@ command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v pg_isready >/dev/null 2>&1 || need_apt+=(postgresql-client)
 # ffmpeg/ffprobe: the playback tests' player and `veza import`'s transcoder.
 command -v ffmpeg >/dev/null 2>&1 || need_apt+=(ffmpeg)
+# Debian's Chromium: the browser the playback tests drive headless (/usr/bin/chromium;
+# playwright never downloads one of its own). Node.js and npm come with the machine.
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -26,6 +32,17 @@ S3S_VERSION=0.14.1
 if ! command -v s3s-fs >/dev/null 2>&1; then
   log "installing s3s-fs ${S3S_VERSION} (cargo install)"
   cargo install --quiet --locked "s3s-fs@${S3S_VERSION}" --features binary
+fi
+
+# playwright-core and hls.js, exactly as package-lock.json pins them. Reinstalled when
+# node_modules is missing or was installed from another lockfile (a stamp records which).
+root="$(cd "$(dirname "$0")/.." && pwd)"
+lock_sum="$(sha256sum "$root/package-lock.json" | cut -d' ' -f1)"
+stamp="$root/node_modules/.veza-package-lock.sha256"
+if [ ! -d "$root/node_modules" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$lock_sum" ]; then
+  log "installing the npm packages of package-lock.json (npm ci)"
+  (cd "$root" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+  printf '%s\n' "$lock_sum" > "$stamp"
 fi
 
 pg_up() { pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; }

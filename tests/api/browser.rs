@@ -420,7 +420,7 @@ fn edge_servers(edge_port: u16, app_port: u16) -> String {
             proxy_hide_header Access-Control-Expose-Headers;
             proxy_hide_header Vary;
             proxy_cache edge;
-            proxy_cache_valid 200 10m;proxy_ignore_headers Vary;{EDGE_CORS}"#
+            proxy_cache_valid 200 10m;{EDGE_CORS}"#
     );
     format!(
         r#"

@@ -7,6 +7,7 @@ mod cdn;
 mod cli;
 mod delivery;
 mod helpers;
+mod hls_delivery;
 mod import;
 mod n1;
 mod observability;
