@@ -90,10 +90,23 @@ pub struct HlsError {
 
 /// The page's `/stream` answer.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct StreamAnswer {
     pub status: u16,
     pub url: Option<String>,
     pub via: Option<String>,
+    /// `expires_at` (RFC 3339).
+    pub expires_at: Option<String>,
+}
+
+impl StreamAnswer {
+    /// The listener's token expiry, in unix seconds.
+    pub fn expires_unix(&self) -> i64 {
+        let at = self.expires_at.as_deref().expect("expires_at");
+        chrono::DateTime::parse_from_rfc3339(at)
+            .unwrap_or_else(|e| panic!("expires_at {at}: {e}"))
+            .timestamp()
+    }
 }
 
 /// A request the page made (from Chromium's network events).
@@ -691,9 +704,27 @@ async fn browser_plays_segments_straight_from_s3() {
     assert_eq!(stream.via.as_deref(), Some("s3"), "{}", r.summary);
     // Segments: presigned URLs of the bucket, in the playlist itself (no redirect hop).
     let bucket = format!("{}/{BUCKET}/hls/{TRACK}/", proxy.base);
+    let token_expiry = stream.expires_unix();
     for frag in &r.fragments {
         assert!(frag.starts_with(&bucket), "{frag} is not a bucket URL");
         assert!(frag.contains("X-Amz-Signature="), "{frag} is not presigned");
+        // A presigned URL never outlives the listener's token.
+        let u = url::Url::parse(frag).unwrap();
+        let param = |name: &str| {
+            u.query_pairs()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_else(|| panic!("{frag} has no {name}"))
+        };
+        let signed = chrono::NaiveDateTime::parse_from_str(&param("X-Amz-Date"), "%Y%m%dT%H%M%SZ")
+            .unwrap()
+            .and_utc()
+            .timestamp();
+        let lifetime: i64 = param("X-Amz-Expires").parse().unwrap();
+        assert!(
+            signed + lifetime <= token_expiry,
+            "{frag} outlives the listener's token ({token_expiry})"
+        );
     }
     assert_segments_came_through(&r, &proxy, path_and_query);
     // None through the service: the page asked the service for no segment at all.
@@ -749,14 +780,15 @@ async fn browser_plays_through_an_nginx_edge_in_rewrite_mode() {
         "{master}"
     );
     let seg_prefix = format!("{}/hls/{TRACK}/", edge.base);
+    let token_expiry = r.stream.as_ref().unwrap().expires_unix();
     for frag in &r.fragments {
         assert!(frag.starts_with(&seg_prefix), "{frag}");
         let u = url::Url::parse(frag).unwrap();
-        let params: Vec<_> = u.query_pairs().map(|(k, _)| k.into_owned()).collect();
-        assert!(
-            params.contains(&"md5".into()) && params.contains(&"expires".into()),
-            "{frag}"
-        );
+        let params: std::collections::BTreeMap<_, _> = u.query_pairs().collect();
+        assert!(params.contains_key("md5"), "{frag}");
+        // A segment URL never outlives the listener's token.
+        let expires: i64 = params["expires"].parse().unwrap();
+        assert!(expires <= token_expiry, "{frag} outlives {token_expiry}");
     }
     assert_segments_came_through(&r, &edge, path_and_query);
 

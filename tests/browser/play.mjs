@@ -109,7 +109,8 @@ function page(config) {
       const text = await r.text();
       let body = null;
       try { body = JSON.parse(text); } catch (_) {}
-      rec.stream = { status: r.status, url: body && body.url, via: body && body.via };
+      rec.stream = { status: r.status, url: body && body.url, via: body && body.via,
+                     expiresAt: body && body.expires_at };
       if (!r.ok || !body || !body.url) {
         rec.fatal = { type: 'streamError', details: 'stream request answered ' + r.status,
                       fatal: true, code: r.status, url: endpoint, message: text.slice(0, 300) };
