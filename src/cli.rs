@@ -86,7 +86,9 @@ pub struct SignArgs {
     /// Provider, overriding CDN_PROVIDER: bunny, cloudfront, cloudflare, akamai, nginx.
     #[arg(long)]
     pub provider: Option<String>,
-    /// Expiry as Unix seconds.
+    /// Expiry as Unix seconds. A past one is signed with a warning (to test an edge's
+    /// answer to expired URLs); without --issued-at, the issue time is then the expiry
+    /// minus CDN_URL_TTL.
     #[arg(long, conflicts_with = "ttl")]
     pub expires_at: Option<u64>,
     /// Lifetime from --issued-at (default: CDN_URL_TTL), e.g. 15m, 1h.
@@ -215,9 +217,23 @@ async fn migrate(config: Config) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("migration failed: {e}");
+            eprintln!("migration failed: {}", explain(&config, e).await);
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A database error as a user should read it: for connection failures, where the
+/// database was looked for and why it did not answer.
+async fn explain(config: &Config, e: sea_orm::DbErr) -> String {
+    match e {
+        sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_) => {
+            match crate::db::explain_unreachable(&config.database).await {
+                Some(why) => why,
+                None => e.to_string(),
+            }
+        }
+        other => other.to_string(),
     }
 }
 
@@ -227,7 +243,7 @@ async fn seed(config: Config) -> ExitCode {
         Err(code) => return code,
     };
     if let Err(e) = crate::db::migrate(&conn).await {
-        eprintln!("migration failed: {e}");
+        eprintln!("migration failed: {}", explain(&config, e).await);
         return ExitCode::FAILURE;
     }
     match crate::db::seed::seed_demo(&conn, &config.storage_dir).await {
@@ -297,7 +313,7 @@ async fn import_files(config: Config, args: ImportArgs, tools: crate::import::To
         Err(code) => return code,
     };
     if let Err(e) = crate::db::migrate(&conn).await {
-        eprintln!("migration failed: {e}");
+        eprintln!("migration failed: {}", explain(&config, e).await);
         return ExitCode::FAILURE;
     }
     let storage = crate::storage::Storage::from_config(&config.storage, &config.storage_dir).await;
@@ -402,7 +418,19 @@ async fn serve(config: Config, demo: bool) -> ExitCode {
             return ExitCode::from(2);
         }
         Err(e) => {
-            eprintln!("startup failed: {e}");
+            let hint = match &e {
+                crate::startup::StartupError::Bind { source, .. } => match source.kind() {
+                    std::io::ErrorKind::AddrInUse => {
+                        "; another process listens there: set VEZA_BIND to a free address (port 0 picks one)"
+                    }
+                    std::io::ErrorKind::PermissionDenied => {
+                        "; ports below 1024 need privileges: use a higher port in VEZA_BIND"
+                    }
+                    _ => "",
+                },
+                _ => "",
+            };
+            eprintln!("startup failed: {e}{hint}");
             return ExitCode::FAILURE;
         }
     };
@@ -481,6 +509,12 @@ fn sign(args: &SignArgs) -> ExitCode {
         Ok(p) => p,
         Err(e) => return usage_error(format!("--provider: {e}")),
     };
+    if provider.is_none() && config.cdn.provider.is_none() {
+        eprintln!(
+            "configuration error: CDN_PROVIDER: not set: `veza sign` reads the CDN_* variables (CDN_PROVIDER, CDN_BASE_URL and the provider's key); set CDN_PROVIDER to one of bunny, cloudfront, cloudflare, akamai, nginx, or pass --provider"
+        );
+        return ExitCode::from(2);
+    }
     let signer = match crate::cdn::keys::load(&config.cdn, provider) {
         Ok(s) => s,
         Err(p) => {
@@ -488,7 +522,8 @@ fn sign(args: &SignArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let issued_at = args.issued_at.unwrap_or_else(unix_now);
+    let now = unix_now();
+    let mut issued_at = args.issued_at.unwrap_or(now);
     let expires_at = match (args.expires_at, args.ttl.as_deref()) {
         (Some(e), _) => e,
         (None, Some(ttl)) => match crate::config::parse_duration(ttl) {
@@ -501,6 +536,19 @@ fn sign(args: &SignArgs) -> ExitCode {
         },
         (None, None) => issued_at + config.cdn.ttl.as_secs(),
     };
+    // An expiry in the past is what an operator needs to test an edge's answer to an
+    // expired URL (nginx 410, …): sign it, and say so on stderr.
+    if expires_at <= now {
+        if args.issued_at.is_none() {
+            // As if issued CDN_URL_TTL before it expired (Cloudflare and Akamai embed
+            // the issue time), so the expiry is consistent for every provider.
+            issued_at = expires_at.saturating_sub(config.cdn.ttl.as_secs());
+        }
+        eprintln!(
+            "warning: the URL expires at {expires_at}, {} s ago: it is signed, but an edge answers it as expired (e.g. nginx 410)",
+            now - expires_at
+        );
+    }
     let url = match join_base(config.cdn.base_url.as_deref(), &args.path_or_url) {
         Ok(u) => u,
         Err(e) => return usage_error(e),

@@ -99,11 +99,50 @@ impl Application {
         config: Config,
         extra_routes: Option<ExtraRoutes>,
     ) -> Result<Application, StartupError> {
+        // Everything that can fail runs before the first actor starts: an actor whose
+        // timers are dropped with a failed start-up outlives the runtime and panics
+        // ("there is no reactor running") instead of letting the error be printed.
+        let listener =
+            TcpListener::bind(config.server.bind).map_err(|source| StartupError::Bind {
+                addr: config.server.bind,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartupError::Bind {
+            addr: config.server.bind,
+            source,
+        })?;
+        let metrics_listener = match config.server.metrics_bind {
+            Some(bind) => {
+                let bind_err = |source| StartupError::Bind { addr: bind, source };
+                let l = TcpListener::bind(bind).map_err(bind_err)?;
+                let a = l.local_addr().map_err(bind_err)?;
+                Some((l, a))
+            }
+            None => None,
+        };
+        let local = Arc::new(local_signer(&config)?);
+
         let (metrics_actor, metrics) =
             MetricsActor::new(config.database.acquire_timeout.as_secs_f64())?;
+        let cdn_signer = if config.cdn.enabled {
+            Some(
+                CdnSigner::new(config.cdn.clone(), metrics.clone())
+                    .map_err(|p| StartupError::Config(p.to_string()))?,
+            )
+        } else {
+            None
+        };
+        let query_stats_template = if config.query_stats.enabled {
+            Some(Arc::new(QueryStats::new(
+                &config.query_stats,
+                metrics.clone(),
+            )?))
+        } else {
+            None
+        };
+        let conn = db::connect(&config.database, &metrics, config.query_stats.slow_query).await?;
         let metrics_actor = metrics_actor.start();
 
-        let conn = db::connect(&config.database, &metrics, config.query_stats.slow_query).await?;
         // An unreachable database must not stop the service from starting: it serves
         // 503 until the database answers, and the DbPool actor applies the pending
         // migrations as soon as it does.
@@ -138,30 +177,14 @@ impl Application {
         // (in the server factory below): the per-request message then never crosses
         // threads, which a single shared actor's wake-ups made cost ~10 % of a
         // DB-bound request's throughput on two cores.
-        let query_stats_template = if config.query_stats.enabled {
-            Some(Arc::new(QueryStats::new(
-                &config.query_stats,
-                metrics.clone(),
-            )?))
-        } else {
-            None
-        };
         let query_stats = QueryStatsActors::default();
 
-        let cdn_signer = if config.cdn.enabled {
-            let signer = CdnSigner::new(config.cdn.clone(), metrics.clone())
-                .map_err(|p| StartupError::Config(p.to_string()))?
-                .start();
-            Some(signer)
-        } else {
-            None
-        };
+        let cdn_signer = cdn_signer.map(Actor::start);
         // Always handled: SIGHUP's default action would terminate the process.
         reload_on_sighup(cdn_signer.clone());
 
         let storage =
             crate::storage::Storage::from_config(&config.storage, &config.storage_dir).await;
-        let local = Arc::new(local_signer(&config)?);
         for w in config.warnings() {
             log::warn!("{w}");
         }
@@ -208,16 +231,6 @@ impl Application {
         }
         .start();
 
-        let listener =
-            TcpListener::bind(config.server.bind).map_err(|source| StartupError::Bind {
-                addr: config.server.bind,
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| StartupError::Bind {
-            addr: config.server.bind,
-            source,
-        })?;
-
         let observer_metrics = metrics.clone();
         let worker_query_stats = query_stats.clone();
         let db_data = web::Data::new(db);
@@ -227,8 +240,8 @@ impl Application {
         let separate_metrics = config.server.metrics_bind.is_some();
         let access_log =
             log::log_enabled!(target: "actix_web::middleware::logger", log::Level::Info);
-        let metrics_server = match config.server.metrics_bind {
-            Some(bind) => Some(metrics_server(bind, metrics_data.clone())?),
+        let metrics_server = match metrics_listener {
+            Some((listener, bound)) => Some(metrics_server(listener, bound, metrics_data.clone())?),
             None => None,
         };
         let server = HttpServer::new(move || {
@@ -338,12 +351,11 @@ impl Application {
 
 /// A one-worker listener that serves only `/metrics`.
 fn metrics_server(
-    bind: SocketAddr,
+    listener: TcpListener,
+    addr: SocketAddr,
     metrics_actor: web::Data<Addr<MetricsActor>>,
 ) -> Result<(SocketAddr, Server), StartupError> {
-    let bind_err = |source| StartupError::Bind { addr: bind, source };
-    let listener = TcpListener::bind(bind).map_err(bind_err)?;
-    let addr = listener.local_addr().map_err(bind_err)?;
+    let bind_err = |source| StartupError::Bind { addr, source };
     let server = HttpServer::new(move || {
         App::new()
             .app_data(metrics_actor.clone())

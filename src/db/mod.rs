@@ -86,6 +86,58 @@ pub async fn connect(
     Ok(conn)
 }
 
+/// Why the database cannot be used, in one line naming where it was looked for: for
+/// PostgreSQL a TCP probe of `host:port` (refused, unresolvable, no answer) and then one
+/// direct connection, whose error is the server's own (authentication, missing
+/// database). The pool only ever says "timed out", which blames the wrong thing.
+/// `None` when a direct connection works (the problem lies elsewhere).
+pub async fn explain_unreachable(cfg: &DatabaseConfig) -> Option<String> {
+    use sea_orm::sqlx::Connection;
+    if cfg.url.backend() != crate::config::Backend::Postgres {
+        return None;
+    }
+    let url = url::Url::parse(cfg.url.expose()).ok()?;
+    let host = url.host_str().unwrap_or("localhost").to_string();
+    let port = url.port().unwrap_or(5432);
+    let at = format!("PostgreSQL at {host}:{port}");
+    let probe = tokio::net::TcpStream::connect((host.as_str(), port));
+    match tokio::time::timeout(cfg.acquire_timeout, probe).await {
+        Err(_) => {
+            return Some(format!(
+                "cannot reach {at}: no answer within {} ms (wrong host, or a firewall drops the packets)",
+                cfg.acquire_timeout.as_millis()
+            ));
+        }
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            return Some(format!(
+                "cannot reach {at}: connection refused (is PostgreSQL running and listening there?)"
+            ));
+        }
+        Ok(Err(e)) => {
+            let why = if e.to_string().contains("lookup") || e.to_string().contains("resolve") {
+                format!("cannot resolve host {host:?}")
+            } else {
+                e.to_string()
+            };
+            return Some(format!("cannot reach {at}: {why}"));
+        }
+        Ok(Ok(_)) => {}
+    }
+    let connect = sea_orm::sqlx::postgres::PgConnection::connect(cfg.url.expose());
+    match tokio::time::timeout(cfg.acquire_timeout, connect).await {
+        Err(_) => Some(format!(
+            "{at} accepts connections but did not complete a login within {} ms",
+            cfg.acquire_timeout.as_millis()
+        )),
+        Ok(Err(sea_orm::sqlx::Error::Database(e))) => Some(format!("{at} refused: {}", e.message())),
+        Ok(Err(e)) => Some(format!("{at}: {e}")),
+        Ok(Ok(c)) => {
+            let _ = c.close().await;
+            None
+        }
+    }
+}
+
 /// Apply pending migrations.
 pub async fn migrate(conn: &DatabaseConnection) -> Result<(), DbErr> {
     migration::Migrator::up(conn, None).await

@@ -14,3 +14,5 @@ mod observability;
 mod playback;
 mod pool;
 mod s3;
+mod security_review;
+mod startup_errors;
