@@ -344,16 +344,21 @@ fn sign_with_cloudfront_and_akamai() {
         "{url}"
     );
     let signer = PreparedSigner::new(&ProviderConfig::new(Provider::Akamai, "aabbccdd")).unwrap();
+    let ctx = VerifyContext {
+        now: 1_700_000_100,
+        client_ip: None,
+        directory: true,
+    };
+    // The token's ACL covers every file of the directory when the token is attached to
+    // it, which is what rewrite mode does (tests/api/hls_delivery.rs)…
     signer
-        .verify(
-            &url.replace("master.m3u8", "seg-1.ts"),
-            &VerifyContext {
-                now: 1_700_000_100,
-                client_ip: None,
-                directory: true,
-            },
-        )
+        .verify(&url.replace("master.m3u8", "seg-1.ts"), &ctx)
         .unwrap();
+    // …but a player resolving a relative URI against this URL drops the query (RFC 3986
+    // §5.2), so a query token alone never reaches the segments.
+    let resolved = url::Url::parse(&url).unwrap().join("seg-1.ts").unwrap();
+    assert_eq!(resolved.query(), None);
+    assert!(signer.verify(resolved.as_str(), &ctx).is_err());
 }
 
 fn bunny(key: &str) -> PreparedSigner {
