@@ -483,7 +483,9 @@ fn cors(origins: &crate::config::CorsOrigins) -> actix_cors::Cors {
         crate::config::CorsOrigins::List(list) => {
             list.iter().fold(c, |c, origin| c.allowed_origin(origin))
         }
-        _ => c.allow_any_origin().send_wildcard(),
+        // The same answer for every origin: no Vary, or shared caches (a CDN edge)
+        // would keep one copy per page origin.
+        _ => c.allow_any_origin().send_wildcard().disable_vary_header(),
     }
 }
 

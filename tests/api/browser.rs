@@ -118,6 +118,20 @@ pub struct PageRequest {
     pub failure: Option<String>,
 }
 
+/// A ranged `fetch` of the first fragment from the page, with the response headers
+/// the page can read (only CORS-safelisted and exposed ones).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RangeProbe {
+    pub status: Option<u16>,
+    pub bytes: u64,
+    pub error: Option<String>,
+    pub content_range: Option<String>,
+    pub content_length: Option<String>,
+    pub accept_ranges: Option<String>,
+    pub etag: Option<String>,
+}
+
 /// What the harness reported (its one JSON line).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -135,6 +149,8 @@ pub struct BrowserResult {
     pub url: Option<String>,
     pub requests: Vec<PageRequest>,
     pub page_origin: String,
+    /// With [`Play::range_probe`]: the page's ranged fetch of the first fragment.
+    pub range_probe: Option<RangeProbe>,
     /// The JSON line itself (without the request list), for failure messages.
     #[serde(skip)]
     pub summary: String,
@@ -187,6 +203,8 @@ pub struct Play {
     pub min_seconds: Option<f64>,
     /// The page's deadline (default [`PLAY_TIMEOUT`]).
     pub timeout: Option<Duration>,
+    /// After playing, fetch the first fragment's first 100 bytes with `Range`.
+    pub range_probe: bool,
 }
 
 /// Runs the harness: the page (on its own origin) asks `{api_base}/api/v1/tracks/{track}/stream`
@@ -231,6 +249,9 @@ pub async fn play_with(
     }
     if let Some(s) = play.min_seconds {
         cmd.args(["--min-seconds", &s.to_string()]);
+    }
+    if play.range_probe {
+        cmd.arg("--range-probe");
     }
     // The page's deadline plus Chromium's start and shutdown.
     let out = tokio::time::timeout(timeout + Duration::from_secs(90), cmd.output())
@@ -622,10 +643,35 @@ async fn browser_plays_the_embedded_default() {
             .env("VEZA_CORS_ALLOWED_ORIGINS", "*"),
     )
     .await;
-    let r = play_in_browser(&app.address, TRACK, json!({})).await;
+    let r = play_with(
+        &app.address,
+        TRACK,
+        json!({}),
+        Play {
+            range_probe: true,
+            ..Play::default()
+        },
+    )
+    .await;
     r.assert_played();
     let stream = r.stream.as_ref().unwrap();
     assert_eq!(stream.via.as_deref(), Some("local"), "{}", r.summary);
+    // A ranged GET from the page's origin, as a seeking player sends it (from the network,
+    // not the browser cache; `bytes=0-99` is a CORS-safelisted Range, so Chromium sends no
+    // preflight), gets 206, and the page can read the exposed headers.
+    let probe = r.range_probe.as_ref().unwrap();
+    assert_eq!((probe.status, probe.bytes), (Some(206), 100), "{probe:?}");
+    assert!(
+        probe
+            .content_range
+            .as_deref()
+            .is_some_and(|v| v.starts_with("bytes 0-99/")),
+        "Content-Range not exposed: {probe:?}"
+    );
+    assert_eq!(probe.content_length.as_deref(), Some("100"), "{probe:?}");
+    assert_eq!(probe.accept_ranges.as_deref(), Some("bytes"), "{probe:?}");
+    assert!(probe.etag.is_some(), "ETag not exposed: {probe:?}");
+    assert!(probe.error.is_none(), "{probe:?}");
     let media = format!("{}/media/d/", app.address);
     assert!(
         r.url.as_deref().unwrap().starts_with(&media),

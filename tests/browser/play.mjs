@@ -12,13 +12,15 @@
 //
 //   node tests/browser/play.mjs --api http://127.0.0.1:PORT --track 1 [--timeout-ms 30000]
 //        [--hls-config '{"maxBufferLength":3}'] [--url SIGNED_STREAM_URL] [--min-seconds 5]
-//        [--page-port N]
+//        [--page-port N] [--range-probe]
 //
 // Every option may also come from the environment: PLAY_API, PLAY_TRACK, PLAY_TIMEOUT_MS,
 // PLAY_HLS_CONFIG, PLAY_URL, PLAY_MIN_SECONDS, PLAY_PAGE_PORT; CHROMIUM (default
 // /usr/bin/chromium). With --url the page skips the /stream request and plays that URL (an
 // expired listener). --page-port fixes the page's port (default: a free one), for a test
-// that must name the page's origin in the API's CORS list beforehand.
+// that must name the page's origin in the API's CORS list beforehand. --range-probe: after
+// playing, fetch the first 100 bytes of the first fragment with a Range header and report
+// the status and the response headers the page could read.
 
 import { createServer } from 'node:http';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -54,6 +56,7 @@ function options() {
       url: { type: 'string' },
       'min-seconds': { type: 'string' },
       'page-port': { type: 'string' },
+      'range-probe': { type: 'boolean' },
     },
   });
   const env = process.env;
@@ -74,6 +77,7 @@ function options() {
     url: values.url ?? env.PLAY_URL ?? null,
     minSeconds: Number(values['min-seconds'] ?? env.PLAY_MIN_SECONDS ?? 5),
     pagePort: Number(values['page-port'] ?? env.PLAY_PAGE_PORT ?? 0),
+    rangeProbe: values['range-probe'] ?? env.PLAY_RANGE_PROBE === '1',
     chromium: env.CHROMIUM ?? '/usr/bin/chromium',
   };
 }
@@ -192,6 +196,7 @@ async function main() {
   let context;
   const consoleErrors = [];
   const requests = [];
+  let recording = true;
   try {
     // headless: false so that playwright adds no --headless of its own: ours is in the args.
     context = await chromium.launchPersistentContext(userDataDir, {
@@ -207,10 +212,12 @@ async function main() {
     tab.on('pageerror', (e) => consoleErrors.push(`pageerror: ${e.message}`));
     tab.on('requestfinished', async (r) => {
       const resp = await r.response().catch(() => null);
-      requests.push({ method: r.method(), url: r.url(), status: resp ? resp.status() : null });
+      if (recording) requests.push({ method: r.method(), url: r.url(), status: resp ? resp.status() : null });
     });
     tab.on('requestfailed', (r) => {
-      requests.push({ method: r.method(), url: r.url(), status: null, failure: r.failure()?.errorText ?? 'failed' });
+      if (recording) {
+        requests.push({ method: r.method(), url: r.url(), status: null, failure: r.failure()?.errorText ?? 'failed' });
+      }
     });
 
     const started = Date.now();
@@ -239,6 +246,28 @@ async function main() {
       await tab.waitForTimeout(100);
     }
     const played = state.currentTime > opts.minSeconds && !state.fatal && !state.mediaError;
+    // --range-probe: after playing, the page asks for the first 100 bytes of the first
+    // fragment with a Range header from the network (not the HTTP cache), as a seeking
+    // player would, and reports the response headers the page can read (only the exposed
+    // ones). Not counted in `requests`.
+    let rangeProbe = null;
+    if (opts.rangeProbe && state.fragments.length > 0) {
+      recording = false;
+      rangeProbe = await tab.evaluate(async (url) => {
+        try {
+          const r = await fetch(url, { headers: { Range: 'bytes=0-99' }, cache: 'no-store' });
+          const body = await r.arrayBuffer();
+          const h = (name) => r.headers.get(name);
+          return {
+            url, status: r.status, bytes: body.byteLength, error: null,
+            contentRange: h('content-range'), contentLength: h('content-length'),
+            acceptRanges: h('accept-ranges'), etag: h('etag'),
+          };
+        } catch (e) {
+          return { url, status: null, bytes: 0, error: String(e) };
+        }
+      }, state.fragments[0]);
+    }
     const result = {
       played,
       currentTime: state.currentTime,
@@ -247,6 +276,7 @@ async function main() {
       fragments: state.fragments,
       consoleErrors,
       timedOut: !played && !state.fatal && !state.mediaError,
+      rangeProbe,
       elapsedMs: Date.now() - started,
       stage: state.stage,
       stream: state.stream,
