@@ -129,7 +129,9 @@ pub async fn explain_unreachable(cfg: &DatabaseConfig) -> Option<String> {
             "{at} accepts connections but did not complete a login within {} ms",
             cfg.acquire_timeout.as_millis()
         )),
-        Ok(Err(sea_orm::sqlx::Error::Database(e))) => Some(format!("{at} refused: {}", e.message())),
+        Ok(Err(sea_orm::sqlx::Error::Database(e))) => {
+            Some(format!("{at} refused: {}", e.message()))
+        }
         Ok(Err(e)) => Some(format!("{at}: {e}")),
         Ok(Ok(c)) => {
             let _ = c.close().await;

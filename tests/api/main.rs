@@ -14,5 +14,4 @@ mod observability;
 mod playback;
 mod pool;
 mod s3;
-mod security_review;
 mod startup_errors;

@@ -60,7 +60,10 @@ fn a_taken_port_is_one_line_and_exit_1() {
         ],
     );
     assert_eq!(code, Some(1), "{lines:?}");
-    assert!(lines[0].contains(&format!("cannot bind {addr}")), "{lines:?}");
+    assert!(
+        lines[0].contains(&format!("cannot bind {addr}")),
+        "{lines:?}"
+    );
 }
 
 #[test]
@@ -152,7 +155,10 @@ fn an_unreachable_database_names_host_port_and_cause() {
     let url = format!("postgres://postgres@127.0.0.1:{port}/veza");
     let (code, lines) = run(
         &["migrate"],
-        &[("DATABASE_URL", &url), ("VEZA_DB_ACQUIRE_TIMEOUT_MS", "2000")],
+        &[
+            ("DATABASE_URL", &url),
+            ("VEZA_DB_ACQUIRE_TIMEOUT_MS", "2000"),
+        ],
     );
     assert_eq!(code, Some(1), "{lines:?}");
     assert_eq!(lines.len(), 1, "{lines:?}");
@@ -164,7 +170,10 @@ fn an_unreachable_database_names_host_port_and_cause() {
     let (code, lines) = run(
         &["migrate"],
         &[
-            ("DATABASE_URL", "postgres://postgres@no-such-host.invalid/veza"),
+            (
+                "DATABASE_URL",
+                "postgres://postgres@no-such-host.invalid/veza",
+            ),
             ("VEZA_DB_ACQUIRE_TIMEOUT_MS", "2000"),
         ],
     );
@@ -186,8 +195,14 @@ async fn a_rejected_login_or_missing_database_quotes_the_server() {
     let mut stranger = admin.clone();
     stranger.set_username("veza_no_such_role").unwrap();
     for (url, expect) in [
-        (missing.to_string(), "database \"veza_no_such_database_x\" does not exist"),
-        (stranger.to_string(), "role \"veza_no_such_role\" does not exist"),
+        (
+            missing.to_string(),
+            "database \"veza_no_such_database_x\" does not exist",
+        ),
+        (
+            stranger.to_string(),
+            "role \"veza_no_such_role\" does not exist",
+        ),
     ] {
         let (code, lines) = run(&["migrate"], &[("DATABASE_URL", &url)]);
         assert_eq!(code, Some(1), "{lines:?}");
