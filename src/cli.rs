@@ -237,15 +237,21 @@ async fn explain(config: &Config, e: sea_orm::DbErr) -> String {
     }
 }
 
+/// The database with every migration applied, for the commands that write to it.
+async fn open_migrated_db(config: &Config) -> Result<sea_orm::DatabaseConnection, ExitCode> {
+    let conn = open_db(config).await?;
+    if let Err(e) = crate::db::migrate(&conn).await {
+        eprintln!("migration failed: {}", explain(config, e).await);
+        return Err(ExitCode::FAILURE);
+    }
+    Ok(conn)
+}
+
 async fn seed(config: Config) -> ExitCode {
-    let conn = match open_db(&config).await {
+    let conn = match open_migrated_db(&config).await {
         Ok(c) => c,
         Err(code) => return code,
     };
-    if let Err(e) = crate::db::migrate(&conn).await {
-        eprintln!("migration failed: {}", explain(&config, e).await);
-        return ExitCode::FAILURE;
-    }
     match crate::db::seed::seed_demo(&conn, &config.storage_dir).await {
         Ok(report) => {
             log::info!(
@@ -308,14 +314,10 @@ fn import(args: ImportArgs) -> ExitCode {
 
 async fn import_files(config: Config, args: ImportArgs, tools: crate::import::Tools) -> ExitCode {
     use crate::import::{ImportError, ImportOptions, Importer, Outcome, display_duration};
-    let conn = match open_db(&config).await {
+    let conn = match open_migrated_db(&config).await {
         Ok(c) => c,
         Err(code) => return code,
     };
-    if let Err(e) = crate::db::migrate(&conn).await {
-        eprintln!("migration failed: {}", explain(&config, e).await);
-        return ExitCode::FAILURE;
-    }
     let storage = crate::storage::Storage::from_config(&config.storage, &config.storage_dir).await;
     // Ctrl-C stops the current file's ffmpeg (its uploads are then never started) and
     // the files after it; an upload or insert under way finishes or rolls back first.
