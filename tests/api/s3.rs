@@ -504,7 +504,9 @@ async fn cloudflare_streams_are_rewritten_with_one_signed_url_per_segment() {
     )
     .await;
     let signer = PreparedSigner::new(&ProviderConfig::new(Provider::Cloudflare, "k")).unwrap();
-    let ctx = VerifyContext {
+    // The edge's clock when the request reaches it (a signature may not come from the
+    // future, so read the clock after signing).
+    let ctx = || VerifyContext {
         now: chrono::Utc::now().timestamp() as u64,
         client_ip: None,
         directory: false,
@@ -550,7 +552,7 @@ async fn cloudflare_streams_are_rewritten_with_one_signed_url_per_segment() {
             "{url}"
         );
         // The edge's check (Cloudflare's WAF rule, mirrored) accepts each one.
-        signer.verify(url, &ctx).unwrap();
+        signer.verify(url, &ctx()).unwrap();
     }
     let signatures = |text: &str| {
         metric(
@@ -570,7 +572,7 @@ async fn cloudflare_streams_are_rewritten_with_one_signed_url_per_segment() {
         "{url}"
     );
     assert!(url.contains("&verify="), "{url}");
-    signer.verify(url, &ctx).unwrap();
+    signer.verify(url, &ctx()).unwrap();
     assert_eq!(
         signatures(&app.metrics().await),
         Some(names.len() as f64 + 1.0)

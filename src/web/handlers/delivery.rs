@@ -147,14 +147,7 @@ pub async fn download(
 ) -> Result<HttpResponse, ApiError> {
     let track = find_track(&db, &path).await?;
     let filename = download_filename(&track.title, &track.storage_key);
-    let target = deliver(
-        &delivery,
-        &req,
-        Purpose::Download,
-        &track.storage_key,
-        Some(&filename),
-    )
-    .await?;
+    let target = deliver_download(&delivery, &req, &track.storage_key, &filename).await?;
     respond(target, &params)
 }
 
@@ -293,27 +286,23 @@ pub fn count_fallback(delivery: &Delivery, reason: &str) {
         .inc();
 }
 
-async fn deliver(
+/// A download: the CDN-signed file URL (its query names the saved file for an S3
+/// origin), else an S3 presigned URL or the service's own `/media` URL.
+async fn deliver_download(
     delivery: &Delivery,
     req: &HttpRequest,
-    purpose: Purpose,
     key: &str,
-    filename: Option<&str>,
+    filename: &str,
 ) -> Result<Target, ApiError> {
     if let Some(cdn) = &delivery.cdn {
-        let mut path = format!("/{key}");
-        if let Some(f) = filename {
-            // Forwarded to an S3 origin, this names the saved file.
-            path.push_str("?response-content-disposition=");
-            path.push_str(
-                &percent_encoding::utf8_percent_encode(
-                    &attachment_disposition(f),
-                    percent_encoding::NON_ALPHANUMERIC,
-                )
-                .to_string(),
-            );
-        }
-        match sign(cdn, path, purpose == Purpose::Stream, key).await {
+        let path = format!(
+            "/{key}?response-content-disposition={}",
+            percent_encoding::utf8_percent_encode(
+                &attachment_disposition(filename),
+                percent_encoding::NON_ALPHANUMERIC,
+            )
+        );
+        match sign(cdn, path, false, key).await {
             Ok(signed) => {
                 return Ok(Target {
                     url: signed.url,
@@ -325,12 +314,12 @@ async fn deliver(
             Err(reason) => count_fallback(delivery, reason),
         }
     }
-    match (&delivery.storage, purpose) {
-        (Storage::S3(s3), Purpose::Download) => {
+    match &delivery.storage {
+        Storage::S3(s3) => {
             let expires_at = unix_now() + delivery.ttl.as_secs();
-            let disposition = filename.map(attachment_disposition);
+            let disposition = attachment_disposition(filename);
             let url = s3
-                .presign_get(key, delivery.ttl, disposition.as_deref())
+                .presign_get(key, delivery.ttl, Some(&disposition))
                 .await
                 .map_err(|e| ApiError::Storage(e.to_string()))?;
             Ok(Target {
@@ -340,7 +329,13 @@ async fn deliver(
                 cookies: Vec::new(),
             })
         }
-        _ => Ok(self_served(delivery, req, purpose, key, filename)),
+        Storage::Local { .. } => Ok(self_served(
+            delivery,
+            req,
+            Purpose::Download,
+            key,
+            Some(filename),
+        )),
     }
 }
 
