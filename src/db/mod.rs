@@ -132,7 +132,14 @@ pub async fn explain_unreachable(cfg: &DatabaseConfig) -> Option<String> {
         Ok(Err(sea_orm::sqlx::Error::Database(e))) => {
             Some(format!("{at} refused: {}", e.message()))
         }
-        Ok(Err(e)) => Some(format!("{at}: {e}")),
+        Ok(Err(e)) => {
+            // sqlx's messages do not quote the URL; mask its password anyway, in case.
+            let mut text = e.to_string();
+            if let Some(p) = url.password().filter(|p| !p.is_empty()) {
+                text = text.replace(p, "***");
+            }
+            Some(format!("{at}: {text}"))
+        }
         Ok(Ok(c)) => {
             let _ = c.close().await;
             None
