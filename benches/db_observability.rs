@@ -114,6 +114,7 @@ fn bench_statement(c: &mut Criterion) {
         instruments: Arc::new(PoolInstruments::default()),
         metrics: Arc::new(metrics.clone()),
         counting: true,
+        operation_timeout: None,
     };
     let mut g = c.benchmark_group("statement");
     g.bench_function("raw_connection", |b| {

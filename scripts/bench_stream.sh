@@ -20,7 +20,7 @@ trap cleanup EXIT
 psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $DB" postgres
 psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $PGB" postgres
 export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" VEZA_STORAGE_DIR="$WORK/media" RUST_LOG=warn
-export VEZA_DB_MAX_CONNECTIONS=$CONNS VEZA_MEDIA_SIGNING_KEY=bench
+export VEZA_DB_MAX_CONNECTIONS=$CONNS VEZA_MEDIA_SIGNING_KEY=bench-media-signing-key-0123456789abcdef
 ./target/release/veza seed-demo >/dev/null
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 VEZA_BIND=127.0.0.1:$PORT VEZA_WORKERS=2 ./target/release/veza serve >"$WORK/veza.log" 2>&1 &

@@ -87,7 +87,7 @@ pub const ENV_VARS: &[EnvVar] = &[
         "DATABASE_URL",
         Some(DEFAULT_DATABASE_URL),
         Scope::Database,
-        "sqlite://… (embedded default) or postgres://user:password@host/db; the password is secret",
+        "sqlite://… (embedded default) or postgres://user:password@host/db; passwords (user:password@, ?password=, ?sslpassword=) are secret and never printed",
     ),
     var(
         "VEZA_DB_MAX_CONNECTIONS",
@@ -108,6 +108,12 @@ pub const ENV_VARS: &[EnvVar] = &[
         "how long a request waits for a pooled connection before 503 db_unavailable",
     ),
     var(
+        "VEZA_DB_STATEMENT_TIMEOUT",
+        Some("5s"),
+        Scope::Database,
+        "how long a statement may wait for the database's answer once it has a connection; then 503 db_unavailable (a database that stopped answering, e.g. behind a network partition)",
+    ),
+    var(
         "VEZA_BIND",
         Some("127.0.0.1:8080"),
         Scope::Server,
@@ -124,6 +130,24 @@ pub const ENV_VARS: &[EnvVar] = &[
         Some("number of cores"),
         Scope::Server,
         "actix-web worker threads (≥ 1)",
+    ),
+    var(
+        "VEZA_MAX_CONNECTIONS",
+        Some("25000"),
+        Scope::Server,
+        "open HTTP connections per worker (actix's max_connections); over it, new connections wait in the listen backlog",
+    ),
+    var(
+        "VEZA_CLIENT_REQUEST_TIMEOUT",
+        Some("10s"),
+        Scope::Server,
+        "time a client has to send a complete request head (408 and closed after it; slowloris defence), also for later requests on a kept-alive connection",
+    ),
+    var(
+        "VEZA_SHUTDOWN_TIMEOUT",
+        Some("30s"),
+        Scope::Server,
+        "on SIGTERM, how long in-flight requests may take to finish before their connections are dropped (whole seconds)",
     ),
     var(
         "VEZA_AUTO_MIGRATE",
@@ -203,6 +227,12 @@ pub const ENV_VARS: &[EnvVar] = &[
         "path-style bucket addressing (MinIO and most self-hosted servers need true)",
     ),
     var(
+        "S3_OPERATION_TIMEOUT",
+        Some("10s"),
+        Scope::Storage,
+        "bound of every S3 call, retries included (each attempt: half of it; connecting: at most 2s); then 502 storage_error",
+    ),
+    var(
         "S3_ACCESS_KEY_ID",
         None,
         Scope::Storage,
@@ -216,7 +246,7 @@ pub const ENV_VARS: &[EnvVar] = &[
     secret(
         "VEZA_MEDIA_SIGNING_KEY",
         Scope::Storage,
-        "key for the service's own /media URLs; unset = random per process (set it when running several instances); secret",
+        "key for the service's own /media URLs, at least 32 bytes (e.g. openssl rand -hex 32); unset = random per process (set it when running several instances); secret",
     ),
     var(
         "VEZA_QUERY_STATS",
@@ -281,7 +311,7 @@ pub const ENV_VARS: &[EnvVar] = &[
         "CDN_URL_TTL",
         Some("1h"),
         Scope::Cdn,
-        "lifetime of signed URLs (e.g. 15m, 1h; at most 7 days)",
+        "lifetime of signed URLs (e.g. 15m, 1h; at least 1s, at most 7 days)",
     ),
     var(
         "CDN_HLS_DELIVERY",
@@ -335,7 +365,7 @@ pub const ENV_VARS: &[EnvVar] = &[
         "CDN_NGINX_SECURE_LINK_EXPRESSION",
         Some("$secure_link_expires$uri $secret"),
         Scope::Cdn,
-        "the secure_link_md5 expression configured in nginx",
+        "the secure_link_md5 expression configured in nginx; must use $secret for the key (never the key itself: this value is printed)",
     ),
 ];
 
@@ -404,7 +434,8 @@ impl fmt::Display for ConfigError {
     }
 }
 
-/// Database URL kept secret, with a printable form whose password is masked.
+/// Database URL kept secret, with a printable form whose credentials are masked: the
+/// userinfo password and every credential query parameter (see [`is_credential_param`]).
 #[derive(Clone)]
 pub struct DatabaseUrl {
     url: Secret<String>,
@@ -439,7 +470,10 @@ impl DatabaseUrl {
             return Err(expected.to_string());
         };
         let redacted = match (backend, url::Url::parse(raw)) {
-            (Backend::Sqlite, _) => raw.to_string(),
+            (Backend::Sqlite, _) => match raw.split_once('?') {
+                Some((path, query)) => format!("{path}?{}", redact_query(query)),
+                None => raw.to_string(),
+            },
             (Backend::Postgres, Ok(mut u)) => {
                 if u.host_str().is_none_or(str::is_empty) {
                     return Err(expected.to_string());
@@ -447,6 +481,11 @@ impl DatabaseUrl {
                 if u.password().is_some() && u.set_password(Some("***")).is_err() {
                     return Err(expected.to_string());
                 }
+                if let Some(query) = u.query().map(redact_query) {
+                    u.set_query(Some(&query));
+                }
+                // Nothing after `#` is sent to the server, and nothing of it is printed.
+                u.set_fragment(None);
                 u.to_string()
             }
             (Backend::Postgres, Err(_)) => return Err(expected.to_string()),
@@ -484,6 +523,38 @@ impl DatabaseUrl {
     }
 }
 
+/// Whether a URL query parameter carries a credential: sqlx's and libpq's `password`,
+/// libpq's `sslpassword`, and any other name containing `pass`, `pwd`, `secret` or
+/// `token` (case-insensitive, after percent-decoding).
+fn is_credential_param(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["pass", "pwd", "secret", "token"]
+        .iter()
+        .any(|w| name.contains(w))
+}
+
+/// `query` with the value of every credential parameter replaced by `***`.
+fn redact_query(query: &str) -> String {
+    query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((raw_name, _)) => {
+                let name = url::form_urlencoded::parse(raw_name.as_bytes())
+                    .next()
+                    .map(|(k, _)| k.into_owned())
+                    .unwrap_or_default();
+                if is_credential_param(&name) {
+                    format!("{raw_name}=***")
+                } else {
+                    pair.to_string()
+                }
+            }
+            None => pair.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 impl fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.redacted)
@@ -502,6 +573,8 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
     pub min_connections: u32,
     pub acquire_timeout: Duration,
+    /// Added to `acquire_timeout`: the bound of one database operation of a request.
+    pub statement_timeout: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -509,6 +582,12 @@ pub struct ServerConfig {
     pub bind: SocketAddr,
     pub metrics_bind: Option<SocketAddr>,
     pub workers: usize,
+    /// Open connections per worker (actix's `max_connections`).
+    pub max_connections: usize,
+    /// Deadline for a complete request head, on every request of a connection.
+    pub client_request_timeout: Duration,
+    /// How long a graceful shutdown waits for in-flight requests (whole seconds).
+    pub shutdown_timeout: Duration,
     pub auto_migrate: bool,
     pub pool_stats_interval: Duration,
     /// `scheme://host[:port]` without a trailing slash.
@@ -607,16 +686,29 @@ pub struct CdnConfig {
 /// The longest URL lifetime accepted (S3 presigned URLs cap at 7 days).
 pub const MAX_URL_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// The shortest URL lifetime accepted: signatures and `/media` tokens count whole
+/// seconds, so a shorter one would expire as it is issued.
+pub const MIN_URL_TTL: Duration = Duration::from_secs(1);
+
+/// The shortest `VEZA_MEDIA_SIGNING_KEY` accepted (HMAC-SHA256: a shorter key can be
+/// brute-forced offline from any issued `/media` URL).
+pub const MIN_MEDIA_KEY_BYTES: usize = 32;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct S3Config {
     pub bucket: String,
     pub endpoint: Option<String>,
     pub region: String,
     pub force_path_style: bool,
+    /// Bound of every S3 operation, retries included (`S3_OPERATION_TIMEOUT`).
+    pub operation_timeout: Duration,
     /// Static credentials (`S3_ACCESS_KEY_ID` + `S3_SECRET_ACCESS_KEY`); `None` = the
     /// standard AWS chain (environment, profile, SSO, IMDS…).
     pub credentials: Option<S3Credentials>,
 }
+
+/// `S3_OPERATION_TIMEOUT`'s default.
+pub const DEFAULT_S3_OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A static S3 key pair. The secret never prints.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -779,6 +871,15 @@ impl Config {
             );
         }
         let acquire_ms = r.positive_u32("VEZA_DB_ACQUIRE_TIMEOUT_MS", 3000);
+        let statement_timeout = r.parsed(
+            "VEZA_DB_STATEMENT_TIMEOUT",
+            Duration::from_secs(5),
+            "a duration between 100ms and 10m, such as 5s",
+            |s| {
+                parse_duration(s)
+                    .filter(|d| (Duration::from_millis(100)..=Duration::from_secs(600)).contains(d))
+            },
+        );
 
         let bind = r.parsed(
             "VEZA_BIND",
@@ -798,6 +899,34 @@ impl Config {
             cores,
             "an integer between 1 and 1024",
             |s| s.parse::<usize>().ok().filter(|v| (1..=1024).contains(v)),
+        );
+        let http_max_connections = r.parsed(
+            "VEZA_MAX_CONNECTIONS",
+            25_000,
+            "an integer between 1 and 1000000",
+            |s| {
+                s.parse::<usize>()
+                    .ok()
+                    .filter(|v| (1..=1_000_000).contains(v))
+            },
+        );
+        let client_request_timeout = r.parsed(
+            "VEZA_CLIENT_REQUEST_TIMEOUT",
+            Duration::from_secs(10),
+            "a duration between 100ms and 10m, such as 10s",
+            |s| {
+                parse_duration(s)
+                    .filter(|d| (Duration::from_millis(100)..=Duration::from_secs(600)).contains(d))
+            },
+        );
+        let shutdown_timeout = r.parsed(
+            "VEZA_SHUTDOWN_TIMEOUT",
+            Duration::from_secs(30),
+            "a whole number of seconds between 1s and 1h, such as 30s",
+            |s| {
+                parse_duration(s)
+                    .filter(|d| d.subsec_nanos() == 0 && *d <= Duration::from_secs(3600))
+            },
         );
         let auto_migrate = r.bool("VEZA_AUTO_MIGRATE", true);
         let pool_stats_interval = r.duration("VEZA_POOL_STATS_INTERVAL", Duration::from_secs(15));
@@ -845,10 +974,20 @@ impl Config {
         );
 
         let storage = read_storage(&mut r);
-        let media_key = r
-            .raw("VEZA_MEDIA_SIGNING_KEY")
-            .filter(|k| !k.is_empty())
-            .map(Secret::new);
+        let media_key = match r.raw("VEZA_MEDIA_SIGNING_KEY").filter(|k| !k.is_empty()) {
+            Some(k) if k.len() < MIN_MEDIA_KEY_BYTES => {
+                // A secret variable: `problem` never echoes its value.
+                r.problem(
+                    "VEZA_MEDIA_SIGNING_KEY",
+                    &k,
+                    format!(
+                        "a key of at least {MIN_MEDIA_KEY_BYTES} bytes, e.g. the output of `openssl rand -hex 32`"
+                    ),
+                );
+                None
+            }
+            k => k.map(Secret::new),
+        };
 
         let allow_raw = r.raw("VEZA_N1_ALLOW").unwrap_or_default();
         if let Err(e) = crate::n1::detector::parse_allowlist(&allow_raw) {
@@ -883,11 +1022,15 @@ impl Config {
                 max_connections,
                 min_connections,
                 acquire_timeout: Duration::from_millis(u64::from(acquire_ms)),
+                statement_timeout,
             },
             server: ServerConfig {
                 bind,
                 metrics_bind,
                 workers,
+                max_connections: http_max_connections,
+                client_request_timeout,
+                shutdown_timeout,
                 auto_migrate,
                 pool_stats_interval,
                 public_url,
@@ -921,6 +1064,10 @@ impl Config {
                 "VEZA_DB_ACQUIRE_TIMEOUT_MS",
                 self.database.acquire_timeout.as_millis().to_string(),
             ),
+            (
+                "VEZA_DB_STATEMENT_TIMEOUT",
+                humantime::format_duration(self.database.statement_timeout).to_string(),
+            ),
             ("VEZA_BIND", self.server.bind.to_string()),
             (
                 "VEZA_METRICS_BIND",
@@ -929,6 +1076,18 @@ impl Config {
                     .map_or("(unset)".to_string(), |a| a.to_string()),
             ),
             ("VEZA_WORKERS", self.server.workers.to_string()),
+            (
+                "VEZA_MAX_CONNECTIONS",
+                self.server.max_connections.to_string(),
+            ),
+            (
+                "VEZA_CLIENT_REQUEST_TIMEOUT",
+                humantime::format_duration(self.server.client_request_timeout).to_string(),
+            ),
+            (
+                "VEZA_SHUTDOWN_TIMEOUT",
+                humantime::format_duration(self.server.shutdown_timeout).to_string(),
+            ),
             ("VEZA_AUTO_MIGRATE", self.server.auto_migrate.to_string()),
             (
                 "VEZA_POOL_STATS_INTERVAL",
@@ -984,6 +1143,14 @@ impl Config {
             (
                 "S3_FORCE_PATH_STYLE",
                 self.s3().is_some_and(|s| s.force_path_style).to_string(),
+            ),
+            (
+                "S3_OPERATION_TIMEOUT",
+                humantime::format_duration(
+                    self.s3()
+                        .map_or(DEFAULT_S3_OPERATION_TIMEOUT, |s| s.operation_timeout),
+                )
+                .to_string(),
             ),
             (
                 "S3_ACCESS_KEY_ID",
@@ -1127,6 +1294,15 @@ fn read_storage(r: &mut Reader<'_>) -> StorageBackend {
         .and_then(|s| non_empty(s.trim()))
         .unwrap_or_else(|| "us-east-1".to_string());
     let force_path_style = r.bool("S3_FORCE_PATH_STYLE", false);
+    let operation_timeout = r.parsed(
+        "S3_OPERATION_TIMEOUT",
+        DEFAULT_S3_OPERATION_TIMEOUT,
+        "a duration between 100ms and 10m, such as 10s",
+        |s| {
+            parse_duration(s)
+                .filter(|d| (Duration::from_millis(100)..=Duration::from_secs(600)).contains(d))
+        },
+    );
     let access_key_id = r.raw("S3_ACCESS_KEY_ID").and_then(|s| non_empty(s.trim()));
     let secret_access_key = r.raw("S3_SECRET_ACCESS_KEY").filter(|s| !s.is_empty());
     let credentials = match (access_key_id, secret_access_key) {
@@ -1159,6 +1335,7 @@ fn read_storage(r: &mut Reader<'_>) -> StorageBackend {
             endpoint,
             region,
             force_path_style,
+            operation_timeout,
             credentials,
         }),
         None => {
@@ -1243,6 +1420,28 @@ fn non_empty(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_string())
 }
 
+/// The default `secure_link_md5` expression, with the key as `$secret`.
+pub const DEFAULT_NGINX_EXPRESSION: &str = "$secure_link_expires$uri $secret";
+
+/// `CDN_NGINX_SECURE_LINK_EXPRESSION`, held to the signer's rules
+/// ([`crate::cdn::nginx::check_expression`]): it must use `$secret`, so the key never sits
+/// in this printed value. A refused value is not echoed (it may hold the key).
+fn read_nginx_expression(r: &mut Reader<'_>) -> String {
+    let name = "CDN_NGINX_SECURE_LINK_EXPRESSION";
+    match r.raw(name).filter(|e| !e.is_empty()) {
+        None => DEFAULT_NGINX_EXPRESSION.to_string(),
+        Some(e) if crate::cdn::nginx::check_expression(&e).is_ok() => e,
+        Some(_) => {
+            r.problems.push(ConfigProblem {
+                var: name,
+                value: None,
+                expected: "a secure_link_md5 expression with $secure_link_expires and $secret (the key comes from CDN_SECURITY_KEY, never written into the expression), using only $secure_link_expires, $uri, $remote_addr and $secret".to_string(),
+            });
+            DEFAULT_NGINX_EXPRESSION.to_string()
+        }
+    }
+}
+
 fn read_cdn(r: &mut Reader<'_>) -> CdnConfig {
     use crate::cdn::{BunnyTokenVersion, CloudFrontHash, Provider};
     let enabled = r.bool("CDN_ENABLED", false);
@@ -1286,8 +1485,8 @@ fn read_cdn(r: &mut Reader<'_>) -> CdnConfig {
     let ttl = r.parsed(
         "CDN_URL_TTL",
         Duration::from_secs(3600),
-        "a positive duration of at most 7 days, such as 15m or 1h",
-        |s| parse_duration(s).filter(|d| *d <= MAX_URL_TTL),
+        "a duration of at least 1s and at most 7 days, such as 15m or 1h",
+        |s| parse_duration(s).filter(|d| (MIN_URL_TTL..=MAX_URL_TTL).contains(d)),
     );
     let bunny_token_version = r.parsed(
         "CDN_BUNNY_TOKEN_VERSION",
@@ -1328,9 +1527,7 @@ fn read_cdn(r: &mut Reader<'_>) -> CdnConfig {
             ok.then(|| s.to_string())
         },
     );
-    let nginx_expression = r
-        .raw("CDN_NGINX_SECURE_LINK_EXPRESSION")
-        .unwrap_or_else(|| "$secure_link_expires$uri $secret".to_string());
+    let nginx_expression = read_nginx_expression(r);
     let explicit_delivery =
         r.parsed(
             "CDN_HLS_DELIVERY",
@@ -1489,10 +1686,166 @@ mod tests {
     }
 
     #[test]
+    fn database_credentials_in_the_query_are_never_printed() {
+        for (raw, shown_as) in [
+            (
+                "postgres://app@db/veza?password=hunter2",
+                "postgres://app@db/veza?password=***",
+            ),
+            (
+                "postgres://app@db/veza?sslmode=require&sslpassword=hunter2&application_name=x",
+                "postgres://app@db/veza?sslmode=require&sslpassword=***&application_name=x",
+            ),
+            (
+                "postgresql://app:hunter2@db/veza?PASSWORD=hunter2#hunter2",
+                "postgresql://app:***@db/veza?PASSWORD=***",
+            ),
+            (
+                "postgres://app@db/veza?pass%77ord=hunter2",
+                "postgres://app@db/veza?pass%77ord=***",
+            ),
+            (
+                "sqlite://./v.db?mode=rwc&password=hunter2",
+                "sqlite://./v.db?mode=rwc&password=***",
+            ),
+        ] {
+            let c = parse(&[("DATABASE_URL", raw)]).unwrap();
+            let shown = format!(
+                "{:?} {:?} {} {:?}",
+                c,
+                c.database,
+                c.database.url,
+                c.effective()
+            );
+            assert!(!shown.contains("hunter2"), "{raw}: {shown}");
+            assert_eq!(c.database.url.to_string(), shown_as);
+            assert_eq!(c.database.url.expose(), raw);
+        }
+    }
+
+    #[test]
+    fn media_signing_key_needs_32_bytes_and_is_never_echoed() {
+        let e = parse(&[("VEZA_MEDIA_SIGNING_KEY", "k")]).unwrap_err();
+        assert_eq!(e.problems.len(), 1);
+        assert_eq!(e.problems[0].var, "VEZA_MEDIA_SIGNING_KEY");
+        assert_eq!(e.problems[0].value, None);
+        let short = "x".repeat(31);
+        let e = parse(&[("VEZA_MEDIA_SIGNING_KEY", &short)]).unwrap_err();
+        assert!(e.to_string().contains("at least 32 bytes"), "{e}");
+        assert!(!e.to_string().contains(&short), "{e}");
+        let c = parse(&[("VEZA_MEDIA_SIGNING_KEY", &"x".repeat(32))]).unwrap();
+        assert!(c.media_key.is_some());
+        // Empty means unset: a random per-process key.
+        assert!(
+            parse(&[("VEZA_MEDIA_SIGNING_KEY", "")])
+                .unwrap()
+                .media_key
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn nginx_expression_must_use_secret_and_is_not_echoed_when_refused() {
+        for bad in [
+            "$secure_link_expires$uri hunter2-literal",
+            "$secure_link_expires$uri",
+            "$uri $secret",
+            "$secure_link_expires$host $secret",
+        ] {
+            // Checked whatever the provider: the value is printed by check-config.
+            let e = parse(&[("CDN_NGINX_SECURE_LINK_EXPRESSION", bad)]).unwrap_err();
+            assert_eq!(e.problems.len(), 1, "{bad}: {e}");
+            assert_eq!(e.problems[0].var, "CDN_NGINX_SECURE_LINK_EXPRESSION");
+            assert_eq!(e.problems[0].value, None, "{bad}");
+            assert!(!e.to_string().contains("hunter2"), "{e}");
+            assert!(e.to_string().contains("$secret"), "{e}");
+        }
+        let good = "$secure_link_expires$uri$remote_addr $secret";
+        let c = parse(&[("CDN_NGINX_SECURE_LINK_EXPRESSION", good)]).unwrap();
+        assert_eq!(c.cdn.nginx_expression, good);
+        assert!(format!("{c:?}").contains(good));
+        assert!(
+            c.effective()
+                .contains(&("CDN_NGINX_SECURE_LINK_EXPRESSION", good.to_string()))
+        );
+    }
+
+    #[test]
+    fn url_ttl_under_one_second_is_refused() {
+        for bad in ["500ms", "999ms", "1ns"] {
+            let e = parse(&[("CDN_URL_TTL", bad)]).unwrap_err();
+            assert_eq!(e.problems[0].var, "CDN_URL_TTL", "{bad}");
+            assert!(e.to_string().contains("at least 1s"), "{e}");
+        }
+        let c = parse(&[("CDN_URL_TTL", "1s")]).unwrap();
+        assert_eq!(c.cdn.ttl, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn cloudfront_keys_under_2048_bits_are_refused_naming_the_file_variable() {
+        let small = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/cloudfront_test_key_1024.pem"
+        );
+        for hash in ["sha1", "sha256"] {
+            let e = parse(&[
+                ("CDN_ENABLED", "true"),
+                ("CDN_PROVIDER", "cloudfront"),
+                ("CDN_BASE_URL", "https://d111111abcdef8.cloudfront.net"),
+                ("CDN_CLOUDFRONT_KEY_PAIR_ID", "K2JCJMDEHXQW5F"),
+                ("CDN_CLOUDFRONT_PRIVATE_KEY_FILE", small),
+                ("CDN_CLOUDFRONT_HASH", hash),
+            ])
+            .unwrap_err();
+            assert_eq!(e.problems.len(), 1, "{hash}: {e}");
+            assert_eq!(e.problems[0].var, "CDN_CLOUDFRONT_PRIVATE_KEY_FILE");
+        }
+    }
+
+    #[test]
     fn bad_database_url_is_reported_without_echoing_it() {
         let e = parse(&[("DATABASE_URL", "ftp://user:hunter2@x")]).unwrap_err();
         assert_eq!(e.problems[0].var, "DATABASE_URL");
         assert!(!e.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn server_limits_and_timeouts_are_parsed_and_bad_values_named() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.server.max_connections, 25_000);
+        assert_eq!(c.server.client_request_timeout, Duration::from_secs(10));
+        assert_eq!(c.server.shutdown_timeout, Duration::from_secs(30));
+        let c = parse(&[
+            ("VEZA_MAX_CONNECTIONS", "64"),
+            ("VEZA_CLIENT_REQUEST_TIMEOUT", "1500ms"),
+            ("VEZA_SHUTDOWN_TIMEOUT", "2s"),
+            ("STORAGE_BACKEND", "s3"),
+            ("S3_BUCKET", "b"),
+            ("S3_OPERATION_TIMEOUT", "3s"),
+        ])
+        .unwrap();
+        assert_eq!(c.server.max_connections, 64);
+        assert_eq!(c.server.client_request_timeout, Duration::from_millis(1500));
+        assert_eq!(c.server.shutdown_timeout, Duration::from_secs(2));
+        match &c.storage {
+            StorageBackend::S3(s3) => assert_eq!(s3.operation_timeout, Duration::from_secs(3)),
+            StorageBackend::Local => panic!("s3 expected"),
+        }
+        for (name, bad) in [
+            ("VEZA_DB_STATEMENT_TIMEOUT", "1ms"),
+            ("VEZA_MAX_CONNECTIONS", "0"),
+            ("VEZA_MAX_CONNECTIONS", "many"),
+            ("VEZA_CLIENT_REQUEST_TIMEOUT", "0s"),
+            ("VEZA_CLIENT_REQUEST_TIMEOUT", "10ms"),
+            ("VEZA_SHUTDOWN_TIMEOUT", "1500ms"),
+            ("VEZA_SHUTDOWN_TIMEOUT", "0s"),
+            ("VEZA_SHUTDOWN_TIMEOUT", "2h"),
+            ("S3_OPERATION_TIMEOUT", "soon"),
+        ] {
+            let e = parse(&[(name, bad)]).unwrap_err();
+            assert_eq!(e.problems.len(), 1, "{name}={bad}: {e}");
+            assert_eq!(e.problems[0].var, name, "{name}={bad}");
+        }
     }
 
     #[test]

@@ -10,6 +10,9 @@ fn main() -> std::process::ExitCode {
         // sea-orm's drivers log their ConnectOptions — the database URL with its
         // password — at trace level; cap them so no RUST_LOG setting can leak it.
         .filter_module("sea_orm::driver", log::LevelFilter::Info)
+        // sqlx warns about a connect parameter it does not know (libpq's `sslpassword`…)
+        // with its value: silence it, the value may be a credential.
+        .filter_module("sqlx_postgres::options", log::LevelFilter::Error)
         .init();
     veza::cli::run(cli)
 }

@@ -39,6 +39,7 @@ pub struct Metrics {
     pub db_connections_pending: IntGauge,
     pub db_connection_acquire_seconds: Histogram,
     pub db_connection_acquire_timeouts_total: IntCounter,
+    pub db_statement_timeouts_total: IntCounter,
     pub db_pool_stats_last_sample_timestamp_seconds: prometheus::Gauge,
     pub db_pool_stats_samples_total: IntCounter,
     pub actor_restarts_total: IntCounterVec,
@@ -100,6 +101,10 @@ impl Metrics {
             db_connection_acquire_timeouts_total: IntCounter::new(
                 "veza_db_connection_acquire_timeouts_total",
                 "Database operations that gave up waiting for a pooled connection.",
+            )?,
+            db_statement_timeouts_total: IntCounter::new(
+                "veza_db_statement_timeouts_total",
+                "Database operations abandoned because the database did not answer within VEZA_DB_ACQUIRE_TIMEOUT_MS + VEZA_DB_STATEMENT_TIMEOUT (answered 503 db_unavailable).",
             )?,
             db_pool_stats_last_sample_timestamp_seconds: prometheus::Gauge::new(
                 "veza_db_pool_stats_last_sample_timestamp_seconds",
@@ -204,6 +209,7 @@ impl Metrics {
             Box::new(self.db_connections_pending.clone()),
             Box::new(self.db_connection_acquire_seconds.clone()),
             Box::new(self.db_connection_acquire_timeouts_total.clone()),
+            Box::new(self.db_statement_timeouts_total.clone()),
             Box::new(self.db_pool_stats_last_sample_timestamp_seconds.clone()),
             Box::new(self.db_pool_stats_samples_total.clone()),
             Box::new(self.actor_restarts_total.clone()),

@@ -35,6 +35,10 @@ pub enum StartupError {
     Config(String),
 }
 
+/// How long an idle kept-alive connection stays open (actix's default, made explicit
+/// because the slow-client guard's allowance is computed from it).
+pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
+
 /// Settings `/health/deep` needs to judge the pool sampler's heartbeat.
 #[derive(Debug, Clone, Copy)]
 pub struct PoolStatsSettings {
@@ -159,6 +163,9 @@ impl Application {
             instruments: instruments.clone(),
             metrics: Arc::new(metrics.clone()),
             counting: config.query_stats.enabled,
+            operation_timeout: Some(
+                config.database.acquire_timeout + config.database.statement_timeout,
+            ),
         };
 
         let interval = config.server.pool_stats_interval;
@@ -238,6 +245,7 @@ impl Application {
         let settings = web::Data::new(PoolStatsSettings { interval });
         let prefix_cache = web::Data::new(crate::web::handlers::hls::PrefixCache::default());
         let separate_metrics = config.server.metrics_bind.is_some();
+        let client_request_timeout = config.server.client_request_timeout;
         let access_log =
             log::log_enabled!(target: "actix_web::middleware::logger", log::Level::Info);
         let metrics_server = match metrics_listener {
@@ -267,6 +275,7 @@ impl Application {
                 ))
                 .wrap(from_fn(preflight_no_content))
                 .wrap(from_fn(observe))
+                .wrap(from_fn(crate::web::slow_clients::track))
                 // The access log costs a few allocations per request even when its
                 // lines are filtered out: mount it only when they would be written.
                 .wrap(Condition::new(
@@ -286,8 +295,14 @@ impl Application {
             app.default_service(web::to(crate::web::not_found))
         })
         .workers(config.server.workers)
-        .client_request_timeout(Duration::from_secs(10))
-        .shutdown_timeout(30)
+        .max_connections(config.server.max_connections)
+        .keep_alive(KEEP_ALIVE)
+        .client_request_timeout(client_request_timeout)
+        // Slow clients on kept-alive connections, which actix's timeout misses.
+        .on_connect(move |io, ext| {
+            crate::web::slow_clients::on_connect(io, ext, KEEP_ALIVE + client_request_timeout)
+        })
+        .shutdown_timeout(config.server.shutdown_timeout.as_secs())
         .listen(listener)
         .map_err(|source| StartupError::Bind {
             addr: config.server.bind,

@@ -51,6 +51,8 @@ pub enum Storage {
 pub struct S3Storage {
     pub client: aws_sdk_s3::Client,
     pub bucket: String,
+    /// Half of `S3_OPERATION_TIMEOUT`: one attempt's bound.
+    attempt_timeout: Duration,
 }
 
 impl Storage {
@@ -214,6 +216,21 @@ async fn delete_local(root: &Path, key: &str) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// Explicit S3 timeouts, so a dead or stalled endpoint costs a bounded time instead of
+/// the SDK's defaults (no operation timeout at all): the whole operation, retries
+/// included, within `operation`; each attempt within half of it; connecting within 2 s
+/// (or the attempt bound, if shorter); and no more than an attempt's bound between two
+/// reads of a response (a body that stalls mid-stream).
+pub fn timeouts(operation: Duration) -> aws_sdk_s3::config::timeout::TimeoutConfig {
+    let attempt = operation / 2;
+    aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+        .operation_timeout(operation)
+        .operation_attempt_timeout(attempt)
+        .connect_timeout(attempt.min(Duration::from_secs(2)))
+        .read_timeout(attempt)
+        .build()
+}
+
 impl S3Storage {
     pub async fn new(cfg: &S3Config) -> S3Storage {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
@@ -233,10 +250,12 @@ impl S3Storage {
         let shared = loader.load().await;
         let conf = aws_sdk_s3::config::Builder::from(&shared)
             .force_path_style(cfg.force_path_style)
+            .timeout_config(timeouts(cfg.operation_timeout))
             .build();
         S3Storage {
             client: aws_sdk_s3::Client::from_conf(conf),
             bucket: cfg.bucket.clone(),
+            attempt_timeout: cfg.operation_timeout / 2,
         }
     }
 
@@ -262,12 +281,22 @@ impl S3Storage {
         let body = aws_sdk_s3::primitives::ByteStream::from_path(path)
             .await
             .map_err(|e| StorageError::Backend(format!("reading {}: {e}", path.display())))?;
+        // An upload's length has no bound (`veza import` bounds each file itself): only
+        // connecting and stalls are bounded here, not the whole operation.
+        let unbounded = aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+            .disable_operation_timeout()
+            .disable_operation_attempt_timeout()
+            .connect_timeout(self.attempt_timeout.min(Duration::from_secs(2)))
+            .read_timeout(self.attempt_timeout)
+            .build();
         self.client
             .put_object()
             .bucket(&self.bucket)
             .key(key)
             .content_type(content_type)
             .body(body)
+            .customize()
+            .config_override(aws_sdk_s3::config::Builder::default().timeout_config(unbounded))
             .send()
             .await
             .map_err(|e| {

@@ -114,9 +114,10 @@ impl AkamaiSigner {
     pub fn sign(&self, req: &SignRequest) -> Result<String, SignError> {
         reject(P, req, BUNNY_ONLY_OPTIONS)?;
         let u = SplitUrl::parse(&req.url)?;
-        if u.path.contains(['~', '!']) {
+        // `&` too: the token goes unencoded into the query, where `&` would cut it short.
+        if u.path.contains(['~', '!', '&']) {
             return Err(SignError::InvalidUrl(
-                "akamai: '~' and '!' are token delimiters; percent-encode them".into(),
+                "akamai: '~', '!' and '&' are token delimiters; percent-encode them".into(),
             ));
         }
         if super::query_param(u.query, &self.token_name).is_some() {

@@ -79,12 +79,24 @@ impl CloudflareSigner {
             ));
         }
         let u = SplitUrl::parse(&req.url)?;
-        if super::query_param(u.query, "verify").is_some() {
+        // The edge cuts the URI at a `?verify=` / `&verify=`: one inside the query text
+        // (`?a=b?verify=…`) would be taken for ours (found by fuzzing).
+        let pq = u.path_and_query(&req.url);
+        if super::query_param(u.query, "verify").is_some()
+            || pq.contains("?verify=")
+            || pq.contains("&verify=")
+        {
             return Err(SignError::InvalidUrl(
                 "url already carries a verify parameter".into(),
             ));
         }
         let ts = req.issued_at.to_string();
+        // The WAF function only reads 10-digit timestamps (found by fuzzing).
+        if ts.len() != 10 {
+            return Err(SignError::InvalidRequest(
+                "cloudflare: issued_at must be a 10-digit Unix time".into(),
+            ));
+        }
         let tag = self.tag(u.path_and_query(&req.url), &ts);
         let mut out = String::with_capacity(req.url.len() + 80);
         out.push_str(&req.url);

@@ -73,6 +73,12 @@ impl Sha1RsaKey {
         }
     }
 
+    /// The modulus size in bits.
+    fn bits(&self) -> u32 {
+        // SAFETY: `self.0` is a valid RSA* we own; RSA_bits only reads it.
+        unsafe { aws_lc_sys::RSA_bits(self.0.as_ptr()) }
+    }
+
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, SignError> {
         let digest = Sha1::digest(msg);
         // SAFETY: `self.0` is a valid RSA* we own; `out` has RSA_size bytes as RSA_sign
@@ -112,6 +118,9 @@ enum RsaKey {
     Sha1(Sha1RsaKey),
     Sha256(RsaKeyPair),
 }
+
+/// The smallest RSA modulus accepted, for both hashes (aws-lc-rs enforces it for SHA-256).
+pub const MIN_RSA_BITS: u32 = 2048;
 
 /// CloudFront signer holding the parsed RSA key.
 pub struct CloudFrontSigner {
@@ -190,7 +199,16 @@ impl CloudFrontSigner {
         let der = super::KeyMaterial::new(der);
         let key = match label.as_str() {
             "RSA PRIVATE KEY" | "PRIVATE KEY" => match cfg.cloudfront_hash {
-                CloudFrontHash::Sha1 => RsaKey::Sha1(Sha1RsaKey::from_der(der.expose())?),
+                CloudFrontHash::Sha1 => {
+                    let key = Sha1RsaKey::from_der(der.expose())?;
+                    let bits = key.bits();
+                    if bits < MIN_RSA_BITS {
+                        return Err(SignError::InvalidKey(format!(
+                            "cloudfront: RSA key of {bits} bits; at least {MIN_RSA_BITS} required"
+                        )));
+                    }
+                    RsaKey::Sha1(key)
+                }
                 CloudFrontHash::Sha256 => {
                     let kp = if label == "PRIVATE KEY" {
                         RsaKeyPair::from_pkcs8(der.expose())
@@ -317,6 +335,21 @@ mod tests {
     #[test]
     fn cf_base64_alphabet() {
         assert_eq!(cf_b64(&[0xfb, 0xff]), "-~8_");
+    }
+
+    #[test]
+    fn keys_under_2048_bits_are_refused_for_both_hashes() {
+        let small = include_str!("../../tests/data/cloudfront_test_key_1024.pem");
+        let good = include_str!("../../tests/data/cloudfront_test_key.pem");
+        for hash in [CloudFrontHash::Sha1, CloudFrontHash::Sha256] {
+            let mut cfg = ProviderConfig::cloudfront("K1", small);
+            cfg.cloudfront_hash = hash;
+            let e = CloudFrontSigner::new(&cfg).unwrap_err();
+            assert!(matches!(e, SignError::InvalidKey(_)), "{hash:?}: {e}");
+            let mut cfg = ProviderConfig::cloudfront("K1", good);
+            cfg.cloudfront_hash = hash;
+            assert!(CloudFrontSigner::new(&cfg).is_ok(), "{hash:?}");
+        }
     }
 
     #[test]

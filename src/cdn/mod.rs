@@ -456,6 +456,10 @@ impl<'a> SplitUrl<'a> {
         if path.is_empty() {
             return Err(SignError::InvalidUrl("missing path".into()));
         }
+        // A bare trailing `?` would make the signers append `??token=…` (found by fuzzing).
+        if query == Some("") {
+            return Err(SignError::InvalidUrl("empty query (trailing '?')".into()));
+        }
         Ok(SplitUrl {
             origin,
             path,

@@ -3,8 +3,10 @@
 //! `md5 = base64url-no-pad(MD5(expression))`, with `expression` the configured
 //! `secure_link_md5` template (default `$secure_link_expires$uri $secret`). Supported
 //! variables: `$secure_link_expires`, `$uri`, `$secret` (the configured key) and
-//! `$remote_addr` (`user_ip`). The URL gets `?md5=<md5>&expires=<expires>` (or `&…`), which
-//! matches `secure_link $arg_md5,$arg_expires;`.
+//! `$remote_addr` (`user_ip`). `$secure_link_expires` and `$secret` are required: the key
+//! is never written into the expression, which is configuration that gets printed. The
+//! URL gets `?md5=<md5>&expires=<expires>` (or `&…`), which matches
+//! `secure_link $arg_md5,$arg_expires;`.
 //!
 //! nginx's `$uri` is the **decoded, normalised** path, so the path is percent-decoded before
 //! hashing (`/a%20b.txt` hashes as `/a b.txt`); paths nginx would rewrite (`//`, `/./`,
@@ -100,6 +102,25 @@ fn parse_template(t: &str) -> Result<Vec<Part>, SignError> {
     Ok(parts)
 }
 
+/// Parse an expression and require `$secret` in it (see [`check_expression`]).
+fn parse_expression(t: &str) -> Result<Vec<Part>, SignError> {
+    let parts = parse_template(t)?;
+    if !parts.contains(&Part::Secret) {
+        return Err(SignError::InvalidConfig(
+            "nginx_expression must contain $secret (the key belongs in the security key, not in the expression)"
+                .into(),
+        ));
+    }
+    Ok(parts)
+}
+
+/// The rules every `secure_link_md5` expression must meet, shared with the configuration
+/// (`CDN_NGINX_SECURE_LINK_EXPRESSION`): only supported variables, `$secure_link_expires`,
+/// and `$secret`.
+pub fn check_expression(expression: &str) -> Result<(), SignError> {
+    parse_expression(expression).map(|_| ())
+}
+
 fn nginx_uri(raw_path: &str, directory: bool) -> Result<String, SignError> {
     let decoded = super::percent_decode(raw_path)?;
     if decoded.contains("//")
@@ -121,16 +142,10 @@ fn nginx_uri(raw_path: &str, directory: bool) -> Result<String, SignError> {
 
 impl NginxSigner {
     pub fn new(cfg: &ProviderConfig) -> Result<Self, SignError> {
-        let parts = parse_template(&cfg.nginx_expression)?;
-        let uses_secret = parts.contains(&Part::Secret);
-        if uses_secret && cfg.security_key.is_empty() {
+        let parts = parse_expression(&cfg.nginx_expression)?;
+        if cfg.security_key.is_empty() {
             return Err(SignError::InvalidKey(
                 "nginx: secret must not be empty".into(),
-            ));
-        }
-        if !uses_secret && parts.iter().all(|p| !matches!(p, Part::Lit(_))) {
-            return Err(SignError::InvalidConfig(
-                "nginx_expression contains no secret".into(),
             ));
         }
         Ok(NginxSigner {
@@ -250,6 +265,27 @@ mod tests {
         );
         assert!(parse_template("$uri $secret").is_err());
         assert!(parse_template("$secure_link_expires$host").is_err());
+    }
+
+    #[test]
+    fn expressions_without_secret_are_refused() {
+        // A key written into the expression as a literal would be printed with it.
+        for e in [
+            "$secure_link_expires$uri my-literal-key",
+            "$secure_link_expires$uri",
+            "$secure_link_expires$uri $secret_x",
+        ] {
+            assert!(check_expression(e).is_err(), "{e}");
+            let mut c = ProviderConfig::new(Provider::Nginx, "secret");
+            c.nginx_expression = e.into();
+            assert!(NginxSigner::new(&c).is_err(), "{e}");
+        }
+        for e in [
+            "$secure_link_expires$uri $secret",
+            "${secure_link_expires}$uri$remote_addr ${secret}",
+        ] {
+            assert!(check_expression(e).is_ok(), "{e}");
+        }
     }
 
     #[test]

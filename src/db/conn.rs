@@ -156,6 +156,8 @@ struct Probe {
     recorder: Option<Arc<RequestRecorder>>,
     instruments: Arc<PoolInstruments>,
     metrics: Arc<Metrics>,
+    /// [`Db::operation_timeout`].
+    timeout: Option<Duration>,
 }
 
 impl Probe {
@@ -170,7 +172,7 @@ impl Probe {
     ) -> Result<T, DbErr> {
         let _in_flight = acquires.then(|| InFlight::enter(&self.instruments.in_flight));
         let started = Instant::now();
-        let (res, elapsed) = with_elapsed(fut).await;
+        let (res, elapsed) = self.bounded(with_elapsed(fut)).await;
         let total = started.elapsed();
         if acquires {
             self.observe_acquire(&res, total, elapsed);
@@ -179,6 +181,31 @@ impl Probe {
             rec.record_shape(shape, params, elapsed.unwrap_or(total));
         }
         res
+    }
+
+    /// Run an operation within [`Probe::timeout`]. A connection whose database stopped
+    /// answering (a network partition, a frozen server) raises no error: without this
+    /// bound the request would wait as long as the silence lasts.
+    async fn bounded<T>(
+        &self,
+        op: impl Future<Output = (Result<T, DbErr>, Option<Duration>)>,
+    ) -> (Result<T, DbErr>, Option<Duration>) {
+        let Some(limit) = self.timeout else {
+            return op.await;
+        };
+        match tokio::time::timeout(limit, op).await {
+            Ok(done) => done,
+            Err(_) => {
+                self.metrics.db_statement_timeouts_total.inc();
+                (
+                    Err(DbErr::Conn(sea_orm::RuntimeErr::Internal(format!(
+                        "no answer from the database within {} ms",
+                        limit.as_millis()
+                    )))),
+                    None,
+                )
+            }
+        }
     }
 
     /// Resolve a statement's shape before the statement consumes its text.
@@ -212,7 +239,7 @@ impl Probe {
         let started = Instant::now();
         let res = {
             let _in_flight = InFlight::enter(&self.instruments.in_flight);
-            fut.await
+            self.bounded(async { (fut.await, None) }).await.0
         };
         // No statement callback fires for the acquire; the BEGIN round trip is included.
         self.observe_acquire(&res, started.elapsed(), Some(Duration::ZERO));
@@ -243,6 +270,7 @@ impl Conn {
                 recorder: recorder.filter(|_| db.counting),
                 instruments: db.instruments.clone(),
                 metrics: db.metrics.clone(),
+                timeout: db.operation_timeout,
             },
         }
     }

@@ -198,6 +198,10 @@ pub struct Db {
     pub metrics: Arc<Metrics>,
     /// `VEZA_QUERY_STATS=false` makes the per-request wrapper a pass-through.
     pub counting: bool,
+    /// Bound of one operation of the per-request wrapper, from the wait for a connection
+    /// to the answer (`VEZA_DB_ACQUIRE_TIMEOUT_MS + VEZA_DB_STATEMENT_TIMEOUT`); past it
+    /// the operation is abandoned as the database being unavailable. `None`: unbounded.
+    pub operation_timeout: Option<Duration>,
 }
 
 impl Db {

@@ -459,7 +459,11 @@ fn needs_space(prev: Option<&Tok<'_>>, cur: &Tok<'_>) -> bool {
     if p.kind == TokKind::Punct && matches!(p.text, "(" | "[" | "." | "::") {
         return false;
     }
-    if cur.kind == TokKind::Punct && matches!(cur.text, ")" | "]" | "," | "." | "::" | ";") {
+    // `: ::` must not become `:::`, which lexes as `:: :` (found by fuzzing).
+    if cur.kind == TokKind::Punct
+        && matches!(cur.text, ")" | "]" | "," | "." | "::" | ";")
+        && !(cur.text == "::" && p.is_punct(":"))
+    {
         return false;
     }
     p.is_punct(",") || cur.space_before

@@ -49,13 +49,40 @@ impl ApiError {
 /// anything else is our fault (500). The cause is logged, not sent to the client.
 impl From<DbErr> for ApiError {
     fn from(e: DbErr) -> Self {
-        match e {
-            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
-                log::warn!("database unavailable: {e}");
-                ApiError::DbUnavailable
-            }
-            other => ApiError::Internal(other.to_string()),
+        if db_unavailable(&e) {
+            log::warn!("database unavailable: {e}");
+            ApiError::DbUnavailable
+        } else {
+            ApiError::Internal(e.to_string())
         }
+    }
+}
+
+/// Whether a database error means "the database cannot be used right now" rather than
+/// a bug: no pooled connection in time, a connection that cannot be opened, and a
+/// statement whose connection was lost under it — an I/O error (reset, EOF), or the
+/// server ending the session (SQLSTATE class 08 connection exception, 57P01–57P03
+/// administrator/crash shutdown, e.g. `pg_terminate_backend`, 53300 too many
+/// connections). sea-orm reports the latter as `Query`/`Exec` errors.
+pub fn db_unavailable(e: &DbErr) -> bool {
+    use sea_orm::{RuntimeErr, SqlxError};
+    match e {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Query(RuntimeErr::SqlxError(e)) | DbErr::Exec(RuntimeErr::SqlxError(e)) => {
+            match e.as_ref() {
+                SqlxError::Io(_)
+                | SqlxError::Tls(_)
+                | SqlxError::PoolTimedOut
+                | SqlxError::PoolClosed
+                | SqlxError::WorkerCrashed => true,
+                SqlxError::Database(db) => db.code().is_some_and(|c| {
+                    c.starts_with("08")
+                        || matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+                }),
+                _ => false,
+            }
+        }
+        _ => false,
     }
 }
 
@@ -80,5 +107,34 @@ impl ResponseError for ApiError {
         HttpResponse::build(self.status_code())
             .insert_header(("Cache-Control", "no-store"))
             .json(json!({"error": {"code": self.code(), "message": self.to_string()}}))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use sea_orm::{RuntimeErr, SqlxError};
+
+    use super::*;
+
+    fn query(e: SqlxError) -> DbErr {
+        DbErr::Query(RuntimeErr::SqlxError(Arc::new(e)))
+    }
+
+    #[test]
+    fn lost_connections_are_unavailable_not_internal() {
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert!(db_unavailable(&query(SqlxError::Io(reset))));
+        assert!(db_unavailable(&query(SqlxError::PoolTimedOut)));
+        assert!(db_unavailable(&DbErr::Conn(RuntimeErr::Internal(
+            "x".into()
+        ))));
+        assert!(!db_unavailable(&query(SqlxError::RowNotFound)));
+        assert!(!db_unavailable(&DbErr::Custom("bug".into())));
+        assert_eq!(
+            ApiError::from(query(SqlxError::PoolClosed)).status_code(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
     }
 }

@@ -3,6 +3,7 @@
 pub mod error;
 pub mod handlers;
 pub mod middleware;
+pub mod slow_clients;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 

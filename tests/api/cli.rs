@@ -19,6 +19,11 @@ fn each_bad_value_exits_2_naming_its_variable() {
         ("VEZA_N1_REPEAT_THRESHOLD", "1"),
         ("VEZA_SLOW_QUERY_MS", "fast"),
         ("VEZA_QUERY_STATS", "perhaps"),
+        ("VEZA_MAX_CONNECTIONS", "0"),
+        ("VEZA_CLIENT_REQUEST_TIMEOUT", "never"),
+        ("VEZA_SHUTDOWN_TIMEOUT", "1500ms"),
+        ("VEZA_DB_STATEMENT_TIMEOUT", "0s"),
+        ("S3_OPERATION_TIMEOUT", "forever"),
     ] {
         for cmd in [&["check-config"][..], &["serve"][..], &["migrate"][..]] {
             let out = veza(cmd, &[(var, value)]);

@@ -44,6 +44,16 @@ async fn serve_local(
         }
         Err(e) => return Err(ApiError::Storage(format!("{}: {e}", path.display()))),
     };
+    // actix-files answers a suffix range (`bytes=-N`) of an empty file with
+    // `offset + length - 1` = 0 + 0 - 1: a panic with overflow checks, a bogus
+    // Content-Range otherwise (found by fuzzing). No range of an empty file is
+    // satisfiable: 416, as actix-files answers `bytes=0-` there.
+    if file.metadata().len() == 0 && req.headers().contains_key(header::RANGE) {
+        return Ok(HttpResponse::RangeNotSatisfiable()
+            .insert_header((header::CONTENT_RANGE, "bytes */0"))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish());
+    }
     let mime: mime::Mime = how
         .content_type
         .parse()

@@ -1,5 +1,7 @@
 //! Liveness (`/health`, touches nothing) and readiness (`/health/deep`: a database ping
-//! with its latency, and the age of the DbPool actor's last pool sample).
+//! with its latency, a storage probe, and the age of the DbPool actor's last pool sample).
+//! The body is public: failures carry a status and a stable code, never error text (paths,
+//! bucket names, SDK error chains), which goes to the log only.
 
 use std::time::Duration;
 
@@ -9,6 +11,9 @@ use serde_json::json;
 use crate::db::Db;
 use crate::startup::PoolStatsSettings;
 use crate::web::handlers::delivery::Delivery;
+
+/// `storage.code` in `/health/deep` when the storage probe fails.
+pub const STORAGE_UNREACHABLE: &str = "storage_unreachable";
 
 pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
@@ -26,7 +31,7 @@ pub async fn deep(
         Ok(()) => json!({"backend": delivery.storage.kind(), "status": "ok"}),
         Err(e) => {
             log::warn!("/health/deep: storage check failed: {e}");
-            json!({"backend": delivery.storage.kind(), "status": "unavailable", "error": e.to_string()})
+            json!({"backend": delivery.storage.kind(), "status": "unavailable", "code": STORAGE_UNREACHABLE})
         }
     };
     let age = db.instruments.last_sample_age();

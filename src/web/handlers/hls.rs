@@ -1,7 +1,8 @@
 //! `GET|HEAD /hls/{dir}/{file}`: the HLS origin (the CDN's origin-pull target). `{dir}`
 //! is a track id or the last part of a track's HLS prefix (`hls/{dir}`), so CDN URLs
 //! built from storage keys (`/hls/i-3f2a…/seg-….ts`) pull from here too. Only validated
-//! plain names inside an existing track's own HLS directory are ever read. With
+//! plain names inside an existing track's own HLS directory are ever read; the track's
+//! `hls_prefix` is validated as a storage key too (an invalid one is a 500). With
 //! `VEZA_ORIGIN_SECRET` set, only requests carrying the secret header (the CDN's) are
 //! answered.
 
@@ -16,7 +17,7 @@ use super::files::{Presentation, serve};
 use super::parse_id;
 use crate::db::conn::Conn;
 use crate::db::entities::track;
-use crate::delivery::paths::{validate_hls_name, validate_segment};
+use crate::delivery::paths::{validate_hls_name, validate_key, validate_segment};
 use crate::web::error::ApiError;
 use crate::web::handlers::delivery::Delivery;
 
@@ -75,8 +76,15 @@ async fn hls_prefix(db: &Conn, cache: &PrefixCache, dir: &str) -> Result<Arc<str
         }
     };
     let prefix: Option<String> = query.into_tuple().one(db).await?;
-    let prefix: Arc<str> = prefix
-        .ok_or_else(|| ApiError::NotFound(format!("no track for /hls/{dir}")))?
+    let prefix = prefix.ok_or_else(|| ApiError::NotFound(format!("no track for /hls/{dir}")))?;
+    // The prefix comes from the database, not the request, but it is joined to the
+    // storage root: an absolute or `..` prefix would escape it. A bad row is our fault.
+    let prefix: Arc<str> = validate_key(prefix.trim_end_matches('/'))
+        .map_err(|e| {
+            ApiError::Internal(format!(
+                "track for /hls/{dir} has an invalid hls_prefix {prefix:?}: {e}"
+            ))
+        })?
         .into();
     cache.put(dir, prefix.clone());
     Ok(prefix)
