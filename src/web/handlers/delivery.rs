@@ -1,8 +1,11 @@
 //! `GET /api/v1/tracks/{id}/stream` and `/download`: one query resolves the track, then
-//! a delivery URL is chosen: CDN-signed (through the `CdnSigner` actor, bounded by
-//! [`SIGN_TIMEOUT`]) or, when the CDN is off or fails, the storage's own URL — an S3
-//! presigned URL, or the service's `/media/...` route with its own expiring token.
-//! Never an unsigned CDN URL.
+//! a delivery URL is chosen. Streams follow `CDN_HLS_DELIVERY`: `edge` (a CDN URL whose
+//! token relative URIs inherit), `cookies` (signed cookies + the unsigned CDN URL) or
+//! `rewrite` (the service's `/media` URL; its playlists carry signed segment URLs, see
+//! `media.rs`). Downloads are CDN-signed files. Signing goes through the `CdnSigner`
+//! actor, bounded by [`SIGN_TIMEOUT`]; when the CDN is off or fails, the storage's own
+//! URL (an S3 presigned URL, or `/media/...` with the service's expiring token). Never an
+//! unsigned CDN URL without its cookies.
 
 use std::sync::Arc;
 use std::time::Duration;
