@@ -14,7 +14,7 @@
 #
 # Environment: CARGO_TARGET_DIR (default fuzz/target), FUZZ_WORK (working corpora and
 # logs, default ${TMPDIR:-/tmp}/veza-fuzz), FUZZ_NICE (default 10), FUZZ_MAX_LEN (default
-# 4096: the longest input libFuzzer generates, which bounds the committed corpus).
+# 1024: the longest input libFuzzer generates, which bounds the committed corpus).
 #
 # cargo-fuzz needs nightly-only rustc flags (-Zsanitizer=address, sancov); on a stable
 # toolchain RUSTC_BOOTSTRAP=1 enables them, which is what this script does.
@@ -41,7 +41,7 @@ export RUSTC_BOOTSTRAP=1
 target_dir="${CARGO_TARGET_DIR:-$PWD/fuzz/target}"
 work="${FUZZ_WORK:-${TMPDIR:-/tmp}/veza-fuzz}"
 nice_level="${FUZZ_NICE:-10}"
-max_len="${FUZZ_MAX_LEN:-4096}"
+max_len="${FUZZ_MAX_LEN:-1024}"
 fuzz=(nice -n "$nice_level" cargo fuzz)
 
 if [ "$#" -gt 0 ]; then

@@ -218,9 +218,9 @@ async fn delete_local(root: &Path, key: &str) -> Result<(), StorageError> {
 
 /// Explicit S3 timeouts, so a dead or stalled endpoint costs a bounded time instead of
 /// the SDK's defaults (no operation timeout at all): the whole operation, retries
-/// included, within `operation`; each attempt within half of it; connecting within 2 s
-/// (or the attempt bound, if shorter); and no more than an attempt's bound between two
-/// reads of a response (a body that stalls mid-stream).
+/// included, within `operation` (until the response head); each attempt within half of
+/// it; connecting within 2 s (or the attempt bound, if shorter); and, for the response
+/// head, no more than an attempt's bound between two reads.
 pub fn timeouts(operation: Duration) -> aws_sdk_s3::config::timeout::TimeoutConfig {
     let attempt = operation / 2;
     aws_sdk_s3::config::timeout::TimeoutConfig::builder()
@@ -251,6 +251,15 @@ impl S3Storage {
         let conf = aws_sdk_s3::config::Builder::from(&shared)
             .force_path_style(cfg.force_path_style)
             .timeout_config(timeouts(cfg.operation_timeout))
+            // The timeouts end when a response's head arrives; a body that stops
+            // arriving (the server stalls mid-object) is ended by the SDK's stalled-stream
+            // protection, after an attempt's bound without a byte (a slow *reader* does
+            // not count: the SDK tells an unpolled body from a stalled one).
+            .stalled_stream_protection(
+                aws_sdk_s3::config::StalledStreamProtectionConfig::enabled()
+                    .grace_period(cfg.operation_timeout / 2)
+                    .build(),
+            )
             .build();
         S3Storage {
             client: aws_sdk_s3::Client::from_conf(conf),

@@ -495,14 +495,16 @@ pub fn normalize(sql: &str) -> String {
 
     let mut out = String::with_capacity(sql.len());
     let mut prev: Option<Tok<'_>> = None;
-    // Pending skip of extra VALUES rows: (from, to).
-    let mut skip: Option<(usize, usize)> = None;
+    // Pending skips of extra VALUES rows: (from, to). A stack, innermost last: a VALUES
+    // nested in the first row of another is collapsed too, else the next pass would
+    // collapse it (normalize must be idempotent; found by fuzzing).
+    let mut skip: Vec<(usize, usize)> = Vec::new();
     let mut i = 0;
     while i < toks.len() {
-        if let Some((from, to)) = skip
+        if let Some(&(from, to)) = skip.last()
             && i == from
         {
-            skip = None;
+            skip.pop();
             i = to;
             continue;
         }
@@ -522,8 +524,7 @@ pub fn normalize(sql: &str) -> String {
             i = close + 1;
             continue;
         }
-        if skip.is_none()
-            && t.is_word("values")
+        if t.is_word("values")
             && let Some(first_end) = matching_paren(toks, i + 1)
         {
             let mut k = first_end + 1;
@@ -534,7 +535,7 @@ pub fn normalize(sql: &str) -> String {
                 }
             }
             if k > first_end + 1 {
-                skip = Some((first_end + 1, k));
+                skip.push((first_end + 1, k));
             }
         }
         if needs_space(prev.as_ref(), &t) {
