@@ -99,6 +99,7 @@ fn bench_actor(c: &mut Criterion) {
             sys.block_on(addr.send(SignUrl {
                 path: "/hls/42/master.m3u8".into(),
                 directory: true,
+                expires_at: None,
             }))
             .unwrap()
             .unwrap()

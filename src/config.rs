@@ -150,6 +150,18 @@ pub const ENV_VARS: &[EnvVar] = &[
         "on SIGTERM, how long in-flight requests may take to finish before their connections are dropped (whole seconds)",
     ),
     var(
+        "VEZA_CATALOGUE_CACHE_SIZE",
+        Some("10000"),
+        Scope::Server,
+        "tracks kept in the in-memory catalogue cache of the play path (/stream, /download, /media, the HLS origin); 0 disables it",
+    ),
+    var(
+        "VEZA_CATALOGUE_CACHE_TTL",
+        Some("1m"),
+        Scope::Server,
+        "longest a cached track is used without reading it again (a safety net: on PostgreSQL changes are pushed by LISTEN/NOTIFY; on SQLite it bounds what another process changed)",
+    ),
+    var(
         "VEZA_AUTO_MIGRATE",
         Some("true"),
         Scope::Server,
@@ -324,6 +336,18 @@ pub const ENV_VARS: &[EnvVar] = &[
         None,
         Scope::Cdn,
         "Domain of the signed cookies (a parent domain of the API and the CDN, e.g. example.com); required with CDN_HLS_DELIVERY=cookies",
+    ),
+    var(
+        "CDN_SIGNATURE_REUSE",
+        Some("5m"),
+        Scope::Cdn,
+        "expiry bucket: signed URLs that do not depend on the listener expire at the next multiple of it past CDN_URL_TTL, so one signature serves every listener of a track in that window (at most a quarter of CDN_URL_TTL is used; 0 disables)",
+    ),
+    var(
+        "CDN_SIGNER_THREADS",
+        Some("number of cores"),
+        Scope::Cdn,
+        "CdnSigner actors, each on its own thread, that signing is spread over (1 to 64)",
     ),
     var(
         "CDN_BUNNY_TOKEN_VERSION",
@@ -596,6 +620,9 @@ pub struct ServerConfig {
     pub origin_secret: Option<Secret<String>>,
     pub origin_secret_file: Option<String>,
     pub origin_secret_header: String,
+    /// Entries of the catalogue cache (0: off).
+    pub catalogue_cache_size: u64,
+    pub catalogue_cache_ttl: Duration,
 }
 
 /// Which browser origins may read the service's responses.
@@ -681,6 +708,9 @@ pub struct CdnConfig {
     pub nginx_expression: String,
     pub hls_delivery: HlsDelivery,
     pub cookie_domain: Option<String>,
+    /// Expiry bucket of reusable signatures (`CDN_SIGNATURE_REUSE`; zero: none).
+    pub signature_reuse: Duration,
+    pub signer_threads: usize,
 }
 
 /// The longest URL lifetime accepted (S3 presigned URLs cap at 7 days).
@@ -928,6 +958,21 @@ impl Config {
                     .filter(|d| d.subsec_nanos() == 0 && *d <= Duration::from_secs(3600))
             },
         );
+        let catalogue_cache_size = r.parsed(
+            "VEZA_CATALOGUE_CACHE_SIZE",
+            10_000,
+            "an integer between 0 (off) and 10000000",
+            |s| s.parse::<u64>().ok().filter(|v| *v <= 10_000_000),
+        );
+        let catalogue_cache_ttl = r.parsed(
+            "VEZA_CATALOGUE_CACHE_TTL",
+            Duration::from_secs(60),
+            "a duration between 1s and 1d, such as 1m",
+            |s| {
+                parse_duration(s)
+                    .filter(|d| (Duration::from_secs(1)..=Duration::from_secs(86_400)).contains(d))
+            },
+        );
         let auto_migrate = r.bool("VEZA_AUTO_MIGRATE", true);
         let pool_stats_interval = r.duration("VEZA_POOL_STATS_INTERVAL", Duration::from_secs(15));
         let public_url = r.parsed(
@@ -1038,6 +1083,8 @@ impl Config {
                 origin_secret,
                 origin_secret_file,
                 origin_secret_header,
+                catalogue_cache_size,
+                catalogue_cache_ttl,
             },
             storage_dir,
             storage,
@@ -1087,6 +1134,14 @@ impl Config {
             (
                 "VEZA_SHUTDOWN_TIMEOUT",
                 humantime::format_duration(self.server.shutdown_timeout).to_string(),
+            ),
+            (
+                "VEZA_CATALOGUE_CACHE_SIZE",
+                self.server.catalogue_cache_size.to_string(),
+            ),
+            (
+                "VEZA_CATALOGUE_CACHE_TTL",
+                humantime::format_duration(self.server.catalogue_cache_ttl).to_string(),
             ),
             ("VEZA_AUTO_MIGRATE", self.server.auto_migrate.to_string()),
             (
@@ -1215,6 +1270,11 @@ impl Config {
                 "CDN_COOKIE_DOMAIN",
                 unset_or(self.cdn.cookie_domain.as_deref()),
             ),
+            (
+                "CDN_SIGNATURE_REUSE",
+                humantime::format_duration(self.cdn.signature_reuse).to_string(),
+            ),
+            ("CDN_SIGNER_THREADS", self.cdn.signer_threads.to_string()),
             (
                 "CDN_BUNNY_TOKEN_VERSION",
                 match self.cdn.bunny_token_version {
@@ -1556,6 +1616,24 @@ fn read_cdn(r: &mut Reader<'_>) -> CdnConfig {
             ok.then(|| Some(d.to_ascii_lowercase()))
         },
     );
+    let signature_reuse = r.parsed(
+        "CDN_SIGNATURE_REUSE",
+        Duration::from_secs(300),
+        "0 (off) or a whole number of seconds up to 1h, such as 5m",
+        |s| {
+            if s == "0" {
+                return Some(Duration::ZERO);
+            }
+            parse_duration(s).filter(|d| d.subsec_nanos() == 0 && *d <= Duration::from_secs(3600))
+        },
+    );
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let signer_threads = r.parsed(
+        "CDN_SIGNER_THREADS",
+        cores,
+        "an integer between 1 and 64",
+        |s| s.parse::<usize>().ok().filter(|v| (1..=64).contains(v)),
+    );
     if enabled && let Some(p) = provider {
         if !hls_delivery.works_with(p) {
             let expected = match hls_delivery {
@@ -1591,6 +1669,8 @@ fn read_cdn(r: &mut Reader<'_>) -> CdnConfig {
         nginx_expression,
         hls_delivery,
         cookie_domain,
+        signature_reuse,
+        signer_threads,
     };
     if enabled {
         if cdn.provider.is_none() {

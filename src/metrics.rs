@@ -55,6 +55,13 @@ pub struct Metrics {
     pub cdn_signatures_total: IntCounterVec,
     pub cdn_fallback_total: IntCounterVec,
     pub cdn_key_reloads_total: IntCounterVec,
+    pub cdn_signature_reuse_total: IntCounterVec,
+    // Catalogue cache (delivery lookups) and its invalidation listener
+    pub catalogue_cache_requests_total: IntCounterVec,
+    pub catalogue_cache_evictions_total: IntCounterVec,
+    pub catalogue_listen_connected: IntGauge,
+    pub catalogue_listen_reconnects_total: IntCounter,
+    pub catalogue_notifications_total: IntCounter,
 }
 
 impl Metrics {
@@ -187,6 +194,39 @@ impl Metrics {
                 ),
                 &["outcome"],
             )?,
+            cdn_signature_reuse_total: IntCounterVec::new(
+                Opts::new(
+                    "veza_cdn_signature_reuse_total",
+                    "CDN signatures answered from the reuse cache (hit) or signed anew (miss); see CDN_SIGNATURE_REUSE.",
+                ),
+                &["result"],
+            )?,
+            catalogue_cache_requests_total: IntCounterVec::new(
+                Opts::new(
+                    "veza_catalogue_cache_requests_total",
+                    "Delivery lookups of a track by result: hit, miss (read from the database), bypass (cache not trusted: invalidation listener down).",
+                ),
+                &["result"],
+            )?,
+            catalogue_cache_evictions_total: IntCounterVec::new(
+                Opts::new(
+                    "veza_catalogue_cache_evictions_total",
+                    "Catalogue cache entries evicted, by cause: notify (a track changed), reconnect (listener reconnected: all), write (a write through this process), expired (TTL), size (capacity).",
+                ),
+                &["cause"],
+            )?,
+            catalogue_listen_connected: IntGauge::new(
+                "veza_catalogue_listen_connected",
+                "1 while the catalogue invalidation listener (PostgreSQL LISTEN) is connected; 0 while it reconnects (the cache is bypassed meanwhile). Always 1 on SQLite.",
+            )?,
+            catalogue_listen_reconnects_total: IntCounter::new(
+                "veza_catalogue_listen_reconnects_total",
+                "Times the catalogue invalidation listener lost its connection and had to reconnect.",
+            )?,
+            catalogue_notifications_total: IntCounter::new(
+                "veza_catalogue_notifications_total",
+                "Track change notifications received by the invalidation listener.",
+            )?,
         };
         for c in m.collectors() {
             registry.register(c)?;
@@ -195,6 +235,17 @@ impl Metrics {
         // before the first event.
         for reason in ["sign_error", "timeout", "unavailable"] {
             m.cdn_fallback_total.with_label_values(&[reason]);
+        }
+        for result in ["hit", "miss"] {
+            m.cdn_signature_reuse_total.with_label_values(&[result]);
+        }
+        for result in ["hit", "miss", "bypass"] {
+            m.catalogue_cache_requests_total
+                .with_label_values(&[result]);
+        }
+        for cause in crate::delivery::catalogue::EvictionCause::ALL {
+            m.catalogue_cache_evictions_total
+                .with_label_values(&[cause.as_str()]);
         }
         Ok(m)
     }
@@ -223,6 +274,12 @@ impl Metrics {
             Box::new(self.cdn_signatures_total.clone()),
             Box::new(self.cdn_fallback_total.clone()),
             Box::new(self.cdn_key_reloads_total.clone()),
+            Box::new(self.cdn_signature_reuse_total.clone()),
+            Box::new(self.catalogue_cache_requests_total.clone()),
+            Box::new(self.catalogue_cache_evictions_total.clone()),
+            Box::new(self.catalogue_listen_connected.clone()),
+            Box::new(self.catalogue_listen_reconnects_total.clone()),
+            Box::new(self.catalogue_notifications_total.clone()),
         ];
         #[cfg(target_os = "linux")]
         v.push(Box::new(

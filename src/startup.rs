@@ -11,12 +11,14 @@ use actix_web::dev::Server;
 use actix_web::middleware::{Condition, Logger, from_fn};
 use actix_web::{App, HttpServer, web};
 
-use crate::actors::cdn_signer::{CdnSigner, Reload};
+use crate::actors::catalogue_listener::CatalogueListener;
+use crate::actors::cdn_signer::{CdnSigner, Reload, Signers};
 use crate::actors::db_pool::{self, DbPool};
 use crate::actors::metrics::MetricsActor;
 use crate::actors::query_stats::QueryStats;
-use crate::config::Config;
+use crate::config::{Config, Secret};
 use crate::db::{self, Db, PoolInstruments};
+use crate::delivery::catalogue::CatalogueCache;
 use crate::metrics::Metrics;
 use crate::web::middleware::{Observer, observe};
 
@@ -75,7 +77,10 @@ pub struct Handles {
     pub db_pool: Arc<Mutex<Addr<DbPool>>>,
     /// The QueryStats actors, one per HTTP worker (empty when counting is off).
     pub query_stats: QueryStatsActors,
+    /// The leading CdnSigner (takes `Reload`), when CDN signing is on.
     pub cdn_signer: Option<Addr<CdnSigner>>,
+    pub catalogue: Arc<CatalogueCache>,
+    pub catalogue_listener: Option<Addr<CatalogueListener>>,
 }
 
 impl Handles {
@@ -186,9 +191,35 @@ impl Application {
         // DB-bound request's throughput on two cores.
         let query_stats = QueryStatsActors::default();
 
-        let cdn_signer = cdn_signer.map(Actor::start);
+        let signers =
+            cdn_signer.map(|leader| Arc::new(Signers::start(leader, config.cdn.signer_threads)));
+        let cdn_signer = signers.as_ref().and_then(|s| s.leader());
         // Always handled: SIGHUP's default action would terminate the process.
         reload_on_sighup(cdn_signer.clone());
+
+        // The catalogue cache. On PostgreSQL it is trusted only while the listener is
+        // connected (other instances and SQL change tracks); on SQLite this process is
+        // the only writer that matters and the TTL covers the others.
+        let postgres = config.database.url.backend() == crate::config::Backend::Postgres;
+        let catalogue = Arc::new(CatalogueCache::new(
+            config.server.catalogue_cache_size,
+            config.server.catalogue_cache_ttl,
+            !postgres,
+            metrics.clone(),
+        ));
+        let catalogue_listener = if postgres && config.server.catalogue_cache_size > 0 {
+            Some(
+                CatalogueListener::new(
+                    Secret::new(config.database.url.expose().to_string()),
+                    catalogue.clone(),
+                    metrics.clone(),
+                )
+                .start(),
+            )
+        } else {
+            metrics.catalogue_listen_connected.set(1);
+            None
+        };
 
         let storage =
             crate::storage::Storage::from_config(&config.storage, &config.storage_dir).await;
@@ -207,7 +238,8 @@ impl Application {
         };
         let delivery = web::Data::new(crate::web::handlers::delivery::Delivery {
             storage,
-            cdn: cdn_signer.clone(),
+            cdn: signers,
+            catalogue: catalogue.clone(),
             local,
             ttl: config.cdn.ttl,
             metrics: metrics.clone(),
@@ -228,6 +260,8 @@ impl Application {
             db_pool: db_pool.clone(),
             query_stats: query_stats.clone(),
             cdn_signer: cdn_signer.clone(),
+            catalogue,
+            catalogue_listener,
         };
 
         let watchdog = Watchdog {
@@ -243,7 +277,6 @@ impl Application {
         let db_data = web::Data::new(db);
         let metrics_data = web::Data::new(metrics_actor);
         let settings = web::Data::new(PoolStatsSettings { interval });
-        let prefix_cache = web::Data::new(crate::web::handlers::hls::PrefixCache::default());
         let separate_metrics = config.server.metrics_bind.is_some();
         let client_request_timeout = config.server.client_request_timeout;
         let access_log =
@@ -268,7 +301,6 @@ impl Application {
                 .app_data(metrics_data.clone())
                 .app_data(settings.clone())
                 .app_data(delivery.clone())
-                .app_data(prefix_cache.clone())
                 .wrap(Condition::new(
                     cors_origins != crate::config::CorsOrigins::Off,
                     cors(&cors_origins),

@@ -1,5 +1,6 @@
 //! Long-lived parts of the service, one actix actor per file with its messages beside it.
 
+pub mod catalogue_listener;
 pub mod cdn_signer;
 pub mod db_pool;
 pub mod metrics;

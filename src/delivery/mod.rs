@@ -2,6 +2,7 @@
 //! (CDN → S3 / local fallback), and the pure helpers it needs (name validation,
 //! local tokens, Content-Disposition).
 
+pub mod catalogue;
 pub mod local_token;
 pub mod paths;
 pub mod playlist;

@@ -346,6 +346,18 @@ impl Drop for Veza {
     }
 }
 
+/// Add a track whose original is `key`: `/media` serves only what a track owns.
+async fn catalogue_owns(database_url: &str, key: &str) {
+    use sea_orm::ConnectionTrait;
+    let db = sea_orm::Database::connect(database_url).await.unwrap();
+    db.execute_unprepared(&format!(
+        "INSERT INTO tracks (title, artist_id, duration_ms, storage_key, hls_prefix, content_type, byte_size, created_at) \
+         VALUES ('Big', 1, 1000, '{key}', 'hls/big', 'application/octet-stream', 0, CURRENT_TIMESTAMP)"
+    ))
+    .await
+    .unwrap();
+}
+
 impl Veza {
     /// Start on port 0 over `database_url`, with the demo media linked into `storage`.
     async fn start(database_url: &str, storage: &Path, env: &[(&str, &str)]) -> Veza {
@@ -444,8 +456,9 @@ impl Veza {
     }
 }
 
-/// Resident set size (kB) and open descriptors of a process.
-fn rss_and_fds(pid: u32) -> Option<(u64, usize)> {
+/// Resident set size (kB), open descriptors, and those that are not sockets (files,
+/// pipes, eventfds: what a leak would grow; sockets follow the clients' connections).
+fn rss_and_fds(pid: u32) -> Option<(u64, usize, usize)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let rss = status
         .lines()
@@ -454,8 +467,20 @@ fn rss_and_fds(pid: u32) -> Option<(u64, usize)> {
         .next()?
         .parse()
         .ok()?;
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count();
-    Some((rss, fds))
+    let mut fds = 0;
+    let mut others = 0;
+    for e in std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.flatten() {
+        fds += 1;
+        // Sockets follow the connections, and media files are open while they are
+        // served (more of them at once when answers come faster); what remains (pipes,
+        // eventfds, epoll, logs, the database file) must stay put.
+        let target = std::fs::read_link(e.path()).map(|t| t.to_string_lossy().into_owned());
+        let transient = target
+            .as_deref()
+            .is_ok_and(|t| t.starts_with("socket:") || t.contains("/media/"));
+        others += usize::from(!transient);
+    }
+    Some((rss, fds, others))
 }
 
 /// Whether a process is running (not exited, not a zombie).
@@ -498,41 +523,26 @@ async fn soak_on_postgres_holds_latency_memory_and_descriptors() {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     while load.elapsed() < sc.soak {
         tick.tick().await;
-        if let Some((rss, fds)) = rss_and_fds(pid) {
-            resources.push((load.elapsed().as_secs_f64(), rss, fds));
+        if let Some((rss, fds, others)) = rss_and_fds(pid) {
+            resources.push((load.elapsed().as_secs_f64(), rss, fds, others));
         }
     }
     let samples = load.finish().await;
     let all: Vec<&Sample> = samples.iter().collect();
 
-    // The early sample is taken once the load has warmed up (a third of the run: the
-    // 5th second here, the 20th of the full run), the late one at the end.
-    let third = sc.soak.as_secs_f64() / 3.0;
+    // The early sample is the 10th second of the full run (a sixth), the 5th of the
+    // short one (the first seconds are the warm-up); the late one is the last.
+    let warm = (sc.soak.as_secs_f64() / 6.0).max(5.0);
     let early = resources
         .iter()
-        .find(|(t, _, _)| *t >= third)
+        .find(|(t, _, _, _)| *t >= warm)
         .copied()
         .unwrap();
     let late = *resources.last().unwrap();
     let growth = (late.1 as f64 - early.1 as f64) / early.1 as f64;
-    let fds_late_max = resources
-        .iter()
-        .filter(|(t, _, _)| *t >= third)
-        .map(|r| r.2)
-        .max()
-        .unwrap();
-    // Descriptors: the median of the middle third against that of the last third (one
-    // sample can catch a few client connections being replaced; a leak moves the median).
-    let median = |from: f64, to: f64| {
-        let mut v: Vec<usize> = resources
-            .iter()
-            .filter(|(t, _, _)| *t >= from && *t < to)
-            .map(|r| r.2)
-            .collect();
-        v.sort_unstable();
-        v[v.len() / 2]
-    };
-    let (fds_middle, fds_last) = (median(third, 2.0 * third), median(2.0 * third, f64::MAX));
+    let after_warmup = || resources.iter().filter(|r| r.0 >= warm);
+    let fds_max = after_warmup().map(|r| r.2).max().unwrap();
+    let others_max = after_warmup().map(|r| r.3).max().unwrap();
     let by_kind: BTreeMap<&str, serde_json::Value> = [
         "catalogue",
         "playlist",
@@ -555,9 +565,9 @@ async fn soak_on_postgres_holds_latency_memory_and_descriptors() {
             "requests_per_second": round(all.len() as f64 / sc.soak.as_secs_f64()),
             "all": summary(&all), "by_kind": by_kind,
             "rss_kb": {"early": early.1, "late": late.1, "growth_percent": round(growth * 100.0)},
-            "fds": {"early": early.2, "late": late.2, "max_after_warmup": fds_late_max,
-                    "median_middle_third": fds_middle, "median_last_third": fds_last},
-            "resources_per_second": resources.iter().map(|(t, r, f)| json!([round(*t), r, f])).collect::<Vec<_>>(),
+            "fds": {"early": early.2, "late": late.2, "max_after_warmup": fds_max,
+                    "not_sockets": {"early": early.3, "late": late.3, "max_after_warmup": others_max}},
+            "resources_per_second": resources.iter().map(|(t, r, f, o)| json!([round(*t), r, f, o])).collect::<Vec<_>>(),
         }),
     );
 
@@ -574,9 +584,17 @@ async fn soak_on_postgres_holds_latency_memory_and_descriptors() {
         "slowest request {max:?}"
     );
     assert!(growth < 0.10, "RSS grew {:.1} %", growth * 100.0);
+    // Descriptors: those that are not sockets stay put; sockets follow the client
+    // connections (two per connection: the connection and the slow-client guard's
+    // duplicate), so they move with the load generator's connection churn — within what
+    // its connections explain, and not upwards by the end.
     assert!(
-        fds_last <= fds_middle + 4 && late.2 <= early.2 + 8,
-        "descriptors not flat: {resources:?}"
+        others_max <= early.3 + 2 && late.3 <= early.3 + 2,
+        "non-socket descriptors grew: {resources:?}"
+    );
+    assert!(
+        fds_max <= early.3 + 3 * sc.soak_conns + 64 && late.2 <= early.2 + 16,
+        "sockets not flat: {resources:?}"
     );
     veza.signal("TERM");
     let (code, _) = veza.wait_exit(Duration::from_secs(35)).await.unwrap();
@@ -709,6 +727,7 @@ async fn sigterm_under_load_completes_accepted_requests_and_exits_0() {
     write_patterned(&storage.join("extra/big.bin"), BIG);
     let db = format!("sqlite://{}/veza.db?mode=rwc", dir.path().display());
     let mut veza = Veza::start(&db, &storage, &[("VEZA_SHUTDOWN_TIMEOUT", "10s")]).await;
+    catalogue_owns(&db, "extra/big.bin").await;
     let signer = veza::delivery::local_token::LocalSigner::new(MEDIA_KEY.as_bytes()).unwrap();
     let big = signer.sign(
         veza::delivery::local_token::Scope::File,
@@ -856,6 +875,7 @@ async fn shutdown_timeout_bounds_a_stalled_download() {
     write_patterned(&storage.join("extra/big.bin"), 32 * 1024 * 1024);
     let db = format!("sqlite://{}/veza.db?mode=rwc", dir.path().display());
     let mut veza = Veza::start(&db, &storage, &[("VEZA_SHUTDOWN_TIMEOUT", "2s")]).await;
+    catalogue_owns(&db, "extra/big.bin").await;
     let signer = veza::delivery::local_token::LocalSigner::new(MEDIA_KEY.as_bytes()).unwrap();
     let big = signer.sign(
         veza::delivery::local_token::Scope::File,
@@ -1220,17 +1240,24 @@ async fn a_partition_from_postgres_gives_prompt_503_and_recovers() {
             s.latency
         );
     }
-    // Nothing can be served while the partition lasts (a request sent during it may be
-    // served once it ends, within its bound).
+    // Nothing that needs the database can be served while the partition lasts (a request
+    // sent during it may be served once it ends, within its bound).
     let answered_during: Vec<&Sample> = during
         .iter()
         .copied()
         .filter(|s| s.at >= cut_at && s.at + s.latency < restored_at)
         .collect();
+    // Play-path answers (`/stream`, `/download`) of tracks already in the catalogue cache
+    // need no database and may still be served; everything else must fail.
+    let needed_db: Vec<&Sample> = answered_during
+        .iter()
+        .copied()
+        .filter(|s| !matches!(s.kind, "stream" | "download"))
+        .collect();
     assert!(
-        answered_during.len() > 10 && answered_during.iter().all(|s| !s.ok()),
+        needed_db.len() > 10 && needed_db.iter().all(|s| !s.ok()),
         "{}",
-        summary(&answered_during)
+        summary(&needed_db)
     );
     assert!(deep_503.is_some(), "/health/deep never turned 503");
     assert!(
@@ -1495,9 +1522,17 @@ async fn a_stalled_or_dead_s3_answers_502_in_bounded_time_and_recovers() {
             "{fault}: {}",
             summary(&before)
         );
+        // A segment whose body was streaming when the server stalled cannot be answered
+        // 502 any more (its head is sent): its connection is aborted, so the client sees
+        // an incomplete body (Content-Length), never a silently short one. Only requests
+        // already under way at the fault may end so.
+        let in_flight = fault_at + Duration::from_millis(100);
         for s in d_origin.iter().chain(&d_media) {
+            let aborted = s.outcome() == "200 truncated body" && s.at < in_flight;
             assert!(
-                s.ok() || (s.status, s.code.as_deref()) == (Some(502), Some("storage_error")),
+                s.ok()
+                    || aborted
+                    || (s.status, s.code.as_deref()) == (Some(502), Some("storage_error")),
                 "{fault}: {s:?}"
             );
             assert!(s.latency < bound, "{fault}: took {:?}: {s:?}", s.latency);

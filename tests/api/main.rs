@@ -17,3 +17,4 @@ mod pool;
 mod s3;
 mod security_review;
 mod startup_errors;
+mod takedown;

@@ -4,12 +4,16 @@
 use sea_orm_migration::prelude::*;
 
 mod m0001_catalogue;
+mod m0002_track_change_notify;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_catalogue::Migration)]
+        vec![
+            Box::new(m0001_catalogue::Migration),
+            Box::new(m0002_track_change_notify::Migration),
+        ]
     }
 }

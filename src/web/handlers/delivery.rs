@@ -10,19 +10,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::Addr;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{TimeZone, Utc};
-use sea_orm::EntityTrait;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::parse_id;
-use crate::actors::cdn_signer::{CdnSigner, SignUrl, unix_now};
+use crate::actors::cdn_signer::{Signers, unix_now};
 use crate::cdn::Provider;
 use crate::config::{HlsDelivery, Secret};
 use crate::db::conn::Conn;
-use crate::db::entities::track;
+use crate::delivery::catalogue::{self, DeliveryInfo};
 use crate::delivery::local_token::{LocalSigner, Scope};
 use crate::delivery::{attachment_disposition, download_filename};
 use crate::metrics::Metrics;
@@ -35,7 +33,9 @@ pub const SIGN_TIMEOUT: Duration = Duration::from_millis(250);
 /// What the delivery handlers share.
 pub struct Delivery {
     pub storage: Storage,
-    pub cdn: Option<Addr<CdnSigner>>,
+    pub cdn: Option<Arc<Signers>>,
+    /// What the play path reads of a track, without the database when it can.
+    pub catalogue: Arc<crate::delivery::catalogue::CatalogueCache>,
     pub local: Arc<LocalSigner>,
     pub ttl: Duration,
     pub metrics: Metrics,
@@ -118,7 +118,7 @@ pub async fn stream(
     delivery: web::Data<Delivery>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let track = find_track(&db, &path).await?;
+    let track = find_track(&db, &delivery, &path).await?;
     let key = format!("{}/master.m3u8", track.hls_prefix);
     let target = match (&delivery.cdn, delivery.hls_mode) {
         (Some(cdn), HlsDelivery::Edge | HlsDelivery::Cookies) => {
@@ -148,16 +148,19 @@ pub async fn download(
     delivery: web::Data<Delivery>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let track = find_track(&db, &path).await?;
+    let track = find_track(&db, &delivery, &path).await?;
     let filename = download_filename(&track.title, &track.storage_key);
     let target = deliver_download(&delivery, &req, &track.storage_key, &filename).await?;
     respond(target, &params)
 }
 
-async fn find_track(db: &Conn, raw_id: &str) -> Result<track::Model, ApiError> {
+async fn find_track(
+    db: &Conn,
+    delivery: &Delivery,
+    raw_id: &str,
+) -> Result<Arc<DeliveryInfo>, ApiError> {
     let id = parse_id(raw_id)?;
-    track::Entity::find_by_id(id)
-        .one(db)
+    catalogue::by_id(db, &delivery.catalogue, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("track {id} not found")))
 }
@@ -202,7 +205,7 @@ fn respond(target: Target, params: &DeliveryParams) -> Result<HttpResponse, ApiE
 /// the token becomes the CDN's signed cookies and the URL itself is unsigned.
 async fn sign_at_edge(
     delivery: &Delivery,
-    cdn: &Addr<CdnSigner>,
+    cdn: &Signers,
     key: &str,
 ) -> Result<Target, &'static str> {
     let signed = sign(cdn, format!("/{key}"), true, key).await?;
@@ -259,12 +262,12 @@ async fn sign_at_edge(
 
 /// Ask the CdnSigner, bounded by [`SIGN_TIMEOUT`]; the error is the fallback reason.
 async fn sign(
-    cdn: &Addr<CdnSigner>,
+    cdn: &Signers,
     path: String,
     directory: bool,
     key: &str,
 ) -> Result<crate::actors::cdn_signer::SignedUrl, &'static str> {
-    match tokio::time::timeout(SIGN_TIMEOUT, cdn.send(SignUrl { path, directory })).await {
+    match tokio::time::timeout(SIGN_TIMEOUT, cdn.sign_url(path, directory)).await {
         Ok(Ok(Ok(signed))) => Ok(signed),
         Ok(Ok(Err(e))) => {
             log::warn!("CDN signing failed for {key}, falling back: {e}");

@@ -6,77 +6,32 @@
 //! `VEZA_ORIGIN_SECRET` set, only requests carrying the secret header (the CDN's) are
 //! answered.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 
 use super::files::{Presentation, serve};
 use super::parse_id;
 use crate::db::conn::Conn;
-use crate::db::entities::track;
+use crate::delivery::catalogue;
 use crate::delivery::paths::{validate_hls_name, validate_key, validate_segment};
 use crate::web::error::ApiError;
 use crate::web::handlers::delivery::Delivery;
 
-/// `{dir}` → HLS prefix, so segment requests (the origin's hot path: a CDN miss per
-/// segment, a player without CDN every few seconds) skip the database. Bounded in size
-/// and age: a changed prefix is seen within [`PREFIX_TTL`].
-pub struct PrefixCache {
-    entries: Mutex<HashMap<String, (Arc<str>, Instant)>>,
-}
-
-pub const PREFIX_TTL: Duration = Duration::from_secs(60);
-const PREFIX_CAP: usize = 10_000;
-
-impl Default for PrefixCache {
-    fn default() -> Self {
-        PrefixCache {
-            entries: Mutex::new(HashMap::new()),
-        }
-    }
-}
-
-impl PrefixCache {
-    fn get(&self, dir: &str) -> Option<Arc<str>> {
-        let map = self.entries.lock().ok()?;
-        map.get(dir)
-            .filter(|(_, at)| at.elapsed() < PREFIX_TTL)
-            .map(|(p, _)| p.clone())
-    }
-
-    fn put(&self, dir: &str, prefix: Arc<str>) {
-        if let Ok(mut map) = self.entries.lock() {
-            if map.len() >= PREFIX_CAP {
-                map.retain(|_, (_, at)| at.elapsed() < PREFIX_TTL);
-                if map.len() >= PREFIX_CAP {
-                    map.clear();
-                }
-            }
-            map.insert(dir.to_string(), (prefix, Instant::now()));
-        }
-    }
-}
-
-async fn hls_prefix(db: &Conn, cache: &PrefixCache, dir: &str) -> Result<Arc<str>, ApiError> {
-    if let Some(p) = cache.get(dir) {
-        return Ok(p);
-    }
-    let query = track::Entity::find()
-        .select_only()
-        .column(track::Column::HlsPrefix);
-    let query = match dir.parse::<i64>() {
-        Ok(_) => query.filter(track::Column::Id.eq(parse_id(dir)?)),
+/// `{dir}` → the track's HLS prefix, through the catalogue cache (segment requests are
+/// the origin's hot path: a CDN miss per segment, a player without CDN every few
+/// seconds).
+async fn hls_prefix(db: &Conn, delivery: &Delivery, dir: &str) -> Result<Arc<str>, ApiError> {
+    let track = match dir.parse::<i64>() {
+        Ok(_) => catalogue::by_id(db, &delivery.catalogue, parse_id(dir)?).await?,
         Err(_) => {
             validate_segment(dir)
                 .map_err(|e| ApiError::bad_request("invalid_path", e.to_string()))?;
-            query.filter(track::Column::HlsPrefix.eq(format!("hls/{dir}")))
+            catalogue::by_hls_dir(db, &delivery.catalogue, dir).await?
         }
     };
-    let prefix: Option<String> = query.into_tuple().one(db).await?;
-    let prefix = prefix.ok_or_else(|| ApiError::NotFound(format!("no track for /hls/{dir}")))?;
+    let track = track.ok_or_else(|| ApiError::NotFound(format!("no track for /hls/{dir}")))?;
+    let prefix = &track.hls_prefix;
     // The prefix comes from the database, not the request, but it is joined to the
     // storage root: an absolute or `..` prefix would escape it. A bad row is our fault.
     let prefix: Arc<str> = validate_key(prefix.trim_end_matches('/'))
@@ -86,13 +41,11 @@ async fn hls_prefix(db: &Conn, cache: &PrefixCache, dir: &str) -> Result<Arc<str
             ))
         })?
         .into();
-    cache.put(dir, prefix.clone());
     Ok(prefix)
 }
 
 pub async fn origin(
     db: Conn,
-    cache: web::Data<PrefixCache>,
     path: web::Path<(String, String)>,
     delivery: web::Data<Delivery>,
     req: HttpRequest,
@@ -107,7 +60,7 @@ pub async fn origin(
     let (dir, file) = path.into_inner();
     let kind = validate_hls_name(&file)
         .map_err(|e| ApiError::bad_request("invalid_file_name", e.to_string()))?;
-    let prefix = hls_prefix(&db, &cache, &dir).await?;
+    let prefix = hls_prefix(&db, &delivery, &dir).await?;
     let key = format!("{}/{file}", prefix.trim_end_matches('/'));
     serve(
         &req,

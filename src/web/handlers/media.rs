@@ -1,6 +1,7 @@
 //! `GET|HEAD /media/{scope}/{expires}/{token}/{key…}`: delivery signed by the service
 //! itself (see [`crate::delivery::local_token`]). Missing, tampered or expired tokens get
-//! 403. Answers are private and never cacheable past the token.
+//! 403; media of a track no longer in the catalogue (taken down) 404. Answers are private
+//! and never cacheable past the token.
 //!
 //! Media playlists are rewritten per listener when their segments are not served here:
 //! with a CDN in `rewrite` mode every segment URI becomes an absolute CDN-signed URL,
@@ -15,7 +16,9 @@ use serde::Deserialize;
 use super::files::{Presentation, read_small, serve};
 use crate::actors::cdn_signer::{SignSegments, unix_now};
 use crate::config::HlsDelivery;
+use crate::db::conn::Conn;
 use crate::delivery::attachment_disposition;
+use crate::delivery::catalogue;
 use crate::delivery::local_token::{Scope, directory_of};
 use crate::delivery::paths::{HlsKind, content_type_for, validate_hls_name, validate_key};
 use crate::delivery::playlist::{is_media_playlist, rewrite_segments, segment_names};
@@ -32,6 +35,7 @@ pub struct MediaParams {
 }
 
 pub async fn media(
+    db: Conn,
     path: web::Path<(String, String, String, String)>,
     params: web::Query<MediaParams>,
     delivery: web::Data<Delivery>,
@@ -50,6 +54,14 @@ pub async fn media(
         .verify(scope, key, expires, &token, filename, now)
         .map_err(|e| forbidden(&format!("{e:?}").to_lowercase()))?;
     let remaining = expires.saturating_sub(now).max(1);
+    // A valid token is not enough: the track must still be in the catalogue (a takedown
+    // stops its media here at once, not when the tokens already issued expire).
+    if catalogue::by_storage_key(&db, &delivery.catalogue, key)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::NotFound(format!("no track owns {key}")));
+    }
 
     let name = key.rsplit('/').next().unwrap_or(key);
     let hls = validate_hls_name(name).ok();
@@ -130,11 +142,11 @@ async fn rewrite(
             names: names.clone(),
             expires_at: expires,
         };
-        let reason = match tokio::time::timeout(SIGN_TIMEOUT, cdn.send(msg)).await {
+        let reason = match tokio::time::timeout(SIGN_TIMEOUT, cdn.sign_segments(msg)).await {
             Ok(Ok(Ok(urls))) => {
-                let by_name: std::collections::HashMap<&str, String> =
-                    names.iter().map(String::as_str).zip(urls).collect();
-                return rewrite_segments(text, |n| by_name.get(n).cloned())
+                let by_name: std::collections::HashMap<&str, &String> =
+                    names.iter().map(String::as_str).zip(urls.iter()).collect();
+                return rewrite_segments(text, |n| by_name.get(n).map(|u| (*u).clone()))
                     .map_err(|e| ApiError::Storage(format!("{key}: {e}")));
             }
             Ok(Ok(Err(e))) => {
