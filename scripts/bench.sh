@@ -95,7 +95,7 @@ record catalogue_hit_ns "$(ns catalogue_cache/hit_with_metrics)" raw_moka_get "$
 
 # ---------------------------------------------------------------- load: /stream
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-newdb() { local d="veza_bench_$$_$1"; psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $d WITH (FORCE)" >/dev/null; psql "$PG/postgres" -qc "CREATE DATABASE $d" >/dev/null; DBS+=("$d"); echo "$d"; }
+newdb() { local d="veza_bench_$$_$1"; psql "$PG/postgres" -qc "SET client_min_messages = warning; DROP DATABASE IF EXISTS $d WITH (FORCE)" >/dev/null; psql "$PG/postgres" -qc "CREATE DATABASE $d" >/dev/null; DBS+=("$d"); echo "$d"; }
 MEDIA="$WORK/media"
 export VEZA_STORAGE_DIR="$MEDIA" RUST_LOG=warn VEZA_MEDIA_SIGNING_KEY=bench-media-signing-key-0123456789abcdef
 export VEZA_DB_MAX_CONNECTIONS=16 VEZA_WORKERS=2
@@ -234,7 +234,7 @@ import sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 quick = sys.argv[2] == "1"
 bad = []
-print(f"{'figure':34} {'value':>12} {'baseline':>22} {'':>12} {'ratio':>8} {'target':>8}  verdict")
+print(f"{'figure':34} {'value':>12} {'baseline':>22} {'':>10} {'ratio':>8} {'target':>8}  verdict")
 for name, value, bname, base, target, unit in rows:
     try:
         v = float(value)
@@ -253,7 +253,8 @@ for name, value, bname, base, target, unit in rows:
         verdict = "(quick: not judged)" if quick else ("met" if ratio and float(ratio) >= float(target) else "MISSED")
     if name.startswith("takedown") and not quick:
         verdict = "met" if v < 1000 else "MISSED"
-    print(f"{name:34} {v:12.4g} {bname:>12} {base if base != '-' else '':>9} {ratio:>8} {target if target != '-' else '':>8}  {verdict}")
+    shown = f"{float(base):.4g}" if base not in ("-", "") else ""
+    print(f"{name:34} {v:12.4g} {bname:>22} {shown:>10} {ratio:>8} {target if target != '-' else '':>8}  {verdict}")
 if bad:
     sys.exit("bench.sh: figures missing or zero: " + "; ".join(bad))
 PY

@@ -3,7 +3,8 @@
 # PostgreSQL answering on 127.0.0.1:5432, nginx (secure_link tests), Prometheus and
 # promtool (alert-rule tests, end-to-end scrape test), s3s-fs (real S3 server), ffmpeg
 # (playback tests, `veza import`), Chromium and the npm packages of package-lock.json
-# (playwright-core, hls.js: the real-browser playback tests in tests/api/browser.rs).
+# (playwright-core, hls.js: the real-browser playback tests in tests/api/browser.rs), wrk
+# and pgbench (scripts/bench.sh).
 set -euo pipefail
 
 log() { printf '[setup] %s\n' "$*" >&2; }
@@ -19,6 +20,9 @@ command -v ffmpeg >/dev/null 2>&1 || need_apt+=(ffmpeg)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+# wrk and pgbench: scripts/bench.sh (its --quick smoke run is part of the test command).
+command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
+command -v pgbench >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pgbench >/dev/null 2>&1 || need_apt+=(postgresql-contrib)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -32,13 +32,20 @@ pub async fn serve(
     }
 }
 
+/// Files up to this size are read synchronously on the worker thread (actix-files'
+/// `read_mode_threshold`) instead of through the blocking-thread pool: HLS segments are
+/// small and hot in the page cache, where one read costs less than the two thread hops
+/// of an async read (nginx reads them synchronously too). Larger files (downloads)
+/// stay async so a slow disk cannot stall a worker for long. See docs/PERFORMANCE.md.
+const SYNC_READ_MAX: u64 = 256 * 1024;
+
 async fn serve_local(
     req: &HttpRequest,
     path: &std::path::Path,
     how: Presentation<'_>,
 ) -> Result<HttpResponse, ApiError> {
     let file = match NamedFile::open_async(path).await {
-        Ok(f) => f,
+        Ok(f) => f.read_mode_threshold(SYNC_READ_MAX),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(ApiError::NotFound("no such file".into()));
         }
