@@ -2,10 +2,12 @@
 # Every performance ratio of docs/PERFORMANCE.md in one run, each against a baseline
 # measured in the same run (these machines are noisy: ratios hold, absolute times move).
 #
-#   scripts/bench.sh            full run: release build, criterion, 8 s wrk runs (~10 min)
-#   scripts/bench.sh --quick    smoke: debug build, tiny criterion and 1 s wrk runs; checks
-#                               that every figure is produced and every answer was 2xx,
-#                               enforces no target (part of the README's test command)
+#   scripts/bench.sh [--quick] [SECTION...]
+#     full run: release build, criterion, 8 s wrk runs (~10 min)
+#     --quick: smoke: debug build, tiny criterion and 1 s wrk runs; checks that every
+#              figure is produced and every answer was 2xx, enforces no target (part of
+#              the README's test command)
+#     SECTION: only these of micro, stream, takedown, hls (default: all)
 #
 # Prints one table: name, measured value, baseline, ratio, target, verdict. Also writes
 # it as TSV to $BENCH_OUT (default target/bench/results.tsv).
@@ -18,12 +20,17 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
 QUICK=0
-case "${1:-}" in
-    --quick) QUICK=1 ;;
-    "") ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
-    *) echo "usage: scripts/bench.sh [--quick]" >&2; exit 2 ;;
-esac
+SECTIONS=()
+for arg in "$@"; do
+    case "$arg" in
+        --quick) QUICK=1 ;;
+        micro|stream|takedown|hls) SECTIONS+=("$arg") ;;
+        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+        *) echo "usage: scripts/bench.sh [--quick] [micro|stream|takedown|hls]..." >&2; exit 2 ;;
+    esac
+done
+[ ${#SECTIONS[@]} -gt 0 ] || SECTIONS=(micro stream takedown hls)
+want() { [[ " ${SECTIONS[*]} " == *" $1 "* ]]; }
 
 PG="${BENCH_PG:-postgres://postgres@127.0.0.1:5432}"
 CONNS="${BENCH_CONNECTIONS:-32}"
@@ -68,6 +75,7 @@ echo "== building ($PROFILE)" >&2
 if [ "$PROFILE" = dev ]; then cargo build --quiet --bin veza; else cargo build --quiet --release --bin veza; fi
 
 # ---------------------------------------------------------------- micro-benchmarks
+if want micro; then
 echo "== criterion benches" >&2
 crit_dir="$TARGET_DIR/criterion"
 rm -rf "$crit_dir"
@@ -92,10 +100,11 @@ record cloudfront_reused_ns "$(ns signature_reuse/cloudfront_reused)" cloudfront
 record metrics_render_200_routes_ns "$(ns metrics_render/routes_200)" routes_1 "$(ns metrics_render/routes_1)" - ns
 record query_stats_intake_ns "$(ns query_stats_intake/query_stats)" noop_actor "$(ns query_stats_intake/noop_actor)" - ns
 record catalogue_hit_ns "$(ns catalogue_cache/hit_with_metrics)" raw_moka_get "$(ns catalogue_cache/raw_moka_get)" - ns
+fi
 
 # ---------------------------------------------------------------- load: /stream
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-newdb() { local d="veza_bench_$$_$1"; psql "$PG/postgres" -qc "SET client_min_messages = warning; DROP DATABASE IF EXISTS $d WITH (FORCE)" >/dev/null; psql "$PG/postgres" -qc "CREATE DATABASE $d" >/dev/null; DBS+=("$d"); echo "$d"; }
+newdb() { local d="veza_bench_$$_$1"; PGOPTIONS="-c client_min_messages=warning" psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $d WITH (FORCE)" >/dev/null; psql "$PG/postgres" -qc "CREATE DATABASE $d" >/dev/null; DBS+=("$d"); echo "$d"; }
 MEDIA="$WORK/media"
 export VEZA_STORAGE_DIR="$MEDIA" RUST_LOG=warn VEZA_MEDIA_SIGNING_KEY=bench-media-signing-key-0123456789abcdef
 export VEZA_DB_MAX_CONNECTIONS=16 VEZA_WORKERS=2
@@ -124,6 +133,7 @@ rps() { # wrk requests/s of URL; refuses to report non-2xx answers or socket err
     awk '/Requests\/sec/ {print $2}' <<<"$out"
 }
 
+if want stream; then
 echo "== /stream and /health (local storage, warm and cold catalogue cache)" >&2
 start warm
 start cold VEZA_CATALOGUE_CACHE_SIZE=0
@@ -155,8 +165,10 @@ record stream_cloudfront_rps "$stream_cf" health "$health_b" 0.7 req/s
 record stream_cloudfront_vs_bunny "$stream_cf" stream_bunny "$stream_bunny" 0.5 req/s
 record stream_cold_rps "$stream_cold" pgbench_S "$pgb" 0.5 req/s
 record cloudfront_fallbacks "$cf_fallbacks" - - - count
+fi
 
 # ---------------------------------------------------------------- takedown latency
+if want takedown; then
 echo "== takedowns seen by two instances ($TAKEDOWNS)" >&2
 psql "$PG/$DB" -qc "INSERT INTO tracks (id, title, artist_id, duration_ms, storage_key, hls_prefix, content_type, byte_size, created_at)
     SELECT 100000 + g, 'Takedown ' || g, artist_id, duration_ms, storage_key, hls_prefix, content_type, byte_size, created_at
@@ -190,8 +202,10 @@ read -r td_p50 td_p99 td_max <"$WORK/takedown.txt"
 stop_all
 record takedown_p50_ms "$td_p50" bound_ms 1000 - ms
 record takedown_p99_ms "$td_p99" bound_ms 1000 - ms
+fi
 
 # ---------------------------------------------------------------- HLS origin vs nginx
+if want hls; then
 echo "== HLS origin vs nginx" >&2
 start origin
 NP=$(free_port)
@@ -226,6 +240,7 @@ for kb in 1024 64; do
     record "hls_origin_${kb}KiB_rps" "$v" nginx "$n" "$target" req/s
 done
 stop_all
+fi
 
 # ---------------------------------------------------------------- the table
 cp "$WORK/results.tsv" "$OUT"

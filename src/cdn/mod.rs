@@ -510,16 +510,10 @@ pub(crate) fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a 
     })
 }
 
-/// Constant-time equality for equal-length secrets (length itself is public).
-pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut d = 0u8;
-    for (x, y) in a.iter().zip(b) {
-        d |= x ^ y;
-    }
-    std::hint::black_box(d) == 0
+/// Constant-time equality of secrets (`subtle`; the length itself is public).
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.ct_eq(b).into()
 }
 
 pub(crate) fn hmac_key(provider: Provider, key: &[u8]) -> Result<HmacSha256, SignError> {

@@ -147,8 +147,15 @@ fn is_acquire_timeout<T>(res: &Result<T, DbErr>) -> bool {
     matches!(res, Err(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)))
 }
 
-/// A statement's shape in the request's recorder: outer `None` when not counting.
-type Shape = Option<Option<usize>>;
+/// Where a statement goes in the request's recorder.
+#[derive(Clone, Copy, Debug)]
+enum Shape {
+    /// Statement counting is off for this request: nothing is recorded.
+    NotCounting,
+    /// Counted, under the recorder's shape slot (`None`: the request's shape cap is
+    /// reached; the statement still counts).
+    Counted(Option<usize>),
+}
 
 /// What a wrapped connection or transaction shares: where to record, what to measure.
 #[derive(Clone)]
@@ -177,8 +184,8 @@ impl Probe {
         if acquires {
             self.observe_acquire(&res, total, elapsed);
         }
-        if let (Some(rec), Some(shape)) = (&self.recorder, shape) {
-            rec.record_shape(shape, params, elapsed.unwrap_or(total));
+        if let (Some(rec), Shape::Counted(slot)) = (&self.recorder, shape) {
+            rec.record_shape(slot, params, elapsed.unwrap_or(total));
         }
         res
     }
@@ -210,7 +217,10 @@ impl Probe {
 
     /// Resolve a statement's shape before the statement consumes its text.
     fn shape(&self, sql: &str) -> Shape {
-        self.recorder.as_ref().map(|r| r.shape_of(sql))
+        match &self.recorder {
+            Some(r) => Shape::Counted(r.shape_of(sql)),
+            None => Shape::NotCounting,
+        }
     }
 
     fn observe_acquire<T>(
@@ -243,11 +253,13 @@ impl Probe {
         };
         // No statement callback fires for the acquire; the BEGIN round trip is included.
         self.observe_acquire(&res, started.elapsed(), Some(Duration::ZERO));
+        let inner = res?;
+        // Recorded once it succeeded: a BEGIN that failed (no connection) ran nothing.
         if let Some(rec) = &self.recorder {
             rec.record("BEGIN", None, started.elapsed());
         }
         Ok(Txn {
-            inner: res?,
+            inner,
             probe: self.clone(),
             _open: Some(OpenTransaction::new(&self.instruments)),
         })
@@ -595,11 +607,12 @@ impl TransactionTrait for Txn {
 impl Txn {
     /// A savepoint inside this transaction: recorded, but it takes no new connection.
     fn nested(&self, begun: Result<DatabaseTransaction, DbErr>) -> Result<Txn, DbErr> {
+        let inner = begun?;
         if let Some(rec) = &self.probe.recorder {
             rec.record("SAVEPOINT", None, Duration::ZERO);
         }
         Ok(Txn {
-            inner: begun?,
+            inner,
             probe: self.probe.clone(),
             _open: None,
         })

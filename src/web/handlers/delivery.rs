@@ -62,8 +62,7 @@ impl OriginSecret {
         let Some(got) = req.headers().get(&self.header) else {
             return false;
         };
-        let (a, b) = (got.as_bytes(), self.value.expose().as_bytes());
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        crate::cdn::ct_eq(got.as_bytes(), self.value.expose().as_bytes())
     }
 }
 

@@ -32,12 +32,15 @@ pub async fn serve(
     }
 }
 
-/// Files up to this size are read synchronously on the worker thread (actix-files'
-/// `read_mode_threshold`) instead of through the blocking-thread pool: HLS segments are
-/// small and hot in the page cache, where one read costs less than the two thread hops
-/// of an async read (nginx reads them synchronously too). Larger files (downloads)
-/// stay async so a slow disk cannot stall a worker for long. See docs/PERFORMANCE.md.
-const SYNC_READ_MAX: u64 = 256 * 1024;
+/// Files below this size are read synchronously on the worker thread (actix-files'
+/// `read_mode_threshold`) instead of through the blocking-thread pool: HLS segments
+/// (60 KiB to 1 MiB) are hot in the page cache, where a read costs less than the thread
+/// hops of an async read; nginx reads them synchronously too. Measured with
+/// `scripts/bench.sh hls`: 64 KiB segments 0.34–0.41 of nginx's rate with async reads,
+/// 0.69–0.72 with sync; 1 MiB segments 0.35–0.41 → 0.52–0.63 (docs/PERFORMANCE.md).
+/// Larger files (originals, downloads) stay async, so a cold disk cannot stall a
+/// worker for long.
+const SYNC_READ_MAX: u64 = 2 * 1024 * 1024;
 
 async fn serve_local(
     req: &HttpRequest,
