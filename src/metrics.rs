@@ -211,7 +211,7 @@ impl Metrics {
             catalogue_cache_evictions_total: IntCounterVec::new(
                 Opts::new(
                     "veza_catalogue_cache_evictions_total",
-                    "Catalogue cache entries evicted, by cause: notify (a track changed), reconnect (listener reconnected: all), write (a write through this process), expired (TTL), size (capacity).",
+                    "Catalogue cache entries evicted, by cause: notify (a track changed), reconnect (listener reconnected: all), expired (TTL), size (capacity).",
                 ),
                 &["cause"],
             )?,

@@ -10,8 +10,9 @@
 //! - A lookup that misses reads the database and stores the row only if no invalidation
 //!   happened since it started ([`CatalogueCache::epoch`]): a read racing a takedown
 //!   cannot put the old row back.
-//! - On SQLite (one process) writes through this process evict directly; a TTL bounds
-//!   what another process (`veza import`, manual SQL) can leave stale.
+//! - On SQLite there are no notifications: the service itself never writes tracks, and
+//!   what another process changes (`veza import`, manual SQL) is seen within the TTL.
+//!   New tracks need nothing (not-found answers are never cached).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -60,17 +61,14 @@ pub enum EvictionCause {
     Notify,
     /// The listener reconnected: everything, since notifications may have been missed.
     Reconnect,
-    /// A write through this process (SQLite, `veza import` in-process).
-    Write,
     Expired,
     Size,
 }
 
 impl EvictionCause {
-    pub const ALL: [EvictionCause; 5] = [
+    pub const ALL: [EvictionCause; 4] = [
         EvictionCause::Notify,
         EvictionCause::Reconnect,
-        EvictionCause::Write,
         EvictionCause::Expired,
         EvictionCause::Size,
     ];
@@ -79,7 +77,6 @@ impl EvictionCause {
         match self {
             EvictionCause::Notify => "notify",
             EvictionCause::Reconnect => "reconnect",
-            EvictionCause::Write => "write",
             EvictionCause::Expired => "expired",
             EvictionCause::Size => "size",
         }
