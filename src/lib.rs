@@ -3,6 +3,7 @@
 pub mod actors;
 pub mod cdn;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod delivery;

@@ -14,7 +14,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use actix::prelude::*;
 
@@ -33,11 +33,7 @@ fn stamp(path: &PathBuf) -> Stamp {
     Some((m.modified().ok()?, m.len()))
 }
 
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+pub use crate::clock::unix_now;
 
 /// The key every signer actor signs with; replaced whole by a reload.
 type SharedKey = Arc<RwLock<Arc<PreparedSigner>>>;

@@ -23,7 +23,8 @@ use hmac::{Hmac, Mac};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
 use sha2::Sha256;
 
-pub(crate) type HmacSha256 = Hmac<Sha256>;
+/// The HMAC every signer of the service uses (CDN providers and `/media` tokens).
+pub type HmacSha256 = Hmac<Sha256>;
 
 /// Percent-encode everything except RFC 3986 unreserved characters (`A-Za-z0-9-._~`).
 pub(crate) const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC

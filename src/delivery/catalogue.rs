@@ -311,14 +311,15 @@ pub async fn by_storage_key(
     if let Some(hit) = cache.get_by_key(key) {
         return Ok(Some(hit));
     }
-    let directory = key.rsplit_once('/').map_or("", |(d, _)| d);
+    let with_slash = crate::delivery::local_token::directory_of(key);
+    let directory = with_slash.trim_end_matches('/');
     let epoch = cache.epoch();
     let row = select()
         .filter(
             Condition::any()
                 .add(track::Column::StorageKey.eq(key))
                 .add(track::Column::HlsPrefix.eq(directory))
-                .add(track::Column::HlsPrefix.eq(format!("{directory}/"))),
+                .add(track::Column::HlsPrefix.eq(with_slash)),
         )
         .into_tuple::<Row>()
         .one(db)

@@ -9,10 +9,9 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use hmac::Mac;
 
-type HmacSha256 = Hmac<Sha256>;
+use crate::cdn::HmacSha256;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
