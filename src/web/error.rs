@@ -6,6 +6,24 @@ use actix_web::{HttpResponse, ResponseError};
 use sea_orm::DbErr;
 use serde_json::json;
 
+/// Every `error.code` the API answers with: the one list clients and docs rely on.
+pub mod codes {
+    pub const INVALID_ID: &str = "invalid_id";
+    pub const INVALID_LIMIT: &str = "invalid_limit";
+    pub const INVALID_CURSOR: &str = "invalid_cursor";
+    pub const INVALID_REDIRECT: &str = "invalid_redirect";
+    pub const INVALID_PATH: &str = "invalid_path";
+    pub const INVALID_QUERY: &str = "invalid_query";
+    pub const INVALID_JSON: &str = "invalid_json";
+    pub const INVALID_FILE_NAME: &str = "invalid_file_name";
+    pub const NOT_FOUND: &str = "not_found";
+    pub const FORBIDDEN: &str = "forbidden";
+    pub const DB_UNAVAILABLE: &str = "db_unavailable";
+    pub const UNAVAILABLE: &str = "unavailable";
+    pub const STORAGE_ERROR: &str = "storage_error";
+    pub const INTERNAL: &str = "internal";
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{message}")]
@@ -35,12 +53,12 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest { code, .. } => code,
-            ApiError::NotFound(_) => "not_found",
-            ApiError::Forbidden(_) => "forbidden",
-            ApiError::DbUnavailable => "db_unavailable",
-            ApiError::Unavailable(_) => "unavailable",
-            ApiError::Storage(_) => "storage_error",
-            ApiError::Internal(_) => "internal",
+            ApiError::NotFound(_) => codes::NOT_FOUND,
+            ApiError::Forbidden(_) => codes::FORBIDDEN,
+            ApiError::DbUnavailable => codes::DB_UNAVAILABLE,
+            ApiError::Unavailable(_) => codes::UNAVAILABLE,
+            ApiError::Storage(_) => codes::STORAGE_ERROR,
+            ApiError::Internal(_) => codes::INTERNAL,
         }
     }
 }

@@ -7,23 +7,23 @@ pub mod slow_clients;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use error::ApiError;
+use error::{ApiError, codes};
 
 /// Register the service's routes. Extractor failures become 400 JSON, unknown
 /// routes 404 JSON.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(
-        web::PathConfig::default()
-            .error_handler(|err, _| ApiError::bad_request("invalid_path", err.to_string()).into()),
-    )
-    .app_data(
-        web::QueryConfig::default()
-            .error_handler(|err, _| ApiError::bad_request("invalid_query", err.to_string()).into()),
-    )
+    cfg.app_data(web::PathConfig::default().error_handler(|err, _| {
+        ApiError::bad_request(codes::INVALID_PATH, err.to_string()).into()
+    }))
+    .app_data(web::QueryConfig::default().error_handler(|err, _| {
+        ApiError::bad_request(codes::INVALID_QUERY, err.to_string()).into()
+    }))
     .app_data(
         web::JsonConfig::default()
             .limit(64 * 1024)
-            .error_handler(|err, _| ApiError::bad_request("invalid_json", err.to_string()).into()),
+            .error_handler(|err, _| {
+                ApiError::bad_request(codes::INVALID_JSON, err.to_string()).into()
+            }),
     )
     .route("/health", web::get().to(handlers::health::live))
     .route("/health/deep", web::get().to(handlers::health::deep))

@@ -25,7 +25,7 @@ use crate::delivery::local_token::{LocalSigner, Scope};
 use crate::delivery::{attachment_disposition, download_filename};
 use crate::metrics::Metrics;
 use crate::storage::Storage;
-use crate::web::error::ApiError;
+use crate::web::error::{ApiError, codes};
 
 /// How long a request waits for the CdnSigner before falling back.
 pub const SIGN_TIMEOUT: Duration = Duration::from_millis(250);
@@ -170,7 +170,7 @@ fn respond(target: Target, params: &DeliveryParams) -> Result<HttpResponse, ApiE
         Some("1") | Some("true") => true,
         Some(other) => {
             return Err(ApiError::bad_request(
-                "invalid_redirect",
+                codes::INVALID_REDIRECT,
                 format!("redirect must be 1 or 0, got {other:?}"),
             ));
         }

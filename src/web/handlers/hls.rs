@@ -15,7 +15,7 @@ use super::parse_id;
 use crate::db::conn::Conn;
 use crate::delivery::catalogue;
 use crate::delivery::paths::{validate_hls_name, validate_key, validate_segment};
-use crate::web::error::ApiError;
+use crate::web::error::{ApiError, codes};
 use crate::web::handlers::delivery::Delivery;
 
 /// `{dir}` → the track's HLS prefix, through the catalogue cache (segment requests are
@@ -26,7 +26,7 @@ async fn hls_prefix(db: &Conn, delivery: &Delivery, dir: &str) -> Result<Arc<str
         Ok(_) => catalogue::by_id(db, &delivery.catalogue, parse_id(dir)?).await?,
         Err(_) => {
             validate_segment(dir)
-                .map_err(|e| ApiError::bad_request("invalid_path", e.to_string()))?;
+                .map_err(|e| ApiError::bad_request(codes::INVALID_PATH, e.to_string()))?;
             catalogue::by_hls_dir(db, &delivery.catalogue, dir).await?
         }
     };
@@ -59,7 +59,7 @@ pub async fn origin(
     }
     let (dir, file) = path.into_inner();
     let kind = validate_hls_name(&file)
-        .map_err(|e| ApiError::bad_request("invalid_file_name", e.to_string()))?;
+        .map_err(|e| ApiError::bad_request(codes::INVALID_FILE_NAME, e.to_string()))?;
     let prefix = hls_prefix(&db, &delivery, &dir).await?;
     let key = format!("{}/{file}", prefix.trim_end_matches('/'));
     serve(

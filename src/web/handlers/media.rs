@@ -23,7 +23,7 @@ use crate::delivery::local_token::{Scope, directory_of};
 use crate::delivery::paths::{HlsKind, content_type_for, validate_hls_name, validate_key};
 use crate::delivery::playlist::{is_media_playlist, rewrite_segments, segment_names};
 use crate::storage::Storage;
-use crate::web::error::ApiError;
+use crate::web::error::{ApiError, codes};
 use crate::web::handlers::delivery::{Delivery, SIGN_TIMEOUT, count_fallback};
 
 /// Playlists above this size are refused rather than read whole.
@@ -46,7 +46,7 @@ pub async fn media(
     let scope = Scope::parse(&scope).ok_or_else(|| forbidden("unknown scope"))?;
     let expires: u64 = expires.parse().map_err(|_| forbidden("malformed expiry"))?;
     let key = validate_key(&key)
-        .map_err(|e| ApiError::bad_request("invalid_file_name", e.to_string()))?;
+        .map_err(|e| ApiError::bad_request(codes::INVALID_FILE_NAME, e.to_string()))?;
     let filename = params.filename.as_deref();
     let now = unix_now();
     delivery

@@ -9,13 +9,13 @@ pub mod metrics;
 pub mod playlists;
 pub mod tracks;
 
-use crate::web::error::ApiError;
+use crate::web::error::{ApiError, codes};
 
 /// Parse a numeric id from the path: non-numeric or non-positive → 400.
 pub fn parse_id(raw: &str) -> Result<i64, ApiError> {
     raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
         ApiError::bad_request(
-            "invalid_id",
+            codes::INVALID_ID,
             format!("id must be a positive integer, got {raw:?}"),
         )
     })

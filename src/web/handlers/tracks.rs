@@ -8,7 +8,7 @@ use serde_json::json;
 use super::parse_id;
 use crate::db::conn::Conn;
 use crate::db::entities::track;
-use crate::web::error::ApiError;
+use crate::web::error::{ApiError, codes};
 
 pub const DEFAULT_LIMIT: u64 = 20;
 pub const MAX_LIMIT: u64 = 100;
@@ -54,7 +54,7 @@ fn parse_limit(raw: Option<&str>) -> Result<u64, ApiError> {
             .filter(|l| (1..=MAX_LIMIT).contains(l))
             .ok_or_else(|| {
                 ApiError::bad_request(
-                    "invalid_limit",
+                    codes::INVALID_LIMIT,
                     format!("limit must be an integer between 1 and {MAX_LIMIT}, got {s:?}"),
                 )
             }),
@@ -67,7 +67,7 @@ fn parse_cursor(raw: Option<&str>) -> Result<Option<i64>, ApiError> {
     raw.map(|s| {
         s.parse::<i64>().ok().filter(|c| *c >= 0).ok_or_else(|| {
             ApiError::bad_request(
-                "invalid_cursor",
+                codes::INVALID_CURSOR,
                 format!("cursor must be a value returned as next_cursor, got {s:?}"),
             )
         })
