@@ -129,7 +129,7 @@ fn bench_query_stats(c: &mut Criterion) {
     let env = std::collections::BTreeMap::new();
     let cfg = veza::config::Config::from_map(&env).unwrap();
     let metrics = Metrics::register(&prometheus::Registry::new(), 3.0).unwrap();
-    let stats = sys.block_on(async { QueryStats::new(&cfg.query_stats, metrics).unwrap().start() });
+    let stats = sys.block_on(async { QueryStats::new(&cfg.query_stats, metrics).start() });
     let noop = sys.block_on(async { Noop.start() });
     g.bench_function("noop_actor", |b| {
         b.iter_custom(|iters| intake(&mut sys, &noop, iters))

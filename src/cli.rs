@@ -170,10 +170,6 @@ pub fn run(cli: Cli) -> ExitCode {
 fn check_config() -> ExitCode {
     match Config::from_env() {
         Ok(config) => {
-            if let Err(e) = crate::actors::query_stats::detector_config(&config.query_stats) {
-                eprintln!("configuration error: VEZA_N1_ALLOW: {e}");
-                return ExitCode::from(2);
-            }
             for w in config.warnings() {
                 eprintln!("warning: {w}");
             }
@@ -451,13 +447,7 @@ fn n1_analyze(file: Option<PathBuf>, json: bool) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let detector = match crate::actors::query_stats::detector_config(&config.query_stats) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("configuration error: VEZA_N1_ALLOW: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let detector = crate::actors::query_stats::detector_config(&config.query_stats);
     let input: Box<dyn BufRead> = match &file {
         Some(path) => match std::fs::File::open(path) {
             Ok(f) => Box::new(BufReader::new(f)),

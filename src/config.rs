@@ -678,8 +678,11 @@ pub struct QueryStatsConfig {
     pub enabled: bool,
     pub n1_threshold: u32,
     pub repeat_threshold: u32,
-    /// Raw allowlist text, parsed by the N+1 detector.
+    /// The allowlist's items as written (for printing).
     pub allow: Vec<String>,
+    /// The allowlist, parsed once here: route patterns and statement fingerprints.
+    pub allow_routes: std::collections::HashSet<String>,
+    pub allow_fingerprints: std::collections::HashSet<crate::n1::FingerprintId>,
     pub slow_query: Duration,
 }
 
@@ -1035,9 +1038,14 @@ impl Config {
         };
 
         let allow_raw = r.raw("VEZA_N1_ALLOW").unwrap_or_default();
-        if let Err(e) = crate::n1::detector::parse_allowlist(&allow_raw) {
-            r.problem("VEZA_N1_ALLOW", &allow_raw, e);
-        }
+        let (allow_routes, allow_fingerprints) =
+            match crate::n1::detector::parse_allowlist(&allow_raw) {
+                Ok(parsed) => parsed,
+                Err(e) => {
+                    r.problem("VEZA_N1_ALLOW", &allow_raw, e);
+                    Default::default()
+                }
+            };
         let query_stats = QueryStatsConfig {
             enabled: r.bool("VEZA_QUERY_STATS", true),
             n1_threshold: r.positive_u32("VEZA_N1_THRESHOLD", 50),
@@ -1050,6 +1058,8 @@ impl Config {
                 .filter(|s| !s.is_empty())
                 .map(String::from)
                 .collect(),
+            allow_routes,
+            allow_fingerprints,
             slow_query: Duration::from_millis(u64::from(r.positive_u32("VEZA_SLOW_QUERY_MS", 200))),
         };
 

@@ -145,7 +145,7 @@ impl Application {
             Some(Arc::new(QueryStats::new(
                 &config.query_stats,
                 metrics.clone(),
-            )?))
+            )))
         } else {
             None
         };

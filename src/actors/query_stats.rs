@@ -9,10 +9,7 @@ use actix::prelude::*;
 
 use crate::config::QueryStatsConfig;
 use crate::metrics::Metrics;
-use crate::n1::detector::{
-    DetectorConfig, LogRateLimiter, RequestSummary, detect, parse_allowlist,
-};
-use crate::startup::StartupError;
+use crate::n1::detector::{DetectorConfig, LogRateLimiter, RequestSummary, detect};
 
 /// Bounded mailbox: summaries beyond this are dropped (and counted) by the sender.
 /// There is one QueryStats actor per HTTP worker, on the worker's own thread; each
@@ -25,24 +22,24 @@ pub struct QueryStats {
     limiter: LogRateLimiter,
 }
 
-/// Build the detector's configuration from the validated service configuration.
-pub fn detector_config(cfg: &QueryStatsConfig) -> Result<DetectorConfig, String> {
-    let (allow_routes, allow_fingerprints) = parse_allowlist(&cfg.allow.join(","))?;
-    Ok(DetectorConfig {
+/// The detector's configuration, from the validated (already parsed) service
+/// configuration.
+pub fn detector_config(cfg: &QueryStatsConfig) -> DetectorConfig {
+    DetectorConfig {
         total_threshold: cfg.n1_threshold,
         repeat_threshold: cfg.repeat_threshold,
-        allow_routes,
-        allow_fingerprints,
-    })
+        allow_routes: cfg.allow_routes.clone(),
+        allow_fingerprints: cfg.allow_fingerprints.clone(),
+    }
 }
 
 impl QueryStats {
-    pub fn new(cfg: &QueryStatsConfig, metrics: Metrics) -> Result<Self, StartupError> {
-        Ok(QueryStats {
-            detector: detector_config(cfg).map_err(StartupError::Config)?,
+    pub fn new(cfg: &QueryStatsConfig, metrics: Metrics) -> Self {
+        QueryStats {
+            detector: detector_config(cfg),
             metrics,
             limiter: LogRateLimiter::new(Duration::from_secs(60), 1024),
-        })
+        }
     }
 
     /// A fresh actor with the same thresholds (and its own log rate limiter), for
