@@ -13,9 +13,10 @@ use actix_web::{App, HttpServer, web};
 
 use crate::actors::catalogue_listener::CatalogueListener;
 use crate::actors::cdn_signer::{CdnSigner, Reload, Signers};
-use crate::actors::db_pool::{self, DbPool};
+use crate::actors::db_pool::{self, DbPool, PoolStatsSettings};
 use crate::actors::metrics::MetricsActor;
 use crate::actors::query_stats::QueryStats;
+use crate::actors::watchdog::{StopWatchdog, Watchdog};
 use crate::config::{Config, Secret};
 use crate::db::{self, Db, PoolInstruments};
 use crate::delivery::catalogue::CatalogueCache;
@@ -40,12 +41,6 @@ pub enum StartupError {
 /// How long an idle kept-alive connection stays open (actix's default, made explicit
 /// because the slow-client guard's allowance is computed from it).
 pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
-
-/// Settings `/health/deep` needs to judge the pool sampler's heartbeat.
-#[derive(Debug, Clone, Copy)]
-pub struct PoolStatsSettings {
-    pub interval: Duration,
-}
 
 /// Extra routes mounted by tests (e.g. a deliberate N+1 route); never used in production.
 pub type ExtraRoutes = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
@@ -264,12 +259,12 @@ impl Application {
             catalogue_listener,
         };
 
-        let watchdog = Watchdog {
-            db_pool: db_pool.clone(),
-            spawn: Box::new(spawn_pool),
-            metrics: metrics.clone(),
+        let watchdog = Watchdog::new(
+            db_pool.clone(),
+            Box::new(spawn_pool),
+            metrics.clone(),
             interval,
-        }
+        )
         .start();
 
         let observer_metrics = metrics.clone();
@@ -458,53 +453,6 @@ fn reload_on_sighup(signer: Option<Addr<CdnSigner>>) {
             }
         }
     });
-}
-
-/// Restarts the DbPool actor when it has died (e.g. a panic in a handler: actix's
-/// Supervisor does not restart those) and counts it in `veza_actor_restarts_total`.
-pub struct Watchdog {
-    db_pool: Arc<Mutex<Addr<DbPool>>>,
-    spawn: Box<dyn Fn() -> Addr<DbPool>>,
-    metrics: Metrics,
-    interval: Duration,
-}
-
-impl Actor for Watchdog {
-    type Context = actix::Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        use actix::AsyncContext;
-        ctx.run_interval(self.interval, |act, _| act.check());
-    }
-}
-
-impl Watchdog {
-    fn check(&mut self) {
-        let Ok(mut current) = self.db_pool.lock() else {
-            return;
-        };
-        if !current.connected() {
-            log::error!("DbPool actor is gone; restarting it");
-            *current = (self.spawn)();
-            self.metrics
-                .actor_restarts_total
-                .with_label_values(&[db_pool::ACTOR_NAME])
-                .inc();
-        }
-    }
-}
-
-#[derive(actix::Message)]
-#[rtype(result = "()")]
-struct StopWatchdog;
-
-impl actix::Handler<StopWatchdog> for Watchdog {
-    type Result = ();
-
-    fn handle(&mut self, _: StopWatchdog, ctx: &mut Self::Context) {
-        use actix::ActorContext;
-        ctx.stop();
-    }
 }
 
 /// CORS for browser players (`VEZA_CORS_ALLOWED_ORIGINS`): GET/HEAD with `Range`, and the

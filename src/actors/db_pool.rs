@@ -5,7 +5,7 @@
 //!
 //! Failure is visible: each sample advances a heartbeat (a gauge, a counter and the
 //! shared `last_sample_unix_ms` that `/health/deep` reads). If the actor dies or
-//! wedges the heartbeat stops; [`Watchdog`](crate::startup) restarts a dead one and
+//! wedges the heartbeat stops; [`Watchdog`](crate::actors::watchdog::Watchdog) restarts a dead one and
 //! counts it in `veza_actor_restarts_total{actor="db_pool"}`.
 
 use std::sync::Arc;
@@ -17,6 +17,20 @@ use sea_orm::DatabaseConnection;
 
 use crate::db::{PoolInstruments, PoolSnapshot, pool_snapshot, unix_ms};
 use crate::metrics::Metrics;
+
+/// What `/health/deep` needs to judge the sampler's heartbeat: a sample older than
+/// three intervals means the DbPool actor is wedged or dead.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolStatsSettings {
+    pub interval: Duration,
+}
+
+impl PoolStatsSettings {
+    /// The age past which the last sample is stale.
+    pub fn stale_after(&self) -> Duration {
+        self.interval * 3
+    }
+}
 
 pub const ACTOR_NAME: &str = "db_pool";
 const BACKOFF_START: Duration = Duration::from_millis(200);

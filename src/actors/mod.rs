@@ -5,3 +5,4 @@ pub mod cdn_signer;
 pub mod db_pool;
 pub mod metrics;
 pub mod query_stats;
+pub mod watchdog;

@@ -445,6 +445,11 @@ async fn migrations_are_applied_once_the_database_appears() {
         (r.status() == 200).then_some(())
     })
     .await;
+    // The tables exist before the last migration is done: wait for its log line too.
+    let applied = poll(Duration::from_secs(10), || async {
+        (app.count("pending migrations applied") >= 1).then_some(())
+    })
+    .await;
     let code = app.terminate();
     admin
         .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
@@ -455,6 +460,7 @@ async fn migrations_are_applied_once_the_database_appears() {
         "never served after the database appeared: {:?}",
         app.lines.lock().unwrap()
     );
+    assert!(applied.is_some(), "{:?}", app.lines.lock().unwrap());
     assert_eq!(code, Some(0));
     assert_eq!(app.count("pending migrations applied"), 1);
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
+use crate::actors::db_pool::PoolStatsSettings;
 use crate::db::Db;
-use crate::startup::PoolStatsSettings;
 use crate::web::handlers::delivery::Delivery;
 
 /// `storage.code` in `/health/deep` when the storage probe fails.
@@ -37,7 +37,7 @@ pub async fn deep(
     let age = db.instruments.last_sample_age();
     // A sampler that stopped (dead or wedged actor) freezes the gauges silently: fail
     // readiness once the last sample is older than three intervals.
-    let stale_after = settings.interval * 3;
+    let stale_after = settings.stale_after();
     let stats_ok = age.is_some_and(|a| a <= stale_after);
     let (db_ok, db_json) = match &ping {
         Ok(latency) => (
