@@ -22,6 +22,7 @@ command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 # wrk and pgbench: scripts/bench.sh (its --quick smoke run is part of the test command).
 command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v pgbench >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pgbench >/dev/null 2>&1 || need_apt+=(postgresql-contrib)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing ${need_apt[*]}"
