@@ -827,6 +827,19 @@ impl Reader<'_> {
         self.parsed(name, default, "true or false", parse_bool)
     }
 
+    /// A duration within `range` (both ends included).
+    fn duration_in(
+        &mut self,
+        name: &'static str,
+        default: Duration,
+        range: std::ops::RangeInclusive<Duration>,
+        expected: &str,
+    ) -> Duration {
+        self.parsed(name, default, expected, |s| {
+            parse_duration(s).filter(|d| range.contains(d))
+        })
+    }
+
     fn duration(&mut self, name: &'static str, default: Duration) -> Duration {
         self.parsed(
             name,
@@ -904,14 +917,11 @@ impl Config {
             );
         }
         let acquire_ms = r.positive_u32("VEZA_DB_ACQUIRE_TIMEOUT_MS", 3000);
-        let statement_timeout = r.parsed(
+        let statement_timeout = r.duration_in(
             "VEZA_DB_STATEMENT_TIMEOUT",
             Duration::from_secs(5),
+            Duration::from_millis(100)..=Duration::from_secs(600),
             "a duration between 100ms and 10m, such as 5s",
-            |s| {
-                parse_duration(s)
-                    .filter(|d| (Duration::from_millis(100)..=Duration::from_secs(600)).contains(d))
-            },
         );
 
         let bind = r.parsed(
@@ -943,14 +953,11 @@ impl Config {
                     .filter(|v| (1..=1_000_000).contains(v))
             },
         );
-        let client_request_timeout = r.parsed(
+        let client_request_timeout = r.duration_in(
             "VEZA_CLIENT_REQUEST_TIMEOUT",
             Duration::from_secs(10),
+            Duration::from_millis(100)..=Duration::from_secs(600),
             "a duration between 100ms and 10m, such as 10s",
-            |s| {
-                parse_duration(s)
-                    .filter(|d| (Duration::from_millis(100)..=Duration::from_secs(600)).contains(d))
-            },
         );
         let shutdown_timeout = r.parsed(
             "VEZA_SHUTDOWN_TIMEOUT",
@@ -967,14 +974,11 @@ impl Config {
             "an integer between 0 (off) and 10000000",
             |s| s.parse::<u64>().ok().filter(|v| *v <= 10_000_000),
         );
-        let catalogue_cache_ttl = r.parsed(
+        let catalogue_cache_ttl = r.duration_in(
             "VEZA_CATALOGUE_CACHE_TTL",
             Duration::from_secs(60),
+            Duration::from_secs(1)..=Duration::from_secs(86_400),
             "a duration between 1s and 1d, such as 1m",
-            |s| {
-                parse_duration(s)
-                    .filter(|d| (Duration::from_secs(1)..=Duration::from_secs(86_400)).contains(d))
-            },
         );
         let auto_migrate = r.bool("VEZA_AUTO_MIGRATE", true);
         let pool_stats_interval = r.duration("VEZA_POOL_STATS_INTERVAL", Duration::from_secs(15));
@@ -1364,14 +1368,11 @@ fn read_storage(r: &mut Reader<'_>) -> StorageBackend {
         .and_then(|s| non_empty(s.trim()))
         .unwrap_or_else(|| "us-east-1".to_string());
     let force_path_style = r.bool("S3_FORCE_PATH_STYLE", false);
-    let operation_timeout = r.parsed(
+    let operation_timeout = r.duration_in(
         "S3_OPERATION_TIMEOUT",
         DEFAULT_S3_OPERATION_TIMEOUT,
+        Duration::from_millis(100)..=Duration::from_secs(600),
         "a duration between 100ms and 10m, such as 10s",
-        |s| {
-            parse_duration(s)
-                .filter(|d| (Duration::from_millis(100)..=Duration::from_secs(600)).contains(d))
-        },
     );
     let access_key_id = r.raw("S3_ACCESS_KEY_ID").and_then(|s| non_empty(s.trim()));
     let secret_access_key = r.raw("S3_SECRET_ACCESS_KEY").filter(|s| !s.is_empty());
@@ -1552,11 +1553,11 @@ fn read_cdn(r: &mut Reader<'_>) -> CdnConfig {
         (None, Some(f)) => Some(KeySource::File(f)),
         (None, None) => None,
     };
-    let ttl = r.parsed(
+    let ttl = r.duration_in(
         "CDN_URL_TTL",
         Duration::from_secs(3600),
+        MIN_URL_TTL..=MAX_URL_TTL,
         "a duration of at least 1s and at most 7 days, such as 15m or 1h",
-        |s| parse_duration(s).filter(|d| (MIN_URL_TTL..=MAX_URL_TTL).contains(d)),
     );
     let bunny_token_version = r.parsed(
         "CDN_BUNNY_TOKEN_VERSION",
