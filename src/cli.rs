@@ -133,8 +133,10 @@ pub enum N1Command {
     },
 }
 
+/// The configuration, with the files it names read and checked (exit 2 otherwise).
 fn load_config() -> Result<Config, ExitCode> {
-    Config::from_env().map_err(|e| {
+    let checked = Config::from_env().and_then(|c| c.check_files().map(|()| c));
+    checked.map_err(|e| {
         eprintln!("{e}");
         ExitCode::from(2)
     })
@@ -168,7 +170,7 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 fn check_config() -> ExitCode {
-    match Config::from_env() {
+    match load_config() {
         Ok(config) => {
             for w in config.warnings() {
                 eprintln!("warning: {w}");
@@ -179,10 +181,7 @@ fn check_config() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("{e}");
-            ExitCode::from(2)
-        }
+        Err(code) => code,
     }
 }
 
@@ -509,8 +508,11 @@ fn sign(args: &SignArgs) -> ExitCode {
     }
     let signer = match crate::cdn::keys::load(&config.cdn, provider) {
         Ok(s) => s,
-        Err(p) => {
-            eprintln!("configuration error: {p}");
+        Err(e) => {
+            eprintln!(
+                "configuration error: {}",
+                crate::config::ConfigProblem::from(e)
+            );
             return ExitCode::from(2);
         }
     };

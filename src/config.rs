@@ -1,6 +1,10 @@
-//! Typed configuration: every environment variable the service reads, parsed once at
-//! startup into validated structs. Bad values are collected (not just the first) so
-//! `veza check-config` can print one line per problem; secrets live in [`Secret`].
+//! Typed configuration: every environment variable the service reads, declared once as a
+//! typed [`Var`] (name, default, parser, printer, secret flag, scope, help). `--help`,
+//! `check-config`'s effective values, the documented defaults and the docs-sync tests are
+//! all derived from these declarations. Values are parsed once at startup into validated
+//! structs; bad values are collected (not just the first) so `veza check-config` prints
+//! one line per problem. Parsing does no I/O: key files are read by [`crate::cdn::keys`]
+//! and [`read_secret_file`] when the service starts (and by `check-config`).
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -8,31 +12,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// A value that must never be printed. `Debug` and `Display` show `[redacted]`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret<T>(T);
-
-impl<T> Secret<T> {
-    pub fn new(value: T) -> Self {
-        Secret(value)
-    }
-    /// The only way to read the value; grep for it when auditing secret handling.
-    pub fn expose(&self) -> &T {
-        &self.0
-    }
-}
-
-impl<T> fmt::Debug for Secret<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl<T> fmt::Display for Secret<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
+use crate::cdn::{BunnyTokenVersion, CloudFrontHash, Provider};
+pub use crate::cdn::{CdnConfig, HlsDelivery, KeySource};
+pub use crate::secret::Secret;
 
 /// Which subcommands read a variable; drives each subcommand's `--help` listing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,372 +26,798 @@ pub enum Scope {
     Cdn,
 }
 
-/// One documented environment variable. [`ENV_VARS`] is the single list that
-/// `--help`, `check-config` and the docs-sync test are built from.
-#[derive(Debug)]
-pub struct EnvVar {
+/// One environment variable, declared once.
+pub struct Var<T: 'static> {
     pub name: &'static str,
-    pub default: Option<&'static str>,
-    pub secret: bool,
     pub scope: Scope,
+    /// What a valid value looks like; ends the error line of a refused value.
+    pub expected: &'static str,
     pub help: &'static str,
+    /// Never echoed in an error, never trimmed.
+    secret: bool,
+    default: fn() -> T,
+    /// The documented default when it is not the printed `default()` (it depends on
+    /// the machine or on another variable).
+    default_doc: Option<&'static str>,
+    /// `None`: refused. Receives the value trimmed, unless the variable is secret.
+    parse: fn(&str) -> Option<T>,
+    /// The effective value as `check-config` prints it; secrets print `[redacted]`.
+    show: fn(&T) -> String,
 }
 
-const fn var(
-    name: &'static str,
-    default: Option<&'static str>,
-    scope: Scope,
-    help: &'static str,
-) -> EnvVar {
-    EnvVar {
-        name,
-        default,
-        secret: false,
-        scope,
-        help,
+impl<T> Var<T> {
+    const fn new(
+        name: &'static str,
+        scope: Scope,
+        default: fn() -> T,
+        parse: fn(&str) -> Option<T>,
+        show: fn(&T) -> String,
+        expected: &'static str,
+        help: &'static str,
+    ) -> Self {
+        Var {
+            name,
+            scope,
+            expected,
+            help,
+            secret: false,
+            default,
+            default_doc: None,
+            parse,
+            show,
+        }
+    }
+
+    const fn secret(mut self) -> Self {
+        self.secret = true;
+        self
+    }
+
+    const fn documented_default(mut self, text: &'static str) -> Self {
+        self.default_doc = Some(text);
+        self
     }
 }
 
-const fn secret(name: &'static str, scope: Scope, help: &'static str) -> EnvVar {
-    EnvVar {
-        name,
-        default: None,
-        secret: true,
-        scope,
-        help,
+/// What `--help`, the docs and `check-config` know of a variable, whatever its type.
+pub trait Documented: Sync {
+    fn name(&self) -> &'static str;
+    fn scope(&self) -> Scope;
+    fn secret(&self) -> bool;
+    fn help(&self) -> &'static str;
+    /// The default as documented: the value, `(empty)` or `(unset)`.
+    fn default_text(&self) -> String;
+}
+
+impl<T> Documented for Var<T> {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn scope(&self) -> Scope {
+        self.scope
+    }
+    fn secret(&self) -> bool {
+        self.secret
+    }
+    fn help(&self) -> &'static str {
+        self.help
+    }
+    fn default_text(&self) -> String {
+        match self.default_doc {
+            Some(text) => text.to_string(),
+            None => match (self.show)(&(self.default)()) {
+                s if s.is_empty() => "(empty)".to_string(),
+                s => s,
+            },
+        }
     }
 }
+
+// Parsers and printers the declarations share.
+
+fn show_display<T: fmt::Display>(v: &T) -> String {
+    v.to_string()
+}
+fn show_duration(d: &Duration) -> String {
+    humantime::format_duration(*d).to_string()
+}
+fn show_opt<T: fmt::Display>(v: &Option<T>) -> String {
+    v.as_ref().map_or_else(|| UNSET.to_string(), T::to_string)
+}
+#[allow(clippy::ptr_arg)] // the signature of `Var<PathBuf>::show`
+fn show_path(p: &PathBuf) -> String {
+    p.display().to_string()
+}
+fn show_opt_path(p: &Option<PathBuf>) -> String {
+    p.as_ref().map_or_else(|| UNSET.to_string(), show_path)
+}
+fn show_secret<T: zeroize::Zeroize>(v: &Option<Secret<T>>) -> String {
+    if v.is_some() { "[redacted]" } else { UNSET }.to_string()
+}
+fn none<T>() -> Option<T> {
+    None
+}
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+fn int_in<T: std::str::FromStr + PartialOrd>(s: &str, min: T, max: T) -> Option<T> {
+    s.parse::<T>().ok().filter(|v| *v >= min && *v <= max)
+}
+fn duration_in(s: &str, min: Duration, max: Duration) -> Option<Duration> {
+    parse_duration(s).filter(|d| *d >= min && *d <= max)
+}
+/// Whole seconds up to an hour (actix's shutdown timeout, expiry buckets).
+fn whole_seconds(s: &str) -> Option<Duration> {
+    parse_duration(s).filter(|d| d.subsec_nanos() == 0 && *d <= Duration::from_secs(3600))
+}
+fn non_empty(s: &str) -> Option<Option<String>> {
+    Some((!s.is_empty()).then(|| s.to_string()))
+}
+fn non_empty_path(s: &str) -> Option<Option<PathBuf>> {
+    Some((!s.is_empty()).then(|| PathBuf::from(s)))
+}
+fn non_empty_secret(s: &str) -> Option<Option<Secret<String>>> {
+    Some((!s.is_empty()).then(|| Secret::new(s.to_string())))
+}
+/// A secret of at least `min` bytes; empty means unset.
+fn secret_of_at_least(s: &str, min: usize) -> Option<Option<Secret<String>>> {
+    match s.len() {
+        0 => Some(None),
+        n if n >= min => Some(Some(Secret::new(s.to_string()))),
+        _ => None,
+    }
+}
+/// An http(s) URL with a host and no query or fragment (and, with `bare`, no path).
+fn http_url(s: &str, bare: bool) -> Option<Option<String>> {
+    let u = url::Url::parse(s).ok()?;
+    let ok = matches!(u.scheme(), "http" | "https")
+        && u.host_str().is_some()
+        && (!bare || u.path() == "/")
+        && u.query().is_none()
+        && u.fragment().is_none();
+    ok.then(|| Some(s.trim_end_matches('/').to_string()))
+}
+
+const UNSET: &str = "(unset)";
+const POSITIVE: &str = "an integer ≥ 1";
+const BOOL: &str = "true or false";
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/veza.db?mode=rwc";
 
-pub const ENV_VARS: &[EnvVar] = &[
-    var(
-        "DATABASE_URL",
-        Some(DEFAULT_DATABASE_URL),
-        Scope::Database,
-        "sqlite://… (embedded default) or postgres://user:password@host/db; passwords (user:password@, ?password=, ?sslpassword=) are secret and never printed",
-    ),
-    var(
-        "VEZA_DB_MAX_CONNECTIONS",
-        Some("10"),
-        Scope::Database,
-        "pool size upper bound (≥ 1)",
-    ),
-    var(
-        "VEZA_DB_MIN_CONNECTIONS",
-        Some("0"),
-        Scope::Database,
-        "connections kept open when idle (≤ max)",
-    ),
-    var(
-        "VEZA_DB_ACQUIRE_TIMEOUT_MS",
-        Some("3000"),
-        Scope::Database,
-        "how long a request waits for a pooled connection before 503 db_unavailable",
-    ),
-    var(
-        "VEZA_DB_STATEMENT_TIMEOUT",
-        Some("5s"),
-        Scope::Database,
-        "how long a statement may wait for the database's answer once it has a connection; then 503 db_unavailable (a database that stopped answering, e.g. behind a network partition)",
-    ),
-    var(
-        "VEZA_BIND",
-        Some("127.0.0.1:8080"),
-        Scope::Server,
-        "HTTP listen address (host:port; port 0 picks a free port)",
-    ),
-    var(
-        "VEZA_METRICS_BIND",
-        None,
-        Scope::Server,
-        "serve /metrics on this separate address only (e.g. 127.0.0.1:9464); unset = on VEZA_BIND",
-    ),
-    var(
-        "VEZA_WORKERS",
-        Some("number of cores"),
-        Scope::Server,
-        "actix-web worker threads (≥ 1)",
-    ),
-    var(
-        "VEZA_MAX_CONNECTIONS",
-        Some("25000"),
-        Scope::Server,
-        "open HTTP connections per worker (actix's max_connections); over it, new connections wait in the listen backlog",
-    ),
-    var(
-        "VEZA_CLIENT_REQUEST_TIMEOUT",
-        Some("10s"),
-        Scope::Server,
-        "time a client has to send a complete request head (408 and closed after it; slowloris defence), also for later requests on a kept-alive connection",
-    ),
-    var(
-        "VEZA_SHUTDOWN_TIMEOUT",
-        Some("30s"),
-        Scope::Server,
-        "on SIGTERM, how long in-flight requests may take to finish before their connections are dropped (whole seconds)",
-    ),
-    var(
-        "VEZA_CATALOGUE_CACHE_SIZE",
-        Some("10000"),
-        Scope::Server,
-        "tracks kept in the in-memory catalogue cache of the play path (/stream, /download, /media, the HLS origin); 0 disables it",
-    ),
-    var(
-        "VEZA_CATALOGUE_CACHE_TTL",
-        Some("1m"),
-        Scope::Server,
-        "longest a cached track is used without reading it again (a safety net: on PostgreSQL changes are pushed by LISTEN/NOTIFY; on SQLite it bounds what another process changed)",
-    ),
-    var(
-        "VEZA_AUTO_MIGRATE",
-        Some("true"),
-        Scope::Server,
-        "apply pending migrations when `serve` starts",
-    ),
-    var(
-        "VEZA_POOL_STATS_INTERVAL",
-        Some("15s"),
-        Scope::Server,
-        "how often the DbPool actor samples the pool (e.g. 250ms, 15s, 1m)",
-    ),
-    var(
-        "VEZA_PUBLIC_URL",
-        None,
-        Scope::Server,
-        "base of every absolute URL the service returns (e.g. https://api.example.com); unset = the request's Host header (X-Forwarded-Host is never trusted)",
-    ),
-    var(
-        "VEZA_CORS_ALLOWED_ORIGINS",
-        None,
-        Scope::Server,
-        "browser origins allowed to call the API, /media and /hls: comma-separated (https://app.example.com) or *; unset = no CORS headers",
-    ),
-    secret(
-        "VEZA_ORIGIN_SECRET",
-        Scope::Server,
-        "when set, /hls/* answers 403 unless the request carries VEZA_ORIGIN_SECRET_HEADER with this value (the CDN adds it on origin pulls); secret",
-    ),
-    var(
-        "VEZA_ORIGIN_SECRET_FILE",
-        None,
-        Scope::Server,
-        "file holding VEZA_ORIGIN_SECRET instead of the variable",
-    ),
-    var(
-        "VEZA_ORIGIN_SECRET_HEADER",
-        Some("X-Origin-Secret"),
-        Scope::Server,
-        "request header that carries the origin secret",
-    ),
-    var(
-        "VEZA_STORAGE_DIR",
-        Some("./data/media"),
-        Scope::Storage,
-        "local media directory (demo HLS assets and originals)",
-    ),
-    var(
-        "STORAGE_BACKEND",
-        Some("local"),
-        Scope::Storage,
-        "local (files under VEZA_STORAGE_DIR) or s3",
-    ),
-    var(
-        "S3_BUCKET",
-        None,
-        Scope::Storage,
-        "bucket holding originals and HLS files; required when STORAGE_BACKEND=s3",
-    ),
-    var(
-        "S3_ENDPOINT",
-        None,
-        Scope::Storage,
-        "S3-compatible endpoint (MinIO, R2, …); unset = AWS",
-    ),
-    var(
-        "S3_REGION",
-        Some("us-east-1"),
-        Scope::Storage,
-        "bucket region (R2: auto)",
-    ),
-    var(
-        "S3_FORCE_PATH_STYLE",
-        Some("false"),
-        Scope::Storage,
-        "path-style bucket addressing (MinIO and most self-hosted servers need true)",
-    ),
-    var(
-        "S3_OPERATION_TIMEOUT",
-        Some("10s"),
-        Scope::Storage,
-        "bound of every S3 call, retries included (each attempt: half of it; connecting: at most 2s); then 502 storage_error",
-    ),
-    var(
-        "S3_ACCESS_KEY_ID",
-        None,
-        Scope::Storage,
-        "static S3 access key id; with S3_SECRET_ACCESS_KEY, used instead of the standard AWS credential chain",
-    ),
-    secret(
-        "S3_SECRET_ACCESS_KEY",
-        Scope::Storage,
-        "static S3 secret key; set together with S3_ACCESS_KEY_ID; secret",
-    ),
-    secret(
-        "VEZA_MEDIA_SIGNING_KEY",
-        Scope::Storage,
-        "key for the service's own /media URLs, at least 32 bytes (e.g. openssl rand -hex 32); unset = random per process (set it when running several instances); secret",
-    ),
-    var(
-        "VEZA_QUERY_STATS",
-        Some("true"),
-        Scope::QueryStats,
-        "count statements per request; false turns the wrapper into a pass-through",
-    ),
-    var(
-        "VEZA_N1_THRESHOLD",
-        Some("50"),
-        Scope::QueryStats,
-        "statements in one request that flag kind=\"total\"",
-    ),
-    var(
-        "VEZA_N1_REPEAT_THRESHOLD",
-        Some("5"),
-        Scope::QueryStats,
-        "repeats of one query shape that flag kind=\"repeat\" / \"redundant\"",
-    ),
-    var(
-        "VEZA_N1_ALLOW",
-        Some(""),
-        Scope::QueryStats,
-        "comma-separated route patterns (/api/…) and fingerprint ids never flagged",
-    ),
-    var(
-        "VEZA_SLOW_QUERY_MS",
-        Some("200"),
-        Scope::QueryStats,
-        "statements slower than this count in veza_db_slow_queries_total",
-    ),
-    var(
-        "CDN_ENABLED",
-        Some("false"),
-        Scope::Cdn,
-        "sign delivery URLs for the CDN; true requires provider, base URL and key",
-    ),
-    var(
-        "CDN_PROVIDER",
-        None,
-        Scope::Cdn,
-        "bunny | cloudfront | cloudflare | akamai | nginx",
-    ),
-    var(
-        "CDN_BASE_URL",
-        None,
-        Scope::Cdn,
-        "the CDN's origin URL, e.g. https://cdn.example.com (paths are joined to it)",
-    ),
-    secret(
-        "CDN_SECURITY_KEY",
-        Scope::Cdn,
-        "shared signing key (Bunny, Cloudflare, nginx; Akamai: hex); secret",
-    ),
-    var(
-        "CDN_SECURITY_KEY_FILE",
-        None,
-        Scope::Cdn,
-        "file holding the signing key instead of CDN_SECURITY_KEY; reloaded when it changes or on SIGHUP",
-    ),
-    var(
-        "CDN_URL_TTL",
-        Some("1h"),
-        Scope::Cdn,
-        "lifetime of signed URLs (e.g. 15m, 1h; at least 1s, at most 7 days)",
-    ),
-    var(
-        "CDN_HLS_DELIVERY",
-        Some("bunny: edge, others: rewrite"),
-        Scope::Cdn,
-        "how HLS reaches players: edge (the CDN serves playlists and segments; bunny, nginx), rewrite (the service serves signed playlists whose segment URLs are CDN-signed), cookies (signed cookies; cloudfront, akamai)",
-    ),
-    var(
-        "CDN_COOKIE_DOMAIN",
-        None,
-        Scope::Cdn,
-        "Domain of the signed cookies (a parent domain of the API and the CDN, e.g. example.com); required with CDN_HLS_DELIVERY=cookies",
-    ),
-    var(
-        "CDN_SIGNATURE_REUSE",
-        Some("5m"),
-        Scope::Cdn,
-        "expiry bucket: signed URLs that do not depend on the listener expire at the next multiple of it past CDN_URL_TTL, so one signature serves every listener of a track in that window (at most a quarter of CDN_URL_TTL is used; 0 disables)",
-    ),
-    var(
-        "CDN_SIGNER_THREADS",
-        Some("number of cores"),
-        Scope::Cdn,
-        "CdnSigner actors, each on its own thread, that signing is spread over (1 to 64)",
-    ),
-    var(
-        "CDN_BUNNY_TOKEN_VERSION",
-        Some("2"),
-        Scope::Cdn,
-        "2 = HMAC-SHA256 tokens, 1 = legacy SHA-256 tokens",
-    ),
-    var(
-        "CDN_CLOUDFRONT_KEY_PAIR_ID",
-        None,
-        Scope::Cdn,
-        "CloudFront public key id (Key-Pair-Id); required for cloudfront",
-    ),
-    var(
-        "CDN_CLOUDFRONT_PRIVATE_KEY_FILE",
-        None,
-        Scope::Cdn,
-        "PEM RSA private key (PKCS#1 or PKCS#8); required for cloudfront; reloaded on change",
-    ),
-    var(
-        "CDN_CLOUDFRONT_HASH",
-        Some("sha1"),
-        Scope::Cdn,
-        "sha1 or sha256 (adds Hash-Algorithm=SHA256)",
-    ),
-    var(
-        "CDN_CLOUDFLARE_URL_SAFE",
-        Some("false"),
-        Scope::Cdn,
-        "true when the WAF rule uses the `s` flag (base64url mac)",
-    ),
-    var(
-        "CDN_AKAMAI_TOKEN_NAME",
-        Some("__token__"),
-        Scope::Cdn,
-        "query parameter carrying the EdgeAuth token",
-    ),
-    var(
-        "CDN_NGINX_SECURE_LINK_EXPRESSION",
-        Some("$secure_link_expires$uri $secret"),
-        Scope::Cdn,
-        "the secure_link_md5 expression configured in nginx; must use $secret for the key (never the key itself: this value is printed)",
-    ),
+/// The longest URL lifetime accepted (S3 presigned URLs cap at 7 days).
+pub const MAX_URL_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The shortest URL lifetime accepted: signatures and `/media` tokens count whole
+/// seconds, so a shorter one would expire as it is issued.
+pub const MIN_URL_TTL: Duration = Duration::from_secs(1);
+
+/// The shortest `VEZA_MEDIA_SIGNING_KEY` accepted (HMAC-SHA256: a shorter key can be
+/// brute-forced offline from any issued `/media` URL).
+pub const MIN_MEDIA_KEY_BYTES: usize = 32;
+
+/// The shortest origin secret accepted.
+const MIN_ORIGIN_SECRET: usize = 16;
+
+/// `S3_OPERATION_TIMEOUT`'s default.
+pub const DEFAULT_S3_OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The default `secure_link_md5` expression, with the key as `$secret`.
+pub const DEFAULT_NGINX_EXPRESSION: &str = "$secure_link_expires$uri $secret";
+
+const fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+const fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+// ---------------------------------------------------------------- the variables
+
+pub const DATABASE_URL: Var<DatabaseUrl> = Var::new(
+    "DATABASE_URL",
+    Scope::Database,
+    DatabaseUrl::embedded_default,
+    |s| DatabaseUrl::parse(s.trim()).ok(),
+    show_display,
+    DATABASE_URL_EXPECTED,
+    "sqlite://… (embedded default) or postgres://user:password@host/db; passwords (user:password@, ?password=, ?sslpassword=) are secret and never printed",
+)
+.secret();
+pub const DB_MAX_CONNECTIONS: Var<u32> = Var::new(
+    "VEZA_DB_MAX_CONNECTIONS",
+    Scope::Database,
+    || 10,
+    |s| int_in(s, 1, u32::MAX),
+    show_display,
+    POSITIVE,
+    "pool size upper bound (≥ 1)",
+);
+pub const DB_MIN_CONNECTIONS: Var<u32> = Var::new(
+    "VEZA_DB_MIN_CONNECTIONS",
+    Scope::Database,
+    || 0,
+    |s| s.parse().ok(),
+    show_display,
+    "an integer ≥ 0 and ≤ VEZA_DB_MAX_CONNECTIONS",
+    "connections kept open when idle (≤ max)",
+);
+pub const DB_ACQUIRE_TIMEOUT_MS: Var<u32> = Var::new(
+    "VEZA_DB_ACQUIRE_TIMEOUT_MS",
+    Scope::Database,
+    || 3000,
+    |s| int_in(s, 1, u32::MAX),
+    show_display,
+    POSITIVE,
+    "how long a request waits for a pooled connection before 503 db_unavailable",
+);
+pub const DB_STATEMENT_TIMEOUT: Var<Duration> = Var::new(
+    "VEZA_DB_STATEMENT_TIMEOUT",
+    Scope::Database,
+    || secs(5),
+    |s| duration_in(s, ms(100), secs(600)),
+    show_duration,
+    "a duration between 100ms and 10m, such as 5s",
+    "how long a statement may wait for the database's answer once it has a connection; then 503 db_unavailable (a database that stopped answering, e.g. behind a network partition)",
+);
+pub const BIND: Var<SocketAddr> = Var::new(
+    "VEZA_BIND",
+    Scope::Server,
+    || SocketAddr::from(([127, 0, 0, 1], 8080)),
+    |s| s.parse().ok(),
+    show_display,
+    "a socket address such as 127.0.0.1:8080 or [::]:8080",
+    "HTTP listen address (host:port; port 0 picks a free port)",
+);
+pub const METRICS_BIND: Var<Option<SocketAddr>> = Var::new(
+    "VEZA_METRICS_BIND",
+    Scope::Server,
+    none,
+    |s| s.parse().ok().map(Some),
+    show_opt,
+    "a socket address such as 127.0.0.1:9464",
+    "serve /metrics on this separate address only (e.g. 127.0.0.1:9464); unset = on VEZA_BIND",
+);
+pub const WORKERS: Var<usize> = Var::new(
+    "VEZA_WORKERS",
+    Scope::Server,
+    cores,
+    |s| int_in(s, 1, 1024),
+    show_display,
+    "an integer between 1 and 1024",
+    "actix-web worker threads (≥ 1)",
+)
+.documented_default("number of cores");
+pub const MAX_CONNECTIONS: Var<usize> = Var::new(
+    "VEZA_MAX_CONNECTIONS",
+    Scope::Server,
+    || 25_000,
+    |s| int_in(s, 1, 1_000_000),
+    show_display,
+    "an integer between 1 and 1000000",
+    "open HTTP connections per worker (actix's max_connections); over it, new connections wait in the listen backlog",
+);
+pub const CLIENT_REQUEST_TIMEOUT: Var<Duration> = Var::new(
+    "VEZA_CLIENT_REQUEST_TIMEOUT",
+    Scope::Server,
+    || secs(10),
+    |s| duration_in(s, ms(100), secs(600)),
+    show_duration,
+    "a duration between 100ms and 10m, such as 10s",
+    "time a client has to send a complete request head (408 and closed after it; slowloris defence), also for later requests on a kept-alive connection",
+);
+pub const SHUTDOWN_TIMEOUT: Var<Duration> = Var::new(
+    "VEZA_SHUTDOWN_TIMEOUT",
+    Scope::Server,
+    || secs(30),
+    whole_seconds,
+    show_duration,
+    "a whole number of seconds between 1s and 1h, such as 30s",
+    "on SIGTERM, how long in-flight requests may take to finish before their connections are dropped (whole seconds)",
+);
+pub const CATALOGUE_CACHE_SIZE: Var<u64> = Var::new(
+    "VEZA_CATALOGUE_CACHE_SIZE",
+    Scope::Server,
+    || 10_000,
+    |s| int_in(s, 0, 10_000_000),
+    show_display,
+    "an integer between 0 (off) and 10000000",
+    "tracks kept in the in-memory catalogue cache of the play path (/stream, /download, /media, the HLS origin); 0 disables it",
+);
+pub const CATALOGUE_CACHE_TTL: Var<Duration> = Var::new(
+    "VEZA_CATALOGUE_CACHE_TTL",
+    Scope::Server,
+    || secs(60),
+    |s| duration_in(s, secs(1), secs(86_400)),
+    show_duration,
+    "a duration between 1s and 1d, such as 1m",
+    "longest a cached track is used without reading it again (a safety net: on PostgreSQL changes are pushed by LISTEN/NOTIFY; on SQLite it bounds what another process changed)",
+);
+pub const AUTO_MIGRATE: Var<bool> = Var::new(
+    "VEZA_AUTO_MIGRATE",
+    Scope::Server,
+    || true,
+    parse_bool,
+    show_display,
+    BOOL,
+    "apply pending migrations when `serve` starts",
+);
+pub const POOL_STATS_INTERVAL: Var<Duration> = Var::new(
+    "VEZA_POOL_STATS_INTERVAL",
+    Scope::Server,
+    || secs(15),
+    parse_duration,
+    show_duration,
+    "a positive duration such as 250ms, 15s or 1m",
+    "how often the DbPool actor samples the pool (e.g. 250ms, 15s, 1m)",
+);
+pub const PUBLIC_URL: Var<Option<String>> = Var::new(
+    "VEZA_PUBLIC_URL",
+    Scope::Server,
+    none,
+    |s| http_url(s, true),
+    show_opt,
+    "an http:// or https:// URL with a host and no path, query or fragment, e.g. https://api.example.com",
+    "base of every absolute URL the service returns (e.g. https://api.example.com); unset = the request's Host header (X-Forwarded-Host is never trusted)",
+);
+pub const CORS_ALLOWED_ORIGINS: Var<CorsOrigins> = Var::new(
+    "VEZA_CORS_ALLOWED_ORIGINS",
+    Scope::Server,
+    || CorsOrigins::Off,
+    parse_cors,
+    CorsOrigins::show,
+    "* or comma-separated origins such as https://app.example.com,http://localhost:3000",
+    "browser origins allowed to call the API, /media and /hls: comma-separated (https://app.example.com) or *; unset = no CORS headers",
+);
+pub const ORIGIN_SECRET: Var<Option<Secret<String>>> = Var::new(
+    "VEZA_ORIGIN_SECRET",
+    Scope::Server,
+    none,
+    |s| secret_of_at_least(s, MIN_ORIGIN_SECRET),
+    show_secret,
+    "at least 16 characters",
+    "when set, /hls/* answers 403 unless the request carries VEZA_ORIGIN_SECRET_HEADER with this value (the CDN adds it on origin pulls); secret",
+)
+.secret();
+pub const ORIGIN_SECRET_FILE: Var<Option<PathBuf>> = Var::new(
+    "VEZA_ORIGIN_SECRET_FILE",
+    Scope::Server,
+    none,
+    non_empty_path,
+    show_opt_path,
+    "a file path",
+    "file holding VEZA_ORIGIN_SECRET instead of the variable",
+);
+pub const ORIGIN_SECRET_HEADER: Var<String> = Var::new(
+    "VEZA_ORIGIN_SECRET_HEADER",
+    Scope::Server,
+    || "X-Origin-Secret".to_string(),
+    |s| {
+        let ok = !s.is_empty()
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && actix_web::http::header::HeaderName::from_bytes(s.as_bytes()).is_ok();
+        ok.then(|| s.to_string())
+    },
+    show_display,
+    "an HTTP header name (letters, digits and -)",
+    "request header that carries the origin secret",
+);
+pub const STORAGE_DIR: Var<PathBuf> = Var::new(
+    "VEZA_STORAGE_DIR",
+    Scope::Storage,
+    || PathBuf::from("./data/media"),
+    |s| (!s.is_empty()).then(|| PathBuf::from(s)),
+    show_path,
+    "a non-empty directory path",
+    "local media directory (demo HLS assets and originals)",
+);
+pub const STORAGE_BACKEND: Var<bool> = Var::new(
+    "STORAGE_BACKEND",
+    Scope::Storage,
+    || false,
+    |s| match s.to_ascii_lowercase().as_str() {
+        "local" => Some(false),
+        "s3" => Some(true),
+        _ => None,
+    },
+    |s3| if *s3 { "s3" } else { "local" }.to_string(),
+    "local or s3",
+    "local (files under VEZA_STORAGE_DIR) or s3",
+);
+pub const S3_BUCKET: Var<Option<String>> = Var::new(
+    "S3_BUCKET",
+    Scope::Storage,
+    none,
+    non_empty,
+    show_opt,
+    "a bucket name",
+    "bucket holding originals and HLS files; required when STORAGE_BACKEND=s3",
+);
+pub const S3_ENDPOINT: Var<Option<String>> = Var::new(
+    "S3_ENDPOINT",
+    Scope::Storage,
+    none,
+    |s| {
+        let u = url::Url::parse(s).ok()?;
+        matches!(u.scheme(), "http" | "https").then(|| Some(s.to_string()))
+    },
+    show_opt,
+    "an http:// or https:// URL",
+    "S3-compatible endpoint (MinIO, R2, …); unset = AWS",
+);
+pub const S3_REGION: Var<String> = Var::new(
+    "S3_REGION",
+    Scope::Storage,
+    || "us-east-1".to_string(),
+    |s| Some(if s.is_empty() { "us-east-1" } else { s }.to_string()),
+    show_display,
+    "a region name",
+    "bucket region (R2: auto)",
+);
+pub const S3_FORCE_PATH_STYLE: Var<bool> = Var::new(
+    "S3_FORCE_PATH_STYLE",
+    Scope::Storage,
+    || false,
+    parse_bool,
+    show_display,
+    BOOL,
+    "path-style bucket addressing (MinIO and most self-hosted servers need true)",
+);
+pub const S3_OPERATION_TIMEOUT: Var<Duration> = Var::new(
+    "S3_OPERATION_TIMEOUT",
+    Scope::Storage,
+    || DEFAULT_S3_OPERATION_TIMEOUT,
+    |s| duration_in(s, ms(100), secs(600)),
+    show_duration,
+    "a duration between 100ms and 10m, such as 10s",
+    "bound of every S3 call, retries included (each attempt: half of it; connecting: at most 2s); then 502 storage_error",
+);
+pub const S3_ACCESS_KEY_ID: Var<Option<String>> = Var::new(
+    "S3_ACCESS_KEY_ID",
+    Scope::Storage,
+    none,
+    non_empty,
+    show_opt,
+    "an access key id",
+    "static S3 access key id; with S3_SECRET_ACCESS_KEY, used instead of the standard AWS credential chain",
+);
+pub const S3_SECRET_ACCESS_KEY: Var<Option<Secret<String>>> = Var::new(
+    "S3_SECRET_ACCESS_KEY",
+    Scope::Storage,
+    none,
+    non_empty_secret,
+    show_secret,
+    "a secret key",
+    "static S3 secret key; set together with S3_ACCESS_KEY_ID; secret",
+)
+.secret();
+pub const MEDIA_SIGNING_KEY: Var<Option<Secret<String>>> = Var::new(
+    "VEZA_MEDIA_SIGNING_KEY",
+    Scope::Storage,
+    none,
+    |s| secret_of_at_least(s, MIN_MEDIA_KEY_BYTES),
+    show_secret,
+    "a key of at least 32 bytes, e.g. the output of `openssl rand -hex 32`",
+    "key for the service's own /media URLs, at least 32 bytes (e.g. openssl rand -hex 32); unset = random per process (set it when running several instances); secret",
+)
+.secret();
+pub const QUERY_STATS: Var<bool> = Var::new(
+    "VEZA_QUERY_STATS",
+    Scope::QueryStats,
+    || true,
+    parse_bool,
+    show_display,
+    BOOL,
+    "count statements per request; false turns the wrapper into a pass-through",
+);
+pub const N1_THRESHOLD: Var<u32> = Var::new(
+    "VEZA_N1_THRESHOLD",
+    Scope::QueryStats,
+    || 50,
+    |s| int_in(s, 1, u32::MAX),
+    show_display,
+    POSITIVE,
+    "statements in one request that flag kind=\"total\"",
+);
+pub const N1_REPEAT_THRESHOLD: Var<u32> = Var::new(
+    "VEZA_N1_REPEAT_THRESHOLD",
+    Scope::QueryStats,
+    || 5,
+    |s| int_in(s, 2, u32::MAX),
+    show_display,
+    "an integer ≥ 2",
+    "repeats of one query shape that flag kind=\"repeat\" / \"redundant\"",
+);
+pub const N1_ALLOW: Var<N1Allowlist> = Var::new(
+    "VEZA_N1_ALLOW",
+    Scope::QueryStats,
+    N1Allowlist::default,
+    N1Allowlist::parse,
+    N1Allowlist::show,
+    "comma-separated route patterns (/api/…, a trailing * matches a prefix) and 16-hex-digit fingerprint ids",
+    "comma-separated route patterns (/api/…) and fingerprint ids never flagged",
+);
+pub const SLOW_QUERY_MS: Var<u32> = Var::new(
+    "VEZA_SLOW_QUERY_MS",
+    Scope::QueryStats,
+    || 200,
+    |s| int_in(s, 1, u32::MAX),
+    show_display,
+    POSITIVE,
+    "statements slower than this count in veza_db_slow_queries_total",
+);
+pub const CDN_ENABLED: Var<bool> = Var::new(
+    "CDN_ENABLED",
+    Scope::Cdn,
+    || false,
+    parse_bool,
+    show_display,
+    BOOL,
+    "sign delivery URLs for the CDN; true requires provider, base URL and key",
+);
+pub const CDN_PROVIDER: Var<Option<Provider>> = Var::new(
+    "CDN_PROVIDER",
+    Scope::Cdn,
+    none,
+    |s| s.parse().ok().map(Some),
+    show_opt,
+    "one of bunny, cloudfront, cloudflare, akamai, nginx",
+    "bunny | cloudfront | cloudflare | akamai | nginx",
+);
+pub const CDN_BASE_URL: Var<Option<String>> = Var::new(
+    "CDN_BASE_URL",
+    Scope::Cdn,
+    none,
+    |s| http_url(s, false),
+    show_opt,
+    "an http:// or https:// URL with a host and no query, e.g. https://cdn.example.com",
+    "the CDN's origin URL, e.g. https://cdn.example.com (paths are joined to it)",
+);
+pub const CDN_SECURITY_KEY: Var<Option<Secret<String>>> = Var::new(
+    "CDN_SECURITY_KEY",
+    Scope::Cdn,
+    none,
+    non_empty_secret,
+    show_secret,
+    "a signing key",
+    "shared signing key (Bunny, Cloudflare, nginx; Akamai: hex); secret",
+)
+.secret();
+pub const CDN_SECURITY_KEY_FILE: Var<Option<PathBuf>> = Var::new(
+    "CDN_SECURITY_KEY_FILE",
+    Scope::Cdn,
+    none,
+    non_empty_path,
+    show_opt_path,
+    "a file path",
+    "file holding the signing key instead of CDN_SECURITY_KEY; reloaded when it changes or on SIGHUP",
+);
+pub const CDN_URL_TTL: Var<Duration> = Var::new(
+    "CDN_URL_TTL",
+    Scope::Cdn,
+    || secs(3600),
+    |s| duration_in(s, MIN_URL_TTL, MAX_URL_TTL),
+    show_duration,
+    "a duration of at least 1s and at most 7 days, such as 15m or 1h",
+    "lifetime of signed URLs (e.g. 15m, 1h; at least 1s, at most 7 days)",
+);
+pub const CDN_HLS_DELIVERY: Var<Option<HlsDelivery>> = Var::new(
+    "CDN_HLS_DELIVERY",
+    Scope::Cdn,
+    none,
+    |s| match s.to_ascii_lowercase().as_str() {
+        "edge" => Some(Some(HlsDelivery::Edge)),
+        "rewrite" => Some(Some(HlsDelivery::Rewrite)),
+        "cookies" => Some(Some(HlsDelivery::Cookies)),
+        _ => None,
+    },
+    |d| d.map_or(UNSET, HlsDelivery::as_str).to_string(),
+    "edge, rewrite or cookies",
+    "how HLS reaches players: edge (the CDN serves playlists and segments; bunny, nginx), rewrite (the service serves signed playlists whose segment URLs are CDN-signed), cookies (signed cookies; cloudfront, akamai)",
+)
+.documented_default("bunny: edge, others: rewrite");
+pub const CDN_COOKIE_DOMAIN: Var<Option<String>> = Var::new(
+    "CDN_COOKIE_DOMAIN",
+    Scope::Cdn,
+    none,
+    |s| {
+        let d = s.trim_start_matches('.');
+        let ok = !d.is_empty()
+            && d.split('.')
+                .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+        ok.then(|| Some(d.to_ascii_lowercase()))
+    },
+    show_opt,
+    "a domain name such as example.com",
+    "Domain of the signed cookies (a parent domain of the API and the CDN, e.g. example.com); required with CDN_HLS_DELIVERY=cookies",
+);
+pub const CDN_SIGNATURE_REUSE: Var<Duration> = Var::new(
+    "CDN_SIGNATURE_REUSE",
+    Scope::Cdn,
+    || secs(300),
+    |s| match s {
+        "0" => Some(Duration::ZERO),
+        _ => whole_seconds(s),
+    },
+    show_duration,
+    "0 (off) or a whole number of seconds up to 1h, such as 5m",
+    "expiry bucket: signed URLs that do not depend on the listener expire at the next multiple of it past CDN_URL_TTL, so one signature serves every listener of a track in that window (at most a quarter of CDN_URL_TTL is used; 0 disables)",
+);
+pub const CDN_SIGNER_THREADS: Var<usize> = Var::new(
+    "CDN_SIGNER_THREADS",
+    Scope::Cdn,
+    cores,
+    |s| int_in(s, 1, 64),
+    show_display,
+    "an integer between 1 and 64",
+    "CdnSigner actors, each on its own thread, that signing is spread over (1 to 64)",
+)
+.documented_default("number of cores");
+pub const CDN_BUNNY_TOKEN_VERSION: Var<BunnyTokenVersion> = Var::new(
+    "CDN_BUNNY_TOKEN_VERSION",
+    Scope::Cdn,
+    || BunnyTokenVersion::V2,
+    |s| match s {
+        "1" => Some(BunnyTokenVersion::V1Legacy),
+        "2" => Some(BunnyTokenVersion::V2),
+        _ => None,
+    },
+    |v| {
+        match v {
+            BunnyTokenVersion::V1Legacy => "1",
+            BunnyTokenVersion::V2 => "2",
+        }
+        .to_string()
+    },
+    "1 (legacy SHA-256) or 2 (HMAC-SHA256)",
+    "2 = HMAC-SHA256 tokens, 1 = legacy SHA-256 tokens",
+);
+pub const CDN_CLOUDFRONT_KEY_PAIR_ID: Var<Option<String>> = Var::new(
+    "CDN_CLOUDFRONT_KEY_PAIR_ID",
+    Scope::Cdn,
+    none,
+    non_empty,
+    show_opt,
+    "a CloudFront public key id",
+    "CloudFront public key id (Key-Pair-Id); required for cloudfront",
+);
+pub const CDN_CLOUDFRONT_PRIVATE_KEY_FILE: Var<Option<PathBuf>> = Var::new(
+    "CDN_CLOUDFRONT_PRIVATE_KEY_FILE",
+    Scope::Cdn,
+    none,
+    non_empty_path,
+    show_opt_path,
+    "a file path",
+    "PEM RSA private key (PKCS#1 or PKCS#8); required for cloudfront; reloaded on change",
+);
+pub const CDN_CLOUDFRONT_HASH: Var<CloudFrontHash> = Var::new(
+    "CDN_CLOUDFRONT_HASH",
+    Scope::Cdn,
+    || CloudFrontHash::Sha1,
+    |s| match s.to_ascii_lowercase().as_str() {
+        "sha1" => Some(CloudFrontHash::Sha1),
+        "sha256" => Some(CloudFrontHash::Sha256),
+        _ => None,
+    },
+    |h| {
+        match h {
+            CloudFrontHash::Sha1 => "sha1",
+            CloudFrontHash::Sha256 => "sha256",
+        }
+        .to_string()
+    },
+    "sha1 or sha256",
+    "sha1 or sha256 (adds Hash-Algorithm=SHA256)",
+);
+pub const CDN_CLOUDFLARE_URL_SAFE: Var<bool> = Var::new(
+    "CDN_CLOUDFLARE_URL_SAFE",
+    Scope::Cdn,
+    || false,
+    parse_bool,
+    show_display,
+    BOOL,
+    "true when the WAF rule uses the `s` flag (base64url mac)",
+);
+pub const CDN_AKAMAI_TOKEN_NAME: Var<String> = Var::new(
+    "CDN_AKAMAI_TOKEN_NAME",
+    Scope::Cdn,
+    || "__token__".to_string(),
+    |s| {
+        let ok = !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        ok.then(|| s.to_string())
+    },
+    show_display,
+    "a query parameter name (letters, digits, _ and -)",
+    "query parameter carrying the EdgeAuth token",
+);
+/// Held to the signer's rules ([`crate::cdn::nginx::check_expression`]): it must use
+/// `$secret`, so the key never sits in this printed value. Secret only in that a refused
+/// value is not echoed (it may hold the key).
+pub const CDN_NGINX_SECURE_LINK_EXPRESSION: Var<String> = Var::new(
+    "CDN_NGINX_SECURE_LINK_EXPRESSION",
+    Scope::Cdn,
+    || DEFAULT_NGINX_EXPRESSION.to_string(),
+    |s| match s {
+        "" => Some(DEFAULT_NGINX_EXPRESSION.to_string()),
+        e => crate::cdn::nginx::check_expression(e).is_ok().then(|| e.to_string()),
+    },
+    show_display,
+    "a secure_link_md5 expression with $secure_link_expires and $secret (the key comes from CDN_SECURITY_KEY, never written into the expression), using only $secure_link_expires, $uri, $remote_addr and $secret",
+    "the secure_link_md5 expression configured in nginx; must use $secret for the key (never the key itself: this value is printed)",
+)
+.secret();
+
+/// Every variable, in the order `--help`, `check-config` and the docs list them.
+pub static ENV_VARS: &[&dyn Documented] = &[
+    &DATABASE_URL,
+    &DB_MAX_CONNECTIONS,
+    &DB_MIN_CONNECTIONS,
+    &DB_ACQUIRE_TIMEOUT_MS,
+    &DB_STATEMENT_TIMEOUT,
+    &BIND,
+    &METRICS_BIND,
+    &WORKERS,
+    &MAX_CONNECTIONS,
+    &CLIENT_REQUEST_TIMEOUT,
+    &SHUTDOWN_TIMEOUT,
+    &CATALOGUE_CACHE_SIZE,
+    &CATALOGUE_CACHE_TTL,
+    &AUTO_MIGRATE,
+    &POOL_STATS_INTERVAL,
+    &PUBLIC_URL,
+    &CORS_ALLOWED_ORIGINS,
+    &ORIGIN_SECRET,
+    &ORIGIN_SECRET_FILE,
+    &ORIGIN_SECRET_HEADER,
+    &STORAGE_DIR,
+    &STORAGE_BACKEND,
+    &S3_BUCKET,
+    &S3_ENDPOINT,
+    &S3_REGION,
+    &S3_FORCE_PATH_STYLE,
+    &S3_OPERATION_TIMEOUT,
+    &S3_ACCESS_KEY_ID,
+    &S3_SECRET_ACCESS_KEY,
+    &MEDIA_SIGNING_KEY,
+    &QUERY_STATS,
+    &N1_THRESHOLD,
+    &N1_REPEAT_THRESHOLD,
+    &N1_ALLOW,
+    &SLOW_QUERY_MS,
+    &CDN_ENABLED,
+    &CDN_PROVIDER,
+    &CDN_BASE_URL,
+    &CDN_SECURITY_KEY,
+    &CDN_SECURITY_KEY_FILE,
+    &CDN_URL_TTL,
+    &CDN_HLS_DELIVERY,
+    &CDN_COOKIE_DOMAIN,
+    &CDN_SIGNATURE_REUSE,
+    &CDN_SIGNER_THREADS,
+    &CDN_BUNNY_TOKEN_VERSION,
+    &CDN_CLOUDFRONT_KEY_PAIR_ID,
+    &CDN_CLOUDFRONT_PRIVATE_KEY_FILE,
+    &CDN_CLOUDFRONT_HASH,
+    &CDN_CLOUDFLARE_URL_SAFE,
+    &CDN_AKAMAI_TOKEN_NAME,
+    &CDN_NGINX_SECURE_LINK_EXPRESSION,
 ];
 
 /// Look a variable up in [`ENV_VARS`].
-pub fn env_var(name: &str) -> Option<&'static EnvVar> {
-    ENV_VARS.iter().find(|v| v.name == name)
+pub fn env_var(name: &str) -> Option<&'static dyn Documented> {
+    ENV_VARS.iter().copied().find(|v| v.name() == name)
 }
 
 /// Text for a subcommand's `--help`: every variable it reads, with its default.
 pub fn env_help(scopes: &[Scope]) -> String {
     let mut out = String::from("Environment variables (also read from ./.env):\n");
-    for v in ENV_VARS.iter().filter(|v| scopes.contains(&v.scope)) {
-        let default = match v.default {
-            Some("") => "(empty)".to_string(),
-            Some(d) => d.to_string(),
-            None => "(unset)".to_string(),
-        };
+    for v in ENV_VARS.iter().filter(|v| scopes.contains(&v.scope())) {
         out.push_str(&format!(
             "  {:<28} default: {}\n      {}\n",
-            v.name, default, v.help
+            v.name(),
+            v.default_text(),
+            v.help()
         ));
     }
     out
@@ -440,10 +848,36 @@ impl fmt::Display for ConfigProblem {
     }
 }
 
+/// A key file or PEM that cannot be used, named by its variable.
+impl From<crate::cdn::keys::KeyError> for ConfigProblem {
+    fn from(e: crate::cdn::keys::KeyError) -> Self {
+        use crate::cdn::keys::KeySetting;
+        let var = match e.setting {
+            KeySetting::Provider => CDN_PROVIDER.name,
+            KeySetting::SharedKey => CDN_SECURITY_KEY.name,
+            KeySetting::SharedKeyFile => CDN_SECURITY_KEY_FILE.name,
+            KeySetting::CloudFrontKeyPairId => CDN_CLOUDFRONT_KEY_PAIR_ID.name,
+            KeySetting::CloudFrontPrivateKeyFile => CDN_CLOUDFRONT_PRIVATE_KEY_FILE.name,
+            KeySetting::NginxExpression => CDN_NGINX_SECURE_LINK_EXPRESSION.name,
+        };
+        ConfigProblem {
+            var,
+            value: None,
+            expected: e.expected,
+        }
+    }
+}
+
 /// Every problem found in the environment; `Display` prints one line each.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ConfigError {
     pub problems: Vec<ConfigProblem>,
+}
+
+impl From<ConfigProblem> for ConfigError {
+    fn from(p: ConfigProblem) -> Self {
+        ConfigError { problems: vec![p] }
+    }
 }
 
 impl fmt::Display for ConfigError {
@@ -457,6 +891,14 @@ impl fmt::Display for ConfigError {
         Ok(())
     }
 }
+
+const DATABASE_URL_EXPECTED: &str =
+    "a sqlite://PATH[?mode=rwc] or postgres://[user[:password]@]host[:port]/database URL";
+
+/// A `DATABASE_URL` that is not a SQLite or PostgreSQL URL. Never holds the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("expected {DATABASE_URL_EXPECTED}")]
+pub struct InvalidDatabaseUrl;
 
 /// Database URL kept secret, with a printable form whose credentials are masked: the
 /// userinfo password and every credential query parameter (see [`is_credential_param`]).
@@ -483,15 +925,13 @@ impl Backend {
 }
 
 impl DatabaseUrl {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let expected =
-            "a sqlite://PATH[?mode=rwc] or postgres://[user[:password]@]host[:port]/database URL";
+    pub fn parse(raw: &str) -> Result<Self, InvalidDatabaseUrl> {
         let backend = if raw.starts_with("sqlite:") {
             Backend::Sqlite
         } else if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
             Backend::Postgres
         } else {
-            return Err(expected.to_string());
+            return Err(InvalidDatabaseUrl);
         };
         let redacted = match (backend, url::Url::parse(raw)) {
             (Backend::Sqlite, _) => match raw.split_once('?') {
@@ -500,10 +940,10 @@ impl DatabaseUrl {
             },
             (Backend::Postgres, Ok(mut u)) => {
                 if u.host_str().is_none_or(str::is_empty) {
-                    return Err(expected.to_string());
+                    return Err(InvalidDatabaseUrl);
                 }
                 if u.password().is_some() && u.set_password(Some("***")).is_err() {
-                    return Err(expected.to_string());
+                    return Err(InvalidDatabaseUrl);
                 }
                 if let Some(query) = u.query().map(redact_query) {
                     u.set_query(Some(&query));
@@ -512,13 +952,22 @@ impl DatabaseUrl {
                 u.set_fragment(None);
                 u.to_string()
             }
-            (Backend::Postgres, Err(_)) => return Err(expected.to_string()),
+            (Backend::Postgres, Err(_)) => return Err(InvalidDatabaseUrl),
         };
         Ok(DatabaseUrl {
             url: Secret::new(raw.to_string()),
             redacted,
             backend,
         })
+    }
+
+    /// [`DEFAULT_DATABASE_URL`]: the embedded SQLite database.
+    fn embedded_default() -> Self {
+        DatabaseUrl {
+            url: Secret::new(DEFAULT_DATABASE_URL.to_string()),
+            redacted: DEFAULT_DATABASE_URL.to_string(),
+            backend: Backend::Sqlite,
+        }
     }
 
     pub fn expose(&self) -> &str {
@@ -617,8 +1066,8 @@ pub struct ServerConfig {
     /// `scheme://host[:port]` without a trailing slash.
     pub public_url: Option<String>,
     pub cors: CorsOrigins,
-    pub origin_secret: Option<Secret<String>>,
-    pub origin_secret_file: Option<String>,
+    /// `VEZA_ORIGIN_SECRET` or `VEZA_ORIGIN_SECRET_FILE` (read by [`read_origin_secret`]).
+    pub origin_secret: Option<KeySource>,
     pub origin_secret_header: String,
     /// Entries of the catalogue cache (0: off).
     pub catalogue_cache_size: u64,
@@ -634,42 +1083,43 @@ pub enum CorsOrigins {
     List(Vec<String>),
 }
 
-/// How HLS reaches players when a CDN is enabled (see docs/ARCHITECTURE.md).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HlsDelivery {
-    /// The CDN serves playlists and segments; the token is one relative URIs inherit.
-    Edge,
-    /// The service serves the listener's playlists, with absolute CDN-signed segment URLs.
-    Rewrite,
-    /// Signed cookies for the track's directory; the CDN serves everything.
-    Cookies,
+impl CorsOrigins {
+    fn show(&self) -> String {
+        match self {
+            CorsOrigins::Off => UNSET.to_string(),
+            CorsOrigins::Any => "*".to_string(),
+            CorsOrigins::List(l) => l.join(","),
+        }
+    }
 }
 
-impl HlsDelivery {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HlsDelivery::Edge => "edge",
-            HlsDelivery::Rewrite => "rewrite",
-            HlsDelivery::Cookies => "cookies",
-        }
+/// `VEZA_N1_ALLOW`, parsed once: route patterns and statement fingerprints never flagged.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct N1Allowlist {
+    /// The items as written (for printing).
+    pub items: Vec<String>,
+    pub routes: HashSet<String>,
+    pub fingerprints: HashSet<crate::n1::FingerprintId>,
+}
+
+impl N1Allowlist {
+    fn parse(s: &str) -> Option<Self> {
+        let (routes, fingerprints) = crate::n1::detector::parse_allowlist(s).ok()?;
+        let items = s
+            .split(',')
+            .map(str::trim)
+            .filter(|i| !i.is_empty())
+            .map(String::from)
+            .collect();
+        Some(N1Allowlist {
+            items,
+            routes,
+            fingerprints,
+        })
     }
 
-    /// The mode a provider gets when `CDN_HLS_DELIVERY` is unset.
-    pub fn default_for(provider: crate::cdn::Provider) -> HlsDelivery {
-        match provider {
-            crate::cdn::Provider::Bunny => HlsDelivery::Edge,
-            _ => HlsDelivery::Rewrite,
-        }
-    }
-
-    /// Whether `provider` can deliver HLS this way.
-    pub fn works_with(self, provider: crate::cdn::Provider) -> bool {
-        use crate::cdn::Provider::*;
-        match self {
-            HlsDelivery::Rewrite => true,
-            HlsDelivery::Edge => matches!(provider, Bunny | Nginx),
-            HlsDelivery::Cookies => matches!(provider, CloudFront | Akamai),
-        }
+    fn show(&self) -> String {
+        self.items.join(",")
     }
 }
 
@@ -678,54 +1128,9 @@ pub struct QueryStatsConfig {
     pub enabled: bool,
     pub n1_threshold: u32,
     pub repeat_threshold: u32,
-    /// The allowlist's items as written (for printing).
-    pub allow: Vec<String>,
-    /// The allowlist, parsed once here: route patterns and statement fingerprints.
-    pub allow_routes: std::collections::HashSet<String>,
-    pub allow_fingerprints: std::collections::HashSet<crate::n1::FingerprintId>,
+    pub allow: N1Allowlist,
     pub slow_query: Duration,
 }
-
-/// Where the CDN signing key comes from.
-#[derive(Clone, Debug)]
-pub enum KeySource {
-    Inline(Secret<String>),
-    File(PathBuf),
-}
-
-/// CDN signing settings. Syntax is checked here; key material is loaded (and so fully
-/// validated) by [`crate::cdn::keys`].
-#[derive(Clone, Debug)]
-pub struct CdnConfig {
-    pub enabled: bool,
-    pub provider: Option<crate::cdn::Provider>,
-    pub base_url: Option<String>,
-    pub key: Option<KeySource>,
-    pub ttl: Duration,
-    pub bunny_token_version: crate::cdn::BunnyTokenVersion,
-    pub cloudfront_key_pair_id: Option<String>,
-    pub cloudfront_private_key_file: Option<PathBuf>,
-    pub cloudfront_hash: crate::cdn::CloudFrontHash,
-    pub cloudflare_url_safe: bool,
-    pub akamai_token_name: String,
-    pub nginx_expression: String,
-    pub hls_delivery: HlsDelivery,
-    pub cookie_domain: Option<String>,
-    /// Expiry bucket of reusable signatures (`CDN_SIGNATURE_REUSE`; zero: none).
-    pub signature_reuse: Duration,
-    pub signer_threads: usize,
-}
-
-/// The longest URL lifetime accepted (S3 presigned URLs cap at 7 days).
-pub const MAX_URL_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
-
-/// The shortest URL lifetime accepted: signatures and `/media` tokens count whole
-/// seconds, so a shorter one would expire as it is issued.
-pub const MIN_URL_TTL: Duration = Duration::from_secs(1);
-
-/// The shortest `VEZA_MEDIA_SIGNING_KEY` accepted (HMAC-SHA256: a shorter key can be
-/// brute-forced offline from any issued `/media` URL).
-pub const MIN_MEDIA_KEY_BYTES: usize = 32;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct S3Config {
@@ -739,9 +1144,6 @@ pub struct S3Config {
     /// standard AWS chain (environment, profile, SSO, IMDS…).
     pub credentials: Option<S3Credentials>,
 }
-
-/// `S3_OPERATION_TIMEOUT`'s default.
-pub const DEFAULT_S3_OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A static S3 key pair. The secret never prints.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -765,88 +1167,53 @@ pub struct Config {
     pub media_key: Option<Secret<String>>,
     pub query_stats: QueryStatsConfig,
     pub cdn: CdnConfig,
+    /// What [`Config::effective`] prints, recorded as each variable was read.
+    shown: BTreeMap<&'static str, String>,
 }
 
 /// Reads variables from a lookup function (the process environment in production,
-/// a map in tests) and accumulates problems.
+/// a map in tests), accumulates problems and records each effective value.
 struct Reader<'a> {
     lookup: &'a dyn Fn(&str) -> Option<String>,
     problems: Vec<ConfigProblem>,
-    seen: HashSet<&'static str>,
+    shown: BTreeMap<&'static str, String>,
 }
 
 impl Reader<'_> {
-    fn raw(&mut self, name: &'static str) -> Option<String> {
-        self.seen.insert(name);
-        (self.lookup)(name)
+    fn get<T>(&mut self, var: &Var<T>) -> T {
+        let value = match (self.lookup)(var.name) {
+            None => (var.default)(),
+            Some(raw) => {
+                let given = if var.secret { raw.as_str() } else { raw.trim() };
+                match (var.parse)(given) {
+                    Some(v) => v,
+                    None => {
+                        self.problem(var, &raw, var.expected);
+                        (var.default)()
+                    }
+                }
+            }
+        };
+        self.shown.insert(var.name, (var.show)(&value));
+        value
     }
 
-    fn problem(&mut self, name: &'static str, value: &str, expected: impl Into<String>) {
-        let secret = env_var(name).is_some_and(|v| v.secret);
+    /// `var` is refused for a reason beyond its own syntax; a secret is not echoed.
+    fn problem<T>(&mut self, var: &Var<T>, value: &str, expected: impl Into<String>) {
         self.problems.push(ConfigProblem {
-            var: name,
-            value: (!secret).then(|| value.to_string()),
+            var: var.name,
+            value: (!var.secret).then(|| value.to_string()),
             expected: expected.into(),
         });
     }
 
-    fn missing(&mut self, name: &'static str, expected: &str) {
+    /// `var` is required by another variable's value.
+    fn missing<T>(&mut self, var: &Var<T>, expected: &str) {
         self.problems.push(ConfigProblem {
-            var: name,
+            var: var.name,
             value: Some(String::new()),
             expected: expected.to_string(),
         });
-    }
-
-    fn parsed<T>(
-        &mut self,
-        name: &'static str,
-        default: T,
-        expected: &str,
-        parse: impl Fn(&str) -> Option<T>,
-    ) -> T {
-        match self.raw(name) {
-            None => default,
-            Some(raw) => match parse(raw.trim()) {
-                Some(v) => v,
-                None => {
-                    self.problem(name, &raw, expected);
-                    default
-                }
-            },
-        }
-    }
-
-    fn positive_u32(&mut self, name: &'static str, default: u32) -> u32 {
-        self.parsed(name, default, "an integer ≥ 1", |s| {
-            s.parse::<u32>().ok().filter(|v| *v >= 1)
-        })
-    }
-
-    fn bool(&mut self, name: &'static str, default: bool) -> bool {
-        self.parsed(name, default, "true or false", parse_bool)
-    }
-
-    /// A duration within `range` (both ends included).
-    fn duration_in(
-        &mut self,
-        name: &'static str,
-        default: Duration,
-        range: std::ops::RangeInclusive<Duration>,
-        expected: &str,
-    ) -> Duration {
-        self.parsed(name, default, expected, |s| {
-            parse_duration(s).filter(|d| range.contains(d))
-        })
-    }
-
-    fn duration(&mut self, name: &'static str, default: Duration) -> Duration {
-        self.parsed(
-            name,
-            default,
-            "a positive duration such as 250ms, 15s or 1m",
-            parse_duration,
-        )
     }
 }
 
@@ -878,458 +1245,50 @@ impl Config {
         let mut r = Reader {
             lookup,
             problems: Vec::new(),
-            seen: HashSet::new(),
+            shown: BTreeMap::new(),
         };
-        let fallback_url = DatabaseUrl::parse(DEFAULT_DATABASE_URL).map_err(|e| ConfigError {
-            problems: vec![ConfigProblem {
-                var: "DATABASE_URL",
-                value: None,
-                expected: e,
-            }],
-        })?;
-        let url = match r.raw("DATABASE_URL") {
-            None => fallback_url.clone(),
-            Some(raw) => match DatabaseUrl::parse(raw.trim()) {
-                Ok(u) => u,
-                Err(expected) => {
-                    // The URL may carry a password: never echo it.
-                    r.problems.push(ConfigProblem {
-                        var: "DATABASE_URL",
-                        value: None,
-                        expected,
-                    });
-                    fallback_url
-                }
-            },
-        };
-        let max_connections = r.positive_u32("VEZA_DB_MAX_CONNECTIONS", 10);
-        let min_connections = r.parsed(
-            "VEZA_DB_MIN_CONNECTIONS",
-            0,
-            "an integer ≥ 0 and ≤ VEZA_DB_MAX_CONNECTIONS",
-            |s| s.parse::<u32>().ok(),
-        );
-        if min_connections > max_connections {
-            r.problem(
-                "VEZA_DB_MIN_CONNECTIONS",
-                &min_connections.to_string(),
-                format!("at most VEZA_DB_MAX_CONNECTIONS ({max_connections})"),
-            );
-        }
-        let acquire_ms = r.positive_u32("VEZA_DB_ACQUIRE_TIMEOUT_MS", 3000);
-        let statement_timeout = r.duration_in(
-            "VEZA_DB_STATEMENT_TIMEOUT",
-            Duration::from_secs(5),
-            Duration::from_millis(100)..=Duration::from_secs(600),
-            "a duration between 100ms and 10m, such as 5s",
-        );
-
-        let bind = r.parsed(
-            "VEZA_BIND",
-            SocketAddr::from(([127, 0, 0, 1], 8080)),
-            "a socket address such as 127.0.0.1:8080 or [::]:8080",
-            |s| s.parse().ok(),
-        );
-        let metrics_bind = r.parsed(
-            "VEZA_METRICS_BIND",
-            None,
-            "a socket address such as 127.0.0.1:9464",
-            |s| s.parse().ok().map(Some),
-        );
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        let workers = r.parsed(
-            "VEZA_WORKERS",
-            cores,
-            "an integer between 1 and 1024",
-            |s| s.parse::<usize>().ok().filter(|v| (1..=1024).contains(v)),
-        );
-        let http_max_connections = r.parsed(
-            "VEZA_MAX_CONNECTIONS",
-            25_000,
-            "an integer between 1 and 1000000",
-            |s| {
-                s.parse::<usize>()
-                    .ok()
-                    .filter(|v| (1..=1_000_000).contains(v))
-            },
-        );
-        let client_request_timeout = r.duration_in(
-            "VEZA_CLIENT_REQUEST_TIMEOUT",
-            Duration::from_secs(10),
-            Duration::from_millis(100)..=Duration::from_secs(600),
-            "a duration between 100ms and 10m, such as 10s",
-        );
-        let shutdown_timeout = r.parsed(
-            "VEZA_SHUTDOWN_TIMEOUT",
-            Duration::from_secs(30),
-            "a whole number of seconds between 1s and 1h, such as 30s",
-            |s| {
-                parse_duration(s)
-                    .filter(|d| d.subsec_nanos() == 0 && *d <= Duration::from_secs(3600))
-            },
-        );
-        let catalogue_cache_size = r.parsed(
-            "VEZA_CATALOGUE_CACHE_SIZE",
-            10_000,
-            "an integer between 0 (off) and 10000000",
-            |s| s.parse::<u64>().ok().filter(|v| *v <= 10_000_000),
-        );
-        let catalogue_cache_ttl = r.duration_in(
-            "VEZA_CATALOGUE_CACHE_TTL",
-            Duration::from_secs(60),
-            Duration::from_secs(1)..=Duration::from_secs(86_400),
-            "a duration between 1s and 1d, such as 1m",
-        );
-        let auto_migrate = r.bool("VEZA_AUTO_MIGRATE", true);
-        let pool_stats_interval = r.duration("VEZA_POOL_STATS_INTERVAL", Duration::from_secs(15));
-        let public_url = r.parsed(
-            "VEZA_PUBLIC_URL",
-            None,
-            "an http:// or https:// URL with a host and no path, query or fragment, e.g. https://api.example.com",
-            |s| {
-                let u = url::Url::parse(s).ok()?;
-                let ok = matches!(u.scheme(), "http" | "https")
-                    && u.host_str().is_some()
-                    && u.path() == "/"
-                    && u.query().is_none()
-                    && u.fragment().is_none();
-                ok.then(|| Some(s.trim_end_matches('/').to_string()))
-            },
-        );
-        let cors = r.parsed(
-            "VEZA_CORS_ALLOWED_ORIGINS",
-            CorsOrigins::Off,
-            "* or comma-separated origins such as https://app.example.com,http://localhost:3000",
-            parse_cors,
-        );
-        let origin_secret = read_origin_secret(&mut r);
-        let origin_secret_file = r
-            .raw("VEZA_ORIGIN_SECRET_FILE")
-            .and_then(|f| non_empty(f.trim()));
-        let origin_secret_header = r.parsed(
-            "VEZA_ORIGIN_SECRET_HEADER",
-            "X-Origin-Secret".to_string(),
-            "an HTTP header name (letters, digits and -)",
-            |s| {
-                let ok = !s.is_empty()
-                    && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                    && actix_web::http::header::HeaderName::from_bytes(s.as_bytes()).is_ok();
-                ok.then(|| s.to_string())
-            },
-        );
-
-        let storage_dir = r.parsed(
-            "VEZA_STORAGE_DIR",
-            PathBuf::from("./data/media"),
-            "a non-empty directory path",
-            |s| (!s.is_empty()).then(|| PathBuf::from(s)),
-        );
-
+        let database = read_database(&mut r);
+        let server = read_server(&mut r);
+        let storage_dir = r.get(&STORAGE_DIR);
         let storage = read_storage(&mut r);
-        let media_key = match r.raw("VEZA_MEDIA_SIGNING_KEY").filter(|k| !k.is_empty()) {
-            Some(k) if k.len() < MIN_MEDIA_KEY_BYTES => {
-                // A secret variable: `problem` never echoes its value.
-                r.problem(
-                    "VEZA_MEDIA_SIGNING_KEY",
-                    &k,
-                    format!(
-                        "a key of at least {MIN_MEDIA_KEY_BYTES} bytes, e.g. the output of `openssl rand -hex 32`"
-                    ),
-                );
-                None
-            }
-            k => k.map(Secret::new),
-        };
-
-        let allow_raw = r.raw("VEZA_N1_ALLOW").unwrap_or_default();
-        let (allow_routes, allow_fingerprints) =
-            match crate::n1::detector::parse_allowlist(&allow_raw) {
-                Ok(parsed) => parsed,
-                Err(e) => {
-                    r.problem("VEZA_N1_ALLOW", &allow_raw, e);
-                    Default::default()
-                }
-            };
+        let media_key = r.get(&MEDIA_SIGNING_KEY);
         let query_stats = QueryStatsConfig {
-            enabled: r.bool("VEZA_QUERY_STATS", true),
-            n1_threshold: r.positive_u32("VEZA_N1_THRESHOLD", 50),
-            repeat_threshold: r.parsed("VEZA_N1_REPEAT_THRESHOLD", 5, "an integer ≥ 2", |s| {
-                s.parse::<u32>().ok().filter(|v| *v >= 2)
-            }),
-            allow: allow_raw
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect(),
-            allow_routes,
-            allow_fingerprints,
-            slow_query: Duration::from_millis(u64::from(r.positive_u32("VEZA_SLOW_QUERY_MS", 200))),
+            enabled: r.get(&QUERY_STATS),
+            n1_threshold: r.get(&N1_THRESHOLD),
+            repeat_threshold: r.get(&N1_REPEAT_THRESHOLD),
+            allow: r.get(&N1_ALLOW),
+            slow_query: ms(u64::from(r.get(&SLOW_QUERY_MS))),
         };
-
         let cdn = read_cdn(&mut r);
-
-        debug_assert!(r.seen.iter().all(|name| env_var(name).is_some()));
+        debug_assert!(r.shown.keys().all(|name| env_var(name).is_some()));
         if !r.problems.is_empty() {
             return Err(ConfigError {
                 problems: r.problems,
             });
         }
         Ok(Config {
-            database: DatabaseConfig {
-                url,
-                max_connections,
-                min_connections,
-                acquire_timeout: Duration::from_millis(u64::from(acquire_ms)),
-                statement_timeout,
-            },
-            server: ServerConfig {
-                bind,
-                metrics_bind,
-                workers,
-                max_connections: http_max_connections,
-                client_request_timeout,
-                shutdown_timeout,
-                auto_migrate,
-                pool_stats_interval,
-                public_url,
-                cors,
-                origin_secret,
-                origin_secret_file,
-                origin_secret_header,
-                catalogue_cache_size,
-                catalogue_cache_ttl,
-            },
+            database,
+            server,
             storage_dir,
             storage,
             media_key,
             query_stats,
             cdn,
+            shown: r.shown,
         })
     }
 
     /// The effective configuration as `NAME=value` lines, secrets redacted.
     pub fn effective(&self) -> Vec<(&'static str, String)> {
-        let q = &self.query_stats;
-        vec![
-            ("DATABASE_URL", self.database.url.to_string()),
-            (
-                "VEZA_DB_MAX_CONNECTIONS",
-                self.database.max_connections.to_string(),
-            ),
-            (
-                "VEZA_DB_MIN_CONNECTIONS",
-                self.database.min_connections.to_string(),
-            ),
-            (
-                "VEZA_DB_ACQUIRE_TIMEOUT_MS",
-                self.database.acquire_timeout.as_millis().to_string(),
-            ),
-            (
-                "VEZA_DB_STATEMENT_TIMEOUT",
-                humantime::format_duration(self.database.statement_timeout).to_string(),
-            ),
-            ("VEZA_BIND", self.server.bind.to_string()),
-            (
-                "VEZA_METRICS_BIND",
-                self.server
-                    .metrics_bind
-                    .map_or("(unset)".to_string(), |a| a.to_string()),
-            ),
-            ("VEZA_WORKERS", self.server.workers.to_string()),
-            (
-                "VEZA_MAX_CONNECTIONS",
-                self.server.max_connections.to_string(),
-            ),
-            (
-                "VEZA_CLIENT_REQUEST_TIMEOUT",
-                humantime::format_duration(self.server.client_request_timeout).to_string(),
-            ),
-            (
-                "VEZA_SHUTDOWN_TIMEOUT",
-                humantime::format_duration(self.server.shutdown_timeout).to_string(),
-            ),
-            (
-                "VEZA_CATALOGUE_CACHE_SIZE",
-                self.server.catalogue_cache_size.to_string(),
-            ),
-            (
-                "VEZA_CATALOGUE_CACHE_TTL",
-                humantime::format_duration(self.server.catalogue_cache_ttl).to_string(),
-            ),
-            ("VEZA_AUTO_MIGRATE", self.server.auto_migrate.to_string()),
-            (
-                "VEZA_POOL_STATS_INTERVAL",
-                humantime::format_duration(self.server.pool_stats_interval).to_string(),
-            ),
-            (
-                "VEZA_PUBLIC_URL",
-                unset_or(self.server.public_url.as_deref()),
-            ),
-            (
-                "VEZA_CORS_ALLOWED_ORIGINS",
-                match &self.server.cors {
-                    CorsOrigins::Off => "(unset)".to_string(),
-                    CorsOrigins::Any => "*".to_string(),
-                    CorsOrigins::List(l) => l.join(","),
-                },
-            ),
-            (
-                "VEZA_ORIGIN_SECRET",
-                if self.server.origin_secret.is_some() {
-                    "[redacted]".to_string()
-                } else {
-                    "(unset)".to_string()
-                },
-            ),
-            (
-                "VEZA_ORIGIN_SECRET_FILE",
-                unset_or(self.server.origin_secret_file.as_deref()),
-            ),
-            (
-                "VEZA_ORIGIN_SECRET_HEADER",
-                self.server.origin_secret_header.clone(),
-            ),
-            ("VEZA_STORAGE_DIR", self.storage_dir.display().to_string()),
-            (
-                "STORAGE_BACKEND",
-                match &self.storage {
-                    StorageBackend::Local => "local",
-                    StorageBackend::S3(_) => "s3",
-                }
-                .to_string(),
-            ),
-            ("S3_BUCKET", unset_or(self.s3().map(|s| s.bucket.as_str()))),
-            (
-                "S3_ENDPOINT",
-                unset_or(self.s3().and_then(|s| s.endpoint.as_deref())),
-            ),
-            (
-                "S3_REGION",
-                self.s3()
-                    .map_or("us-east-1".to_string(), |s| s.region.clone()),
-            ),
-            (
-                "S3_FORCE_PATH_STYLE",
-                self.s3().is_some_and(|s| s.force_path_style).to_string(),
-            ),
-            (
-                "S3_OPERATION_TIMEOUT",
-                humantime::format_duration(
-                    self.s3()
-                        .map_or(DEFAULT_S3_OPERATION_TIMEOUT, |s| s.operation_timeout),
-                )
-                .to_string(),
-            ),
-            (
-                "S3_ACCESS_KEY_ID",
-                unset_or(
-                    self.s3()
-                        .and_then(|s| s.credentials.as_ref())
-                        .map(|c| c.access_key_id.as_str()),
-                ),
-            ),
-            (
-                "S3_SECRET_ACCESS_KEY",
-                if self.s3().is_some_and(|s| s.credentials.is_some()) {
-                    "[redacted]".to_string()
-                } else {
-                    "(unset)".to_string()
-                },
-            ),
-            (
-                "VEZA_MEDIA_SIGNING_KEY",
-                if self.media_key.is_some() {
-                    "[redacted]".to_string()
-                } else {
-                    "(unset)".to_string()
-                },
-            ),
-            ("VEZA_QUERY_STATS", q.enabled.to_string()),
-            ("VEZA_N1_THRESHOLD", q.n1_threshold.to_string()),
-            ("VEZA_N1_REPEAT_THRESHOLD", q.repeat_threshold.to_string()),
-            ("VEZA_N1_ALLOW", q.allow.join(",")),
-            ("VEZA_SLOW_QUERY_MS", q.slow_query.as_millis().to_string()),
-            ("CDN_ENABLED", self.cdn.enabled.to_string()),
-            (
-                "CDN_PROVIDER",
-                self.cdn
-                    .provider
-                    .map_or("(unset)".to_string(), |p| p.as_str().to_string()),
-            ),
-            ("CDN_BASE_URL", unset_or(self.cdn.base_url.as_deref())),
-            (
-                "CDN_SECURITY_KEY",
-                match &self.cdn.key {
-                    Some(KeySource::Inline(_)) => "[redacted]".to_string(),
-                    _ => "(unset)".to_string(),
-                },
-            ),
-            (
-                "CDN_SECURITY_KEY_FILE",
-                match &self.cdn.key {
-                    Some(KeySource::File(p)) => p.display().to_string(),
-                    _ => "(unset)".to_string(),
-                },
-            ),
-            (
-                "CDN_URL_TTL",
-                humantime::format_duration(self.cdn.ttl).to_string(),
-            ),
-            (
-                "CDN_HLS_DELIVERY",
-                self.cdn.hls_delivery.as_str().to_string(),
-            ),
-            (
-                "CDN_COOKIE_DOMAIN",
-                unset_or(self.cdn.cookie_domain.as_deref()),
-            ),
-            (
-                "CDN_SIGNATURE_REUSE",
-                humantime::format_duration(self.cdn.signature_reuse).to_string(),
-            ),
-            ("CDN_SIGNER_THREADS", self.cdn.signer_threads.to_string()),
-            (
-                "CDN_BUNNY_TOKEN_VERSION",
-                match self.cdn.bunny_token_version {
-                    crate::cdn::BunnyTokenVersion::V1Legacy => "1",
-                    crate::cdn::BunnyTokenVersion::V2 => "2",
-                }
-                .to_string(),
-            ),
-            (
-                "CDN_CLOUDFRONT_KEY_PAIR_ID",
-                unset_or(self.cdn.cloudfront_key_pair_id.as_deref()),
-            ),
-            (
-                "CDN_CLOUDFRONT_PRIVATE_KEY_FILE",
-                self.cdn
-                    .cloudfront_private_key_file
-                    .as_ref()
-                    .map_or("(unset)".to_string(), |p| p.display().to_string()),
-            ),
-            (
-                "CDN_CLOUDFRONT_HASH",
-                match self.cdn.cloudfront_hash {
-                    crate::cdn::CloudFrontHash::Sha1 => "sha1",
-                    crate::cdn::CloudFrontHash::Sha256 => "sha256",
-                }
-                .to_string(),
-            ),
-            (
-                "CDN_CLOUDFLARE_URL_SAFE",
-                self.cdn.cloudflare_url_safe.to_string(),
-            ),
-            ("CDN_AKAMAI_TOKEN_NAME", self.cdn.akamai_token_name.clone()),
-            (
-                "CDN_NGINX_SECURE_LINK_EXPRESSION",
-                self.cdn.nginx_expression.clone(),
-            ),
-        ]
+        ENV_VARS
+            .iter()
+            .map(|v| {
+                let shown = self.shown.get(v.name()).cloned();
+                (v.name(), shown.unwrap_or_else(|| v.default_text()))
+            })
+            .collect()
     }
-}
 
-impl Config {
     /// Valid but risky settings, printed by `check-config` and logged at startup.
     pub fn warnings(&self) -> Vec<String> {
         let mut w = Vec::new();
@@ -1342,56 +1301,138 @@ impl Config {
         w
     }
 
-    fn s3(&self) -> Option<&S3Config> {
-        match &self.storage {
-            StorageBackend::S3(s) => Some(s),
-            StorageBackend::Local => None,
+    /// Read and check what the variables point at: the origin secret file and the CDN key
+    /// material. `check-config` calls it; `serve` does the same reads as it starts.
+    pub fn check_files(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        if let Some(source) = &self.server.origin_secret
+            && let Err(p) = read_origin_secret(source)
+        {
+            problems.push(p);
+        }
+        if self.cdn.enabled
+            && let Err(e) = crate::cdn::keys::load(&self.cdn, None)
+        {
+            problems.push(e.into());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError { problems })
         }
     }
 }
 
-fn read_storage(r: &mut Reader<'_>) -> StorageBackend {
-    let s3 = r.parsed("STORAGE_BACKEND", false, "local or s3", |s| {
-        match s.to_ascii_lowercase().as_str() {
-            "local" => Some(false),
-            "s3" => Some(true),
-            _ => None,
-        }
-    });
-    let bucket = r.raw("S3_BUCKET").and_then(|b| non_empty(b.trim()));
-    let endpoint = r.parsed("S3_ENDPOINT", None, "an http:// or https:// URL", |s| {
-        let u = url::Url::parse(s).ok()?;
-        matches!(u.scheme(), "http" | "https").then(|| Some(s.to_string()))
-    });
-    let region = r
-        .raw("S3_REGION")
-        .and_then(|s| non_empty(s.trim()))
-        .unwrap_or_else(|| "us-east-1".to_string());
-    let force_path_style = r.bool("S3_FORCE_PATH_STYLE", false);
-    let operation_timeout = r.duration_in(
-        "S3_OPERATION_TIMEOUT",
-        DEFAULT_S3_OPERATION_TIMEOUT,
-        Duration::from_millis(100)..=Duration::from_secs(600),
-        "a duration between 100ms and 10m, such as 10s",
+/// The origin secret: the variable, or the first line of `VEZA_ORIGIN_SECRET_FILE`.
+pub fn read_origin_secret(source: &KeySource) -> Result<Secret<String>, ConfigProblem> {
+    let path = match source {
+        KeySource::Inline(s) => return Ok(s.clone()),
+        KeySource::File(path) => path,
+    };
+    let problem = |expected: String| ConfigProblem {
+        var: ORIGIN_SECRET_FILE.name,
+        value: Some(path.display().to_string()),
+        expected,
+    };
+    let text = Secret::new(
+        std::fs::read_to_string(path).map_err(|e| problem(format!("a readable file ({e})")))?,
     );
-    let access_key_id = r.raw("S3_ACCESS_KEY_ID").and_then(|s| non_empty(s.trim()));
-    let secret_access_key = r.raw("S3_SECRET_ACCESS_KEY").filter(|s| !s.is_empty());
-    let credentials = match (access_key_id, secret_access_key) {
-        (Some(access_key_id), Some(secret)) => Some(S3Credentials {
+    let first = text.expose().lines().next().unwrap_or_default().trim();
+    if first.len() < MIN_ORIGIN_SECRET {
+        return Err(problem(
+            "a file whose first line is a secret of at least 16 characters".to_string(),
+        ));
+    }
+    Ok(Secret::new(first.to_string()))
+}
+
+fn read_database(r: &mut Reader<'_>) -> DatabaseConfig {
+    let url = r.get(&DATABASE_URL);
+    let max_connections = r.get(&DB_MAX_CONNECTIONS);
+    let min_connections = r.get(&DB_MIN_CONNECTIONS);
+    if min_connections > max_connections {
+        r.problem(
+            &DB_MIN_CONNECTIONS,
+            &min_connections.to_string(),
+            format!("at most VEZA_DB_MAX_CONNECTIONS ({max_connections})"),
+        );
+    }
+    DatabaseConfig {
+        url,
+        max_connections,
+        min_connections,
+        acquire_timeout: ms(u64::from(r.get(&DB_ACQUIRE_TIMEOUT_MS))),
+        statement_timeout: r.get(&DB_STATEMENT_TIMEOUT),
+    }
+}
+
+fn read_server(r: &mut Reader<'_>) -> ServerConfig {
+    let bind = r.get(&BIND);
+    let metrics_bind = r.get(&METRICS_BIND);
+    let workers = r.get(&WORKERS);
+    let max_connections = r.get(&MAX_CONNECTIONS);
+    let client_request_timeout = r.get(&CLIENT_REQUEST_TIMEOUT);
+    let shutdown_timeout = r.get(&SHUTDOWN_TIMEOUT);
+    let catalogue_cache_size = r.get(&CATALOGUE_CACHE_SIZE);
+    let catalogue_cache_ttl = r.get(&CATALOGUE_CACHE_TTL);
+    let auto_migrate = r.get(&AUTO_MIGRATE);
+    let pool_stats_interval = r.get(&POOL_STATS_INTERVAL);
+    let public_url = r.get(&PUBLIC_URL);
+    let cors = r.get(&CORS_ALLOWED_ORIGINS);
+    let origin_secret = match (r.get(&ORIGIN_SECRET), r.get(&ORIGIN_SECRET_FILE)) {
+        (Some(_), Some(f)) => {
+            r.problem(
+                &ORIGIN_SECRET_FILE,
+                &f.display().to_string(),
+                "either VEZA_ORIGIN_SECRET or VEZA_ORIGIN_SECRET_FILE, not both",
+            );
+            None
+        }
+        (Some(s), None) => Some(KeySource::Inline(s)),
+        (None, Some(f)) => Some(KeySource::File(f)),
+        (None, None) => None,
+    };
+    ServerConfig {
+        bind,
+        metrics_bind,
+        workers,
+        max_connections,
+        client_request_timeout,
+        shutdown_timeout,
+        auto_migrate,
+        pool_stats_interval,
+        public_url,
+        cors,
+        origin_secret,
+        origin_secret_header: r.get(&ORIGIN_SECRET_HEADER),
+        catalogue_cache_size,
+        catalogue_cache_ttl,
+    }
+}
+
+fn read_storage(r: &mut Reader<'_>) -> StorageBackend {
+    let s3 = r.get(&STORAGE_BACKEND);
+    let bucket = r.get(&S3_BUCKET);
+    let endpoint = r.get(&S3_ENDPOINT);
+    let region = r.get(&S3_REGION);
+    let force_path_style = r.get(&S3_FORCE_PATH_STYLE);
+    let operation_timeout = r.get(&S3_OPERATION_TIMEOUT);
+    let credentials = match (r.get(&S3_ACCESS_KEY_ID), r.get(&S3_SECRET_ACCESS_KEY)) {
+        (Some(access_key_id), Some(secret_access_key)) => Some(S3Credentials {
             access_key_id,
-            secret_access_key: Secret::new(secret),
+            secret_access_key,
         }),
         (None, None) => None,
         (Some(_), None) => {
             r.missing(
-                "S3_SECRET_ACCESS_KEY",
+                &S3_SECRET_ACCESS_KEY,
                 "a secret key when S3_ACCESS_KEY_ID is set",
             );
             None
         }
         (None, Some(_)) => {
             r.missing(
-                "S3_ACCESS_KEY_ID",
+                &S3_ACCESS_KEY_ID,
                 "an access key id when S3_SECRET_ACCESS_KEY is set",
             );
             None
@@ -1410,7 +1451,7 @@ fn read_storage(r: &mut Reader<'_>) -> StorageBackend {
             credentials,
         }),
         None => {
-            r.missing("S3_BUCKET", "a bucket name when STORAGE_BACKEND=s3");
+            r.missing(&S3_BUCKET, "a bucket name when STORAGE_BACKEND=s3");
             StorageBackend::Local
         }
     }
@@ -1436,215 +1477,41 @@ fn parse_cors(s: &str) -> Option<CorsOrigins> {
     (!origins.is_empty()).then_some(CorsOrigins::List(origins))
 }
 
-/// `VEZA_ORIGIN_SECRET` or the first line of `VEZA_ORIGIN_SECRET_FILE` (not both).
-fn read_origin_secret(r: &mut Reader<'_>) -> Option<Secret<String>> {
-    let inline = r.raw("VEZA_ORIGIN_SECRET").filter(|s| !s.is_empty());
-    let file = r
-        .raw("VEZA_ORIGIN_SECRET_FILE")
-        .and_then(|f| non_empty(f.trim()));
-    match (inline, file) {
-        (Some(_), Some(f)) => {
-            r.problem(
-                "VEZA_ORIGIN_SECRET_FILE",
-                &f,
-                "either VEZA_ORIGIN_SECRET or VEZA_ORIGIN_SECRET_FILE, not both",
-            );
-            None
-        }
-        (Some(s), None) if s.len() < 16 => {
-            r.problem("VEZA_ORIGIN_SECRET", &s, "at least 16 characters");
-            None
-        }
-        (Some(s), None) => Some(Secret::new(s)),
-        (None, Some(f)) => match std::fs::read_to_string(&f) {
-            Ok(text) => {
-                let s = text.lines().next().unwrap_or_default().trim().to_string();
-                if s.len() < 16 {
-                    r.problem(
-                        "VEZA_ORIGIN_SECRET_FILE",
-                        &f,
-                        "a file whose first line is a secret of at least 16 characters",
-                    );
-                    None
-                } else {
-                    Some(Secret::new(s))
-                }
-            }
-            Err(e) => {
-                r.problem(
-                    "VEZA_ORIGIN_SECRET_FILE",
-                    &f,
-                    format!("a readable file ({e})"),
-                );
-                None
-            }
-        },
-        (None, None) => None,
-    }
-}
-
-fn unset_or(v: Option<&str>) -> String {
-    v.map_or_else(|| "(unset)".to_string(), str::to_string)
-}
-
-fn non_empty(s: &str) -> Option<String> {
-    (!s.is_empty()).then(|| s.to_string())
-}
-
-/// The default `secure_link_md5` expression, with the key as `$secret`.
-pub const DEFAULT_NGINX_EXPRESSION: &str = "$secure_link_expires$uri $secret";
-
-/// `CDN_NGINX_SECURE_LINK_EXPRESSION`, held to the signer's rules
-/// ([`crate::cdn::nginx::check_expression`]): it must use `$secret`, so the key never sits
-/// in this printed value. A refused value is not echoed (it may hold the key).
-fn read_nginx_expression(r: &mut Reader<'_>) -> String {
-    let name = "CDN_NGINX_SECURE_LINK_EXPRESSION";
-    match r.raw(name).filter(|e| !e.is_empty()) {
-        None => DEFAULT_NGINX_EXPRESSION.to_string(),
-        Some(e) if crate::cdn::nginx::check_expression(&e).is_ok() => e,
-        Some(_) => {
-            r.problems.push(ConfigProblem {
-                var: name,
-                value: None,
-                expected: "a secure_link_md5 expression with $secure_link_expires and $secret (the key comes from CDN_SECURITY_KEY, never written into the expression), using only $secure_link_expires, $uri, $remote_addr and $secret".to_string(),
-            });
-            DEFAULT_NGINX_EXPRESSION.to_string()
-        }
-    }
-}
-
 fn read_cdn(r: &mut Reader<'_>) -> CdnConfig {
-    use crate::cdn::{BunnyTokenVersion, CloudFrontHash, Provider};
-    let enabled = r.bool("CDN_ENABLED", false);
-    let provider = r.parsed(
-        "CDN_PROVIDER",
-        None,
-        "one of bunny, cloudfront, cloudflare, akamai, nginx",
-        |s| s.parse::<Provider>().ok().map(Some),
-    );
-    let base_url = r.parsed(
-        "CDN_BASE_URL",
-        None,
-        "an http:// or https:// URL with a host and no query, e.g. https://cdn.example.com",
-        |s| {
-            let u = url::Url::parse(s).ok()?;
-            let ok = matches!(u.scheme(), "http" | "https")
-                && u.host_str().is_some()
-                && u.query().is_none()
-                && u.fragment().is_none();
-            ok.then(|| Some(s.trim_end_matches('/').to_string()))
-        },
-    );
-    let inline = r.raw("CDN_SECURITY_KEY").filter(|k| !k.is_empty());
-    let file = r
-        .raw("CDN_SECURITY_KEY_FILE")
-        .and_then(|f| non_empty(f.trim()))
-        .map(PathBuf::from);
-    let key = match (inline, file) {
+    let enabled = r.get(&CDN_ENABLED);
+    let provider = r.get(&CDN_PROVIDER);
+    let base_url = r.get(&CDN_BASE_URL);
+    let key = match (r.get(&CDN_SECURITY_KEY), r.get(&CDN_SECURITY_KEY_FILE)) {
         (Some(_), Some(_)) => {
             r.problem(
-                "CDN_SECURITY_KEY_FILE",
+                &CDN_SECURITY_KEY_FILE,
                 "",
                 "either CDN_SECURITY_KEY or CDN_SECURITY_KEY_FILE, not both",
             );
             None
         }
-        (Some(k), None) => Some(KeySource::Inline(Secret::new(k))),
+        (Some(k), None) => Some(KeySource::Inline(k)),
         (None, Some(f)) => Some(KeySource::File(f)),
         (None, None) => None,
     };
-    let ttl = r.duration_in(
-        "CDN_URL_TTL",
-        Duration::from_secs(3600),
-        MIN_URL_TTL..=MAX_URL_TTL,
-        "a duration of at least 1s and at most 7 days, such as 15m or 1h",
-    );
-    let bunny_token_version = r.parsed(
-        "CDN_BUNNY_TOKEN_VERSION",
-        BunnyTokenVersion::V2,
-        "1 (legacy SHA-256) or 2 (HMAC-SHA256)",
-        |s| match s {
-            "1" => Some(BunnyTokenVersion::V1Legacy),
-            "2" => Some(BunnyTokenVersion::V2),
-            _ => None,
-        },
-    );
-    let cloudfront_key_pair_id = r
-        .raw("CDN_CLOUDFRONT_KEY_PAIR_ID")
-        .and_then(|s| non_empty(s.trim()));
-    let cloudfront_private_key_file = r
-        .raw("CDN_CLOUDFRONT_PRIVATE_KEY_FILE")
-        .and_then(|s| non_empty(s.trim()))
-        .map(PathBuf::from);
-    let cloudfront_hash = r.parsed(
-        "CDN_CLOUDFRONT_HASH",
-        CloudFrontHash::Sha1,
-        "sha1 or sha256",
-        |s| match s.to_ascii_lowercase().as_str() {
-            "sha1" => Some(CloudFrontHash::Sha1),
-            "sha256" => Some(CloudFrontHash::Sha256),
-            _ => None,
-        },
-    );
-    let cloudflare_url_safe = r.bool("CDN_CLOUDFLARE_URL_SAFE", false);
-    let akamai_token_name = r.parsed(
-        "CDN_AKAMAI_TOKEN_NAME",
-        "__token__".to_string(),
-        "a query parameter name (letters, digits, _ and -)",
-        |s| {
-            let ok = !s.is_empty()
-                && s.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-            ok.then(|| s.to_string())
-        },
-    );
-    let nginx_expression = read_nginx_expression(r);
-    let explicit_delivery =
-        r.parsed(
-            "CDN_HLS_DELIVERY",
-            None,
-            "edge, rewrite or cookies",
-            |s| match s.to_ascii_lowercase().as_str() {
-                "edge" => Some(Some(HlsDelivery::Edge)),
-                "rewrite" => Some(Some(HlsDelivery::Rewrite)),
-                "cookies" => Some(Some(HlsDelivery::Cookies)),
-                _ => None,
-            },
-        );
-    let hls_delivery = explicit_delivery
+    let ttl = r.get(&CDN_URL_TTL);
+    let bunny_token_version = r.get(&CDN_BUNNY_TOKEN_VERSION);
+    let cloudfront_key_pair_id = r.get(&CDN_CLOUDFRONT_KEY_PAIR_ID);
+    let cloudfront_private_key_file = r.get(&CDN_CLOUDFRONT_PRIVATE_KEY_FILE);
+    let cloudfront_hash = r.get(&CDN_CLOUDFRONT_HASH);
+    let cloudflare_url_safe = r.get(&CDN_CLOUDFLARE_URL_SAFE);
+    let akamai_token_name = r.get(&CDN_AKAMAI_TOKEN_NAME);
+    let nginx_expression = r.get(&CDN_NGINX_SECURE_LINK_EXPRESSION);
+    let hls_delivery = r
+        .get(&CDN_HLS_DELIVERY)
         .or(provider.map(HlsDelivery::default_for))
         .unwrap_or(HlsDelivery::Rewrite);
-    let cookie_domain = r.parsed(
-        "CDN_COOKIE_DOMAIN",
-        None,
-        "a domain name such as example.com",
-        |s| {
-            let d = s.trim_start_matches('.');
-            let ok = !d.is_empty()
-                && d.split('.').all(|l| {
-                    !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                });
-            ok.then(|| Some(d.to_ascii_lowercase()))
-        },
-    );
-    let signature_reuse = r.parsed(
-        "CDN_SIGNATURE_REUSE",
-        Duration::from_secs(300),
-        "0 (off) or a whole number of seconds up to 1h, such as 5m",
-        |s| {
-            if s == "0" {
-                return Some(Duration::ZERO);
-            }
-            parse_duration(s).filter(|d| d.subsec_nanos() == 0 && *d <= Duration::from_secs(3600))
-        },
-    );
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let signer_threads = r.parsed(
-        "CDN_SIGNER_THREADS",
-        cores,
-        "an integer between 1 and 64",
-        |s| s.parse::<usize>().ok().filter(|v| (1..=64).contains(v)),
-    );
+    // The effective mode, whether chosen or the provider's default.
+    r.shown
+        .insert(CDN_HLS_DELIVERY.name, hls_delivery.as_str().to_string());
+    let cookie_domain = r.get(&CDN_COOKIE_DOMAIN);
+    let signature_reuse = r.get(&CDN_SIGNATURE_REUSE);
+    let signer_threads = r.get(&CDN_SIGNER_THREADS);
     if enabled && let Some(p) = provider {
         if !hls_delivery.works_with(p) {
             let expected = match hls_delivery {
@@ -1656,16 +1523,24 @@ fn read_cdn(r: &mut Reader<'_>) -> CdnConfig {
                 ),
                 HlsDelivery::Rewrite => String::new(),
             };
-            r.problem("CDN_HLS_DELIVERY", hls_delivery.as_str(), expected);
+            r.problem(&CDN_HLS_DELIVERY, hls_delivery.as_str(), expected);
         }
         if hls_delivery == HlsDelivery::Cookies && cookie_domain.is_none() {
             r.missing(
-                "CDN_COOKIE_DOMAIN",
+                &CDN_COOKIE_DOMAIN,
                 "the parent domain of the API and the CDN when CDN_HLS_DELIVERY=cookies",
             );
         }
     }
-    let cdn = CdnConfig {
+    if enabled {
+        if provider.is_none() {
+            r.missing(&CDN_PROVIDER, "a provider when CDN_ENABLED=true");
+        }
+        if base_url.is_none() {
+            r.missing(&CDN_BASE_URL, "the CDN's URL when CDN_ENABLED=true");
+        }
+    }
+    CdnConfig {
         enabled,
         provider,
         base_url,
@@ -1682,22 +1557,7 @@ fn read_cdn(r: &mut Reader<'_>) -> CdnConfig {
         cookie_domain,
         signature_reuse,
         signer_threads,
-    };
-    if enabled {
-        if cdn.provider.is_none() {
-            r.missing("CDN_PROVIDER", "a provider when CDN_ENABLED=true");
-        }
-        if cdn.base_url.is_none() {
-            r.missing("CDN_BASE_URL", "the CDN's URL when CDN_ENABLED=true");
-        }
-        if cdn.provider.is_some() && r.problems.iter().all(|p| !p.var.starts_with("CDN_")) {
-            // Load the key material now so a bad key stops the program before it binds.
-            if let Err(p) = crate::cdn::keys::load(&cdn, None) {
-                r.problems.push(p);
-            }
-        }
     }
-    cdn
 }
 
 #[cfg(test)]
@@ -1720,7 +1580,12 @@ mod tests {
         assert_eq!(c.server.bind.to_string(), "127.0.0.1:8080");
         // every effective value that has a concrete default equals the documented one
         for (name, value) in c.effective() {
-            let documented = env_var(name).unwrap().default.unwrap_or("(unset)");
+            let documented = env_var(name).unwrap().default_text();
+            let documented = if documented == "(empty)" {
+                String::new()
+            } else {
+                documented
+            };
             if documented == "number of cores" || documented == "bunny: edge, others: rewrite" {
                 continue;
             }
@@ -1887,6 +1752,7 @@ mod tests {
                 ("CDN_CLOUDFRONT_PRIVATE_KEY_FILE", small),
                 ("CDN_CLOUDFRONT_HASH", hash),
             ])
+            .and_then(|c| c.check_files())
             .unwrap_err();
             assert_eq!(e.problems.len(), 1, "{hash}: {e}");
             assert_eq!(e.problems[0].var, "CDN_CLOUDFRONT_PRIVATE_KEY_FILE");

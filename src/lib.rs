@@ -11,6 +11,7 @@ pub mod import;
 pub mod media;
 pub mod metrics;
 pub mod n1;
+pub mod secret;
 pub mod startup;
 pub mod storage;
 pub mod web;

@@ -130,8 +130,9 @@ impl Application {
             MetricsActor::new(config.database.acquire_timeout.as_secs_f64())?;
         let cdn_signer = if config.cdn.enabled {
             Some(
-                CdnSigner::new(config.cdn.clone(), metrics.clone())
-                    .map_err(|p| StartupError::Config(p.to_string()))?,
+                CdnSigner::new(config.cdn.clone(), metrics.clone()).map_err(|e| {
+                    StartupError::Config(crate::config::ConfigProblem::from(e).to_string())
+                })?,
             )
         } else {
             None
@@ -222,12 +223,13 @@ impl Application {
             log::warn!("{w}");
         }
         let origin_secret = match &config.server.origin_secret {
-            Some(value) => Some(crate::web::handlers::delivery::OriginSecret {
+            Some(source) => Some(crate::web::handlers::delivery::OriginSecret {
                 header: actix_web::http::header::HeaderName::from_bytes(
                     config.server.origin_secret_header.as_bytes(),
                 )
                 .map_err(|e| StartupError::Config(format!("VEZA_ORIGIN_SECRET_HEADER: {e}")))?,
-                value: value.clone(),
+                value: crate::config::read_origin_secret(source)
+                    .map_err(|p| StartupError::Config(p.to_string()))?,
             }),
             None => None,
         };

@@ -836,13 +836,13 @@ pub fn config(data: &[u8]) {
         let Some((name, value)) = line.split_once('=') else {
             continue;
         };
-        let var = ENV_VARS.iter().find(|v| v.name == name).or_else(|| {
+        let var = ENV_VARS.iter().find(|v| v.name() == name).or_else(|| {
             name.parse::<usize>()
                 .ok()
                 .map(|i| &ENV_VARS[i % ENV_VARS.len()])
         });
         let Some(var) = var else { continue };
-        let value = if var.name == "VEZA_ORIGIN_SECRET_FILE" {
+        let value = if var.name() == "VEZA_ORIGIN_SECRET_FILE" {
             if value.is_empty() {
                 String::new()
             } else if value.len() % 2 == 0 {
@@ -853,7 +853,7 @@ pub fn config(data: &[u8]) {
         } else {
             value.to_string()
         };
-        map.insert(var.name.to_string(), value);
+        map.insert(var.name().to_string(), value);
     }
     let (printed, cfg) = render(&map);
     assert!(!printed.is_empty());

@@ -18,8 +18,8 @@ use std::time::{Duration, SystemTime};
 
 use actix::prelude::*;
 
+use crate::cdn::CdnConfig;
 use crate::cdn::{PreparedSigner, SignError, SignRequest, keys};
-use crate::config::CdnConfig;
 use crate::metrics::Metrics;
 
 pub const MAILBOX_CAPACITY: usize = 1024;
@@ -49,7 +49,7 @@ pub struct CdnSigner {
 
 impl CdnSigner {
     /// Load the key material. Fails (for exit code 2) when the configuration is unusable.
-    pub fn new(cfg: CdnConfig, metrics: Metrics) -> Result<Self, crate::config::ConfigProblem> {
+    pub fn new(cfg: CdnConfig, metrics: Metrics) -> Result<Self, keys::KeyError> {
         let key = Arc::new(RwLock::new(Arc::new(keys::load(&cfg, None)?)));
         let watched = keys::watched_files(&cfg)
             .into_iter()
@@ -91,7 +91,7 @@ impl CdnSigner {
         self.reuse.expiry(now, self.cfg.ttl.as_secs())
     }
 
-    fn reload(&mut self, why: &str) -> Result<(), String> {
+    fn reload(&mut self, why: &str) -> Result<(), keys::KeyError> {
         match keys::load(&self.cfg, None) {
             Ok(s) => {
                 match self.key.write() {
@@ -112,8 +112,11 @@ impl CdnSigner {
                     .cdn_key_reloads_total
                     .with_label_values(&["error"])
                     .inc();
-                log::error!("CDN key reload ({why}) failed, keeping the previous key: {p}");
-                Err(p.to_string())
+                log::error!(
+                    "CDN key reload ({why}) failed, keeping the previous key: {}",
+                    crate::config::ConfigProblem::from(p.clone())
+                );
+                Err(p)
             }
         }
     }
@@ -262,11 +265,11 @@ impl Handler<SignSegments> for CdnSigner {
 
 /// Reload the key material now (SIGHUP). A failure keeps the previous key.
 #[derive(Message)]
-#[rtype(result = "Result<(), String>")]
+#[rtype(result = "Result<(), keys::KeyError>")]
 pub struct Reload;
 
 impl Handler<Reload> for CdnSigner {
-    type Result = Result<(), String>;
+    type Result = Result<(), keys::KeyError>;
 
     fn handle(&mut self, _: Reload, _: &mut Self::Context) -> Self::Result {
         self.reload("SIGHUP")

@@ -28,8 +28,8 @@ pub fn detector_config(cfg: &QueryStatsConfig) -> DetectorConfig {
     DetectorConfig {
         total_threshold: cfg.n1_threshold,
         repeat_threshold: cfg.repeat_threshold,
-        allow_routes: cfg.allow_routes.clone(),
-        allow_fingerprints: cfg.allow_fingerprints.clone(),
+        allow_routes: cfg.allow.routes.clone(),
+        allow_fingerprints: cfg.allow.fingerprints.clone(),
     }
 }
 

@@ -1,35 +1,53 @@
-//! Loading CDN key material from the configuration: the inline key or key file, the
-//! CloudFront PEM, and the provider-specific options, into a ready [`PreparedSigner`].
-//! Every failure names the variable at fault and never contains key bytes.
+//! Loading CDN key material: the inline key or key file, the CloudFront PEM, and the
+//! provider-specific options, into a ready [`PreparedSigner`]. Failures are a typed
+//! [`KeyError`] naming the [`KeySetting`] at fault (the configuration maps it to its
+//! variable) and never contain key bytes.
 
 use std::path::Path;
 
-use super::{KeyMaterial, PreparedSigner, Provider, ProviderConfig};
-use crate::config::{CdnConfig, ConfigProblem, KeySource};
+use super::{CdnConfig, KeyMaterial, KeySource, PreparedSigner, Provider, ProviderConfig};
 
-fn problem(var: &'static str, expected: impl Into<String>) -> ConfigProblem {
-    ConfigProblem {
-        var,
-        value: None,
+/// The setting a [`KeyError`] is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeySetting {
+    Provider,
+    SharedKey,
+    SharedKeyFile,
+    CloudFrontKeyPairId,
+    CloudFrontPrivateKeyFile,
+    NginxExpression,
+}
+
+/// Why key material cannot be loaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected {expected}")]
+pub struct KeyError {
+    pub setting: KeySetting,
+    /// What a usable value looks like, and what was wrong (never key bytes).
+    pub expected: String,
+}
+
+fn error(setting: KeySetting, expected: impl Into<String>) -> KeyError {
+    KeyError {
+        setting,
         expected: expected.into(),
     }
 }
 
-fn read_key_file(var: &'static str, path: &Path) -> Result<KeyMaterial, ConfigProblem> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        problem(
-            var,
+fn read_key_file(setting: KeySetting, path: &Path) -> Result<KeyMaterial, KeyError> {
+    let mut bytes = std::fs::read(path).map_err(|e| {
+        error(
+            setting,
             format!("a readable key file; cannot read {}: {e}", path.display()),
         )
     })?;
     // Trailing newlines from `echo key > file` are not part of the key.
-    let mut bytes = bytes;
     while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
         bytes.pop();
     }
     if bytes.is_empty() {
-        return Err(problem(
-            var,
+        return Err(error(
+            setting,
             format!("a non-empty key file; {} is empty", path.display()),
         ));
     }
@@ -37,14 +55,14 @@ fn read_key_file(var: &'static str, path: &Path) -> Result<KeyMaterial, ConfigPr
 }
 
 /// The shared key from `CDN_SECURITY_KEY` or `CDN_SECURITY_KEY_FILE`.
-pub fn shared_key(cfg: &CdnConfig) -> Result<KeyMaterial, ConfigProblem> {
+pub fn shared_key(cfg: &CdnConfig) -> Result<KeyMaterial, KeyError> {
     match &cfg.key {
         Some(KeySource::Inline(k)) if !k.expose().is_empty() => {
             Ok(KeyMaterial::from(k.expose().as_str()))
         }
-        Some(KeySource::File(path)) => read_key_file("CDN_SECURITY_KEY_FILE", path),
-        _ => Err(problem(
-            "CDN_SECURITY_KEY",
+        Some(KeySource::File(path)) => read_key_file(KeySetting::SharedKeyFile, path),
+        _ => Err(error(
+            KeySetting::SharedKey,
             "a non-empty signing key (or CDN_SECURITY_KEY_FILE)",
         )),
     }
@@ -55,25 +73,27 @@ pub fn shared_key(cfg: &CdnConfig) -> Result<KeyMaterial, ConfigProblem> {
 pub fn provider_config(
     cfg: &CdnConfig,
     provider: Option<Provider>,
-) -> Result<ProviderConfig, ConfigProblem> {
+) -> Result<ProviderConfig, KeyError> {
     let provider = provider.or(cfg.provider).ok_or_else(|| {
-        problem(
-            "CDN_PROVIDER",
+        error(
+            KeySetting::Provider,
             "one of bunny, cloudfront, cloudflare, akamai, nginx",
         )
     })?;
     let mut pc = if provider == Provider::CloudFront {
-        let id = cfg
-            .cloudfront_key_pair_id
-            .clone()
-            .ok_or_else(|| problem("CDN_CLOUDFRONT_KEY_PAIR_ID", "the CloudFront public key id"))?;
+        let id = cfg.cloudfront_key_pair_id.clone().ok_or_else(|| {
+            error(
+                KeySetting::CloudFrontKeyPairId,
+                "the CloudFront public key id",
+            )
+        })?;
         let path = cfg.cloudfront_private_key_file.as_ref().ok_or_else(|| {
-            problem(
-                "CDN_CLOUDFRONT_PRIVATE_KEY_FILE",
+            error(
+                KeySetting::CloudFrontPrivateKeyFile,
                 "a PEM RSA private key file",
             )
         })?;
-        let pem = read_key_file("CDN_CLOUDFRONT_PRIVATE_KEY_FILE", path)?;
+        let pem = read_key_file(KeySetting::CloudFrontPrivateKeyFile, path)?;
         ProviderConfig::cloudfront(id, pem)
     } else {
         ProviderConfig::new(provider, shared_key(cfg)?)
@@ -88,23 +108,17 @@ pub fn provider_config(
 }
 
 /// Load and parse everything: the result signs without further I/O.
-pub fn load(cfg: &CdnConfig, provider: Option<Provider>) -> Result<PreparedSigner, ConfigProblem> {
+pub fn load(cfg: &CdnConfig, provider: Option<Provider>) -> Result<PreparedSigner, KeyError> {
     let pc = provider_config(cfg, provider)?;
     PreparedSigner::new(&pc).map_err(|e| {
-        let var = match pc.provider {
-            Provider::CloudFront => "CDN_CLOUDFRONT_PRIVATE_KEY_FILE",
-            Provider::Nginx => "CDN_NGINX_SECURE_LINK_EXPRESSION",
-            _ if cfg
-                .key
-                .as_ref()
-                .is_some_and(|k| matches!(k, KeySource::File(_))) =>
-            {
-                "CDN_SECURITY_KEY_FILE"
-            }
-            _ => "CDN_SECURITY_KEY",
+        let setting = match pc.provider {
+            Provider::CloudFront => KeySetting::CloudFrontPrivateKeyFile,
+            Provider::Nginx => KeySetting::NginxExpression,
+            _ if matches!(cfg.key, Some(KeySource::File(_))) => KeySetting::SharedKeyFile,
+            _ => KeySetting::SharedKey,
         };
-        problem(
-            var,
+        error(
+            setting,
             format!("usable {} key material: {e}", pc.provider.as_str()),
         )
     })

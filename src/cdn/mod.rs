@@ -14,6 +14,9 @@ pub mod cloudfront;
 pub mod hls;
 pub mod keys;
 pub mod nginx;
+pub mod settings;
+
+pub use settings::{CdnConfig, HlsDelivery, KeySource};
 
 use std::fmt;
 use std::net::IpAddr;
@@ -169,54 +172,7 @@ pub struct VerifyContext {
     pub directory: bool,
 }
 
-/// Secret bytes. `Debug` prints `[redacted]`; the buffer is wiped on drop (best effort).
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct KeyMaterial(Vec<u8>);
-
-impl KeyMaterial {
-    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
-        KeyMaterial(bytes.into())
-    }
-    pub fn expose(&self) -> &[u8] {
-        &self.0
-    }
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for KeyMaterial {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl Drop for KeyMaterial {
-    fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.0);
-    }
-}
-
-impl From<&str> for KeyMaterial {
-    fn from(s: &str) -> Self {
-        KeyMaterial(s.as_bytes().to_vec())
-    }
-}
-impl From<String> for KeyMaterial {
-    fn from(s: String) -> Self {
-        KeyMaterial(s.into_bytes())
-    }
-}
-impl From<Vec<u8>> for KeyMaterial {
-    fn from(v: Vec<u8>) -> Self {
-        KeyMaterial(v)
-    }
-}
-impl From<&[u8]> for KeyMaterial {
-    fn from(v: &[u8]) -> Self {
-        KeyMaterial(v.to_vec())
-    }
-}
+pub use crate::secret::KeyMaterial;
 
 /// Bunny token scheme.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

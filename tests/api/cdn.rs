@@ -439,6 +439,7 @@ async fn key_file_rotation_reloads_and_a_failed_reload_keeps_the_key() {
     .await
     .expect("no failed reload counted within 10s");
     let err = signer.send(Reload).await.unwrap().unwrap_err();
+    let err = veza::config::ConfigProblem::from(err).to_string();
     assert!(err.contains("CDN_SECURITY_KEY_FILE"), "{err}");
     assert!(!err.contains(KEY_B), "{err}");
     let still = stream_url().await;

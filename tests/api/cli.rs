@@ -130,9 +130,9 @@ fn help_lists_each_variable_with_its_default() {
         assert_eq!(out.status.code(), Some(0));
         let text = String::from_utf8_lossy(&out.stdout);
         for v in vars {
-            let def = veza::config::env_var(v).unwrap().default.unwrap();
+            let def = veza::config::env_var(v).unwrap().default_text();
             assert!(
-                text.lines().any(|l| l.contains(v) && l.contains(def)),
+                text.lines().any(|l| l.contains(v) && l.contains(&def)),
                 "{sub} --help lacks {v} with default {def}:\n{text}"
             );
         }
@@ -278,19 +278,15 @@ fn env_variables_doc_matches_the_code() {
         );
     }
     for v in veza::config::ENV_VARS {
-        let default = match v.default {
-            Some("") => "(empty)",
-            Some(d) => d,
-            None => "(unset)",
-        };
+        let default = v.default_text();
         let row = doc
             .lines()
-            .find(|l| l.starts_with(&format!("| `{}`", v.name)))
-            .unwrap_or_else(|| panic!("no table row for {}", v.name));
+            .find(|l| l.starts_with(&format!("| `{}`", v.name())))
+            .unwrap_or_else(|| panic!("no table row for {}", v.name()));
         assert!(
             row.contains(&format!("`{default}`")),
             "{}: documented default differs from {default:?}: {row}",
-            v.name
+            v.name()
         );
     }
 }
@@ -306,9 +302,9 @@ fn example_env_file_covers_every_variable_and_parses() {
     .unwrap();
     for v in veza::config::ENV_VARS {
         assert!(
-            text.contains(&format!("#{}=", v.name)),
+            text.contains(&format!("#{}=", v.name())),
             "conf/veza.env.example lacks {}",
-            v.name
+            v.name()
         );
     }
     // The default-valued lines, uncommented, form a valid configuration.
