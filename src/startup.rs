@@ -21,7 +21,8 @@ use crate::config::{Config, Secret};
 use crate::db::{self, Db, PoolInstruments};
 use crate::delivery::catalogue::CatalogueCache;
 use crate::metrics::Metrics;
-use crate::web::middleware::{Observer, observe};
+use crate::web::middleware::observe;
+use crate::web::state::Observer;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -223,7 +224,7 @@ impl Application {
             log::warn!("{w}");
         }
         let origin_secret = match &config.server.origin_secret {
-            Some(source) => Some(crate::web::handlers::delivery::OriginSecret {
+            Some(source) => Some(crate::web::state::OriginSecret {
                 header: actix_web::http::header::HeaderName::from_bytes(
                     config.server.origin_secret_header.as_bytes(),
                 )
@@ -233,7 +234,7 @@ impl Application {
             }),
             None => None,
         };
-        let delivery = web::Data::new(crate::web::handlers::delivery::Delivery {
+        let delivery = web::Data::new(crate::web::state::Delivery {
             storage,
             cdn: signers,
             catalogue: catalogue.clone(),
@@ -432,7 +433,8 @@ fn local_signer(
             k
         }
     };
-    crate::delivery::local_token::LocalSigner::new(&key).map_err(StartupError::Config)
+    crate::delivery::local_token::LocalSigner::new(&key)
+        .map_err(|e| StartupError::Config(e.to_string()))
 }
 
 /// SIGHUP makes the CdnSigner reload its key material (rotation without restart).

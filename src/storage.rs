@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::presigning::PresigningConfig;
 
 use crate::config::{S3Config, StorageBackend};
@@ -18,6 +19,8 @@ pub enum StorageError {
     NotFound,
     #[error("storage error: {0}")]
     Backend(String),
+    #[error("{key}: larger than {limit} bytes")]
+    TooLarge { key: String, limit: usize },
     #[error("invalid storage key {key:?}: {reason}")]
     InvalidKey { key: String, reason: String },
     #[error("storage error: {path}: {source}")]
@@ -49,10 +52,37 @@ pub enum Storage {
 
 #[derive(Clone, Debug)]
 pub struct S3Storage {
-    pub client: aws_sdk_s3::Client,
+    client: aws_sdk_s3::Client,
     pub bucket: String,
     /// Half of `S3_OPERATION_TIMEOUT`: one attempt's bound.
     attempt_timeout: Duration,
+}
+
+/// Metadata of an object read from S3, as HTTP headers want it.
+#[derive(Debug, Default)]
+pub struct ObjectMeta {
+    pub etag: Option<String>,
+    /// HTTP date.
+    pub last_modified: Option<String>,
+    pub content_length: u64,
+    /// `Some` when a range was served (206).
+    pub content_range: Option<String>,
+}
+
+/// A stream of an object's bytes.
+pub type ObjectBody =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>>>>;
+
+/// The answer to a conditional, possibly ranged, S3 read: S3 itself evaluates `Range`
+/// and `If-None-Match`.
+pub enum Fetched {
+    /// HEAD: the metadata only.
+    Head(ObjectMeta),
+    Object(ObjectMeta, ObjectBody),
+    /// `If-None-Match` matched; the ETag when known.
+    NotModified(Option<String>),
+    NotFound,
+    RangeNotSatisfiable,
 }
 
 impl Storage {
@@ -123,6 +153,62 @@ impl Storage {
         }
     }
 
+    /// Read a small object (a playlist) whole, refusing anything over `limit` bytes.
+    pub async fn read_small(&self, key: &str, limit: usize) -> Result<Vec<u8>, StorageError> {
+        let too_big = || StorageError::TooLarge {
+            key: key.to_string(),
+            limit,
+        };
+        match self {
+            Storage::Local { root } => {
+                let path = root.join(key);
+                let meta = match tokio::fs::metadata(&path).await {
+                    Ok(m) => m,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        return Err(StorageError::NotFound);
+                    }
+                    Err(e) => return Err(StorageError::io(&path, e)),
+                };
+                if meta.len() > limit as u64 {
+                    return Err(too_big());
+                }
+                tokio::fs::read(&path)
+                    .await
+                    .map_err(|e| StorageError::io(&path, e))
+            }
+            Storage::S3(s3) => {
+                let o = match s3
+                    .client
+                    .get_object()
+                    .bucket(&s3.bucket)
+                    .key(key)
+                    .send()
+                    .await
+                {
+                    Ok(o) => o,
+                    Err(e) if status_of(&e) == Some(404) => return Err(StorageError::NotFound),
+                    Err(e) => return Err(sdk_error(key, &e)),
+                };
+                if o.content_length().unwrap_or(0) > limit as i64 {
+                    return Err(too_big());
+                }
+                let mut body = o.body;
+                let mut buf = Vec::new();
+                while let Some(chunk) = body
+                    .try_next()
+                    .await
+                    .map_err(|e| StorageError::Backend(format!("{key}: {e}")))?
+                {
+                    buf.extend_from_slice(&chunk);
+                    if buf.len() > limit {
+                        return Err(too_big());
+                    }
+                }
+                Ok(buf)
+            }
+        }
+    }
+
     /// Whether an object exists under `key`.
     pub async fn exists(&self, key: &str) -> Result<bool, StorageError> {
         let key = checked_key(key)?;
@@ -142,6 +228,29 @@ impl Storage {
 
 /// Keys are relative, `/`-separated, every segment a plain name: nothing written can
 /// escape the storage root (or land where the HLS origin would refuse to serve it).
+/// Weak comparison (RFC 9110 §13.1.2) of an `If-None-Match` list against an ETag.
+fn etag_matches(if_none_match: &str, etag: &str) -> bool {
+    let bare = |t: &str| t.trim().trim_start_matches("W/").to_string();
+    let etag = bare(etag);
+    if_none_match
+        .split(',')
+        .any(|t| t.trim() == "*" || bare(t) == etag)
+}
+
+/// The HTTP status of the raw response behind an SDK error.
+fn status_of<E>(
+    e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> Option<u16> {
+    e.raw_response().map(|r| r.status().as_u16())
+}
+
+fn sdk_error<E: std::error::Error + 'static>(
+    key: &str,
+    e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> StorageError {
+    StorageError::Backend(format!("{key}: {}", DisplayErrorContext(e)))
+}
+
 fn checked_key(key: &str) -> Result<&str, StorageError> {
     validate_key(key).map_err(|e| StorageError::InvalidKey {
         key: key.to_string(),
@@ -265,6 +374,80 @@ impl S3Storage {
             client: aws_sdk_s3::Client::from_conf(conf),
             bucket: cfg.bucket.clone(),
             attempt_timeout: cfg.operation_timeout / 2,
+        }
+    }
+
+    /// `HeadObject` (`head`) or `GetObject` of `key`, passing the client's `Range` and
+    /// `If-None-Match` through. The body is streamed, never buffered whole.
+    pub async fn fetch(
+        &self,
+        key: &str,
+        head: bool,
+        range: Option<String>,
+        if_none_match: Option<String>,
+    ) -> Result<Fetched, StorageError> {
+        let answer = |status: Option<u16>, detail: String| match status {
+            Some(304) => Ok(Fetched::NotModified(None)),
+            Some(404) => Ok(Fetched::NotFound),
+            Some(416) => Ok(Fetched::RangeNotSatisfiable),
+            _ => Err(StorageError::Backend(format!("{key}: {detail}"))),
+        };
+        let date = |d: Option<&aws_sdk_s3::primitives::DateTime>| {
+            d.and_then(|d| d.fmt(aws_sdk_s3::primitives::DateTimeFormat::HttpDate).ok())
+        };
+        let length = |l: Option<i64>| l.unwrap_or(0).max(0).unsigned_abs();
+        if head {
+            let out = self
+                .client
+                .head_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .set_if_none_match(if_none_match)
+                .send()
+                .await;
+            return match out {
+                Ok(o) => Ok(Fetched::Head(ObjectMeta {
+                    etag: o.e_tag().map(str::to_string),
+                    last_modified: date(o.last_modified()),
+                    content_length: length(o.content_length()),
+                    content_range: None,
+                })),
+                Err(e) => answer(status_of(&e), DisplayErrorContext(&e).to_string()),
+            };
+        }
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_range(range)
+            .set_if_none_match(if_none_match.clone())
+            .send()
+            .await;
+        match out {
+            Ok(o) => {
+                // Not every S3-compatible server honours If-None-Match: check it here too.
+                if let (Some(inm), Some(etag)) = (&if_none_match, o.e_tag())
+                    && etag_matches(inm, etag)
+                {
+                    return Ok(Fetched::NotModified(Some(etag.to_string())));
+                }
+                let meta = ObjectMeta {
+                    etag: o.e_tag().map(str::to_string),
+                    last_modified: date(o.last_modified()),
+                    content_length: length(o.content_length()),
+                    content_range: o.content_range().map(str::to_string),
+                };
+                let body = futures_util::stream::unfold(o.body, |mut body| async move {
+                    match body.next().await {
+                        Some(Ok(bytes)) => Some((Ok(bytes), body)),
+                        Some(Err(e)) => Some((Err(std::io::Error::other(e)), body)),
+                        None => None,
+                    }
+                });
+                Ok(Fetched::Object(meta, Box::pin(body)))
+            }
+            Err(e) => answer(status_of(&e), DisplayErrorContext(&e).to_string()),
         }
     }
 

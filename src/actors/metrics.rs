@@ -2,7 +2,7 @@
 //! text exposition. Rendering runs on the actor's arbiter, not on HTTP workers.
 
 use actix::prelude::*;
-use prometheus::{Encoder, Registry, TextEncoder};
+use prometheus::{Registry, TextEncoder};
 
 use crate::metrics::Metrics as MetricHandles;
 
@@ -30,18 +30,13 @@ impl Actor for MetricsActor {
 
 /// Render the exposition in Prometheus text format.
 #[derive(Message)]
-#[rtype(result = "Result<String, String>")]
+#[rtype(result = "Result<String, prometheus::Error>")]
 pub struct Render;
 
 impl Handler<Render> for MetricsActor {
-    type Result = Result<String, String>;
+    type Result = Result<String, prometheus::Error>;
 
     fn handle(&mut self, _: Render, _: &mut Self::Context) -> Self::Result {
-        let families = self.registry.gather();
-        let mut buf = Vec::with_capacity(16 * 1024);
-        TextEncoder::new()
-            .encode(&families, &mut buf)
-            .map_err(|e| e.to_string())?;
-        String::from_utf8(buf).map_err(|e| e.to_string())
+        TextEncoder::new().encode_to_string(&self.registry.gather())
     }
 }

@@ -36,24 +36,44 @@ thread_local! {
     static LAST_ELAPSED: Cell<Option<Duration>> = const { Cell::new(None) };
 }
 
-/// Tables of the schema; any other first table is labelled `other` (bounded cardinality).
-pub const KNOWN_TABLES: [&str; 4] = ["artists", "tracks", "playlists", "playlist_tracks"];
+/// The schema's tables, from the entities; any other first table is labelled `other`
+/// (bounded cardinality).
+pub fn known_tables() -> [&'static str; 4] {
+    use super::entities::{artist, playlist, playlist_track, track};
+    use sea_orm::EntityName;
+    [
+        artist::Entity.table_name(),
+        track::Entity.table_name(),
+        playlist::Entity.table_name(),
+        playlist_track::Entity.table_name(),
+    ]
+}
+
 const OPS: [Op; 5] = [Op::Select, Op::Insert, Op::Update, Op::Delete, Op::Other];
 
-/// Per-(op, table) metric children resolved once, so the hot path does no label lookup.
+/// Statement texts whose `(op, table)` is remembered; past it, statements are lexed
+/// each time (texts are bounded by the code's queries, so this is never reached in
+/// practice).
+const CLASSIFIED_MAX: usize = 4096;
+
+/// Per-(op, table) metric children resolved once, so the hot path does no label lookup;
+/// each statement text is lexed once, its child's index remembered.
 struct StatementMetrics {
+    tables: [&'static str; 4],
     duration: Vec<prometheus::Histogram>,
     slow: Vec<prometheus::IntCounter>,
     statements: prometheus::IntCounter,
     slow_threshold: Duration,
+    classified: std::sync::RwLock<rustc_hash::FxHashMap<Box<str>, usize>>,
 }
 
 impl StatementMetrics {
     fn new(metrics: &Metrics, slow_threshold: Duration) -> Self {
+        let tables = known_tables();
         let mut duration = Vec::new();
         let mut slow = Vec::new();
         for op in OPS {
-            for table in KNOWN_TABLES.iter().chain(std::iter::once(&"other")) {
+            for table in tables.iter().chain(std::iter::once(&"other")) {
                 duration.push(
                     metrics
                         .db_query_duration_seconds
@@ -67,21 +87,39 @@ impl StatementMetrics {
             }
         }
         StatementMetrics {
+            tables,
             duration,
             slow,
             statements: metrics.db_statements_total.clone(),
             slow_threshold,
+            classified: Default::default(),
         }
+    }
+
+    /// The index of `sql`'s `(op, table)` children.
+    fn index_of(&self, sql: &str) -> usize {
+        if let Ok(known) = self.classified.read()
+            && let Some(i) = known.get(sql)
+        {
+            return *i;
+        }
+        let (op, table) = classify(sql);
+        let op_index = OPS.iter().position(|o| *o == op).unwrap_or(OPS.len() - 1);
+        let table_index = table
+            .and_then(|t| self.tables.iter().position(|k| k.eq_ignore_ascii_case(t)))
+            .unwrap_or(self.tables.len());
+        let i = op_index * (self.tables.len() + 1) + table_index;
+        if let Ok(mut known) = self.classified.write()
+            && known.len() < CLASSIFIED_MAX
+        {
+            known.insert(sql.into(), i);
+        }
+        i
     }
 
     fn observe(&self, sql: &str, elapsed: Duration) {
         self.statements.inc();
-        let (op, table) = classify(sql);
-        let op_index = OPS.iter().position(|o| *o == op).unwrap_or(OPS.len() - 1);
-        let table_index = table
-            .and_then(|t| KNOWN_TABLES.iter().position(|k| k.eq_ignore_ascii_case(t)))
-            .unwrap_or(KNOWN_TABLES.len());
-        let i = op_index * (KNOWN_TABLES.len() + 1) + table_index;
+        let i = self.index_of(sql);
         if let Some(h) = self.duration.get(i) {
             h.observe(elapsed.as_secs_f64());
         }
@@ -266,75 +304,141 @@ impl Probe {
     }
 }
 
+/// A sea-orm connection or transaction whose every statement is recorded and timed.
+/// [`Conn`] wraps the pool, [`Txn`] a transaction begun through it; one implementation
+/// of sea-orm's traits serves both ([`Inner`] says what differs).
+pub struct Recorded<C> {
+    inner: C,
+    probe: Probe,
+    /// On an outermost transaction only (savepoints hold no extra connection).
+    _open: Option<OpenTransaction>,
+}
+
 /// Per-request database handle: implements sea-orm's `ConnectionTrait`,
 /// `TransactionTrait` and `StreamTrait`, recording every statement.
-#[derive(Clone)]
-pub struct Conn {
-    conn: DatabaseConnection,
-    probe: Probe,
+pub type Conn = Recorded<DatabaseConnection>;
+
+/// A transaction begun through [`Conn`]; its statements (and nested savepoints) are
+/// recorded too. It holds one pooled connection until commit, rollback or drop.
+pub type Txn = Recorded<DatabaseTransaction>;
+
+/// What differs between the pool and a transaction under the wrapper.
+pub trait Inner:
+    ConnectionTrait
+    + StreamTrait
+    + TransactionTrait<Transaction = DatabaseTransaction>
+    + Send
+    + Sync
+    + 'static
+{
+    /// Each statement takes a connection from the pool (so its wait is measured), and
+    /// `begin` opens a transaction on a new one rather than a savepoint.
+    const ACQUIRES: bool;
+}
+
+impl Inner for DatabaseConnection {
+    const ACQUIRES: bool = true;
+}
+
+impl Inner for DatabaseTransaction {
+    const ACQUIRES: bool = false;
+}
+
+impl Clone for Conn {
+    fn clone(&self) -> Self {
+        Recorded {
+            inner: self.inner.clone(),
+            probe: self.probe.clone(),
+            _open: None,
+        }
+    }
 }
 
 impl Conn {
     pub fn new(db: &Db, recorder: Option<Arc<RequestRecorder>>) -> Self {
-        Conn {
-            conn: db.conn.clone(),
+        Recorded {
+            inner: db.conn.clone(),
             probe: Probe {
                 recorder: recorder.filter(|_| db.counting),
                 instruments: db.instruments.clone(),
                 metrics: db.metrics.clone(),
                 timeout: db.operation_timeout,
             },
+            _open: None,
         }
     }
 }
 
-#[async_trait::async_trait]
-impl ConnectionTrait for Conn {
-    fn get_database_backend(&self) -> DbBackend {
-        self.conn.get_database_backend()
+impl<C: Inner> Recorded<C> {
+    /// The shape and parameters of `stmt`, resolved before the statement consumes it.
+    fn identify(&self, stmt: &Statement) -> (Shape, Option<u64>) {
+        (self.probe.shape(&stmt.sql), params_hash(stmt))
     }
 
-    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        let shape = self.probe.shape(&stmt.sql);
-        let params = params_hash(&stmt);
-        self.probe
-            .run(shape, params, true, self.conn.execute_raw(stmt))
-            .await
+    async fn statement<T>(
+        &self,
+        (shape, params): (Shape, Option<u64>),
+        fut: Pin<Box<dyn Future<Output = Result<T, DbErr>> + Send + '_>>,
+    ) -> Result<T, DbErr> {
+        self.probe.run(shape, params, C::ACQUIRES, fut).await
     }
 
-    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        self.probe
-            .run(
-                self.probe.shape(sql),
-                None,
-                true,
-                self.conn.execute_unprepared(sql),
-            )
-            .await
-    }
-
-    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        let shape = self.probe.shape(&stmt.sql);
-        let params = params_hash(&stmt);
-        self.probe
-            .run(shape, params, true, self.conn.query_one_raw(stmt))
-            .await
-    }
-
-    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        let shape = self.probe.shape(&stmt.sql);
-        let params = params_hash(&stmt);
-        self.probe
-            .run(shape, params, true, self.conn.query_all_raw(stmt))
-            .await
+    /// A transaction on a new pooled connection, or a savepoint inside this one.
+    async fn opened(
+        &self,
+        begun: Pin<Box<dyn Future<Output = Result<DatabaseTransaction, DbErr>> + Send + '_>>,
+    ) -> Result<Txn, DbErr> {
+        if C::ACQUIRES {
+            return self.probe.begin(begun).await;
+        }
+        let inner = begun.await?;
+        // Recorded once it succeeded, like BEGIN.
+        if let Some(rec) = &self.probe.recorder {
+            rec.record("SAVEPOINT", None, Duration::ZERO);
+        }
+        Ok(Recorded {
+            inner,
+            probe: self.probe.clone(),
+            _open: None,
+        })
     }
 }
 
-impl StreamTrait for Conn {
-    type Stream<'a> = <DatabaseConnection as StreamTrait>::Stream<'a>;
+#[async_trait::async_trait]
+impl<C: Inner> ConnectionTrait for Recorded<C> {
+    fn get_database_backend(&self) -> DbBackend {
+        ConnectionTrait::get_database_backend(&self.inner)
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        let id = self.identify(&stmt);
+        self.statement(id, self.inner.execute_raw(stmt)).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        self.statement(
+            (self.probe.shape(sql), None),
+            self.inner.execute_unprepared(sql),
+        )
+        .await
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        let id = self.identify(&stmt);
+        self.statement(id, self.inner.query_one_raw(stmt)).await
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        let id = self.identify(&stmt);
+        self.statement(id, self.inner.query_all_raw(stmt)).await
+    }
+}
+
+impl<C: Inner> StreamTrait for Recorded<C> {
+    type Stream<'a> = <C as StreamTrait>::Stream<'a>;
 
     fn get_database_backend(&self) -> DbBackend {
-        self.conn.get_database_backend()
+        ConnectionTrait::get_database_backend(&self.inner)
     }
 
     fn stream_raw<'a>(
@@ -342,21 +446,18 @@ impl StreamTrait for Conn {
         stmt: Statement,
     ) -> Pin<Box<dyn Future<Output = Result<Self::Stream<'a>, DbErr>> + 'a + Send>> {
         Box::pin(async move {
-            let shape = self.probe.shape(&stmt.sql);
-            let params = params_hash(&stmt);
-            self.probe
-                .run(shape, params, true, self.conn.stream_raw(stmt))
-                .await
+            let id = self.identify(&stmt);
+            self.statement(id, self.inner.stream_raw(stmt)).await
         })
     }
 }
 
 #[async_trait::async_trait]
-impl TransactionTrait for Conn {
+impl<C: Inner> TransactionTrait for Recorded<C> {
     type Transaction = Txn;
 
     async fn begin(&self) -> Result<Txn, DbErr> {
-        self.probe.begin(Box::pin(self.conn.begin())).await
+        self.opened(self.inner.begin()).await
     }
 
     async fn begin_with_config(
@@ -364,17 +465,12 @@ impl TransactionTrait for Conn {
         isolation_level: Option<IsolationLevel>,
         access_mode: Option<AccessMode>,
     ) -> Result<Txn, DbErr> {
-        self.probe
-            .begin(Box::pin(
-                self.conn.begin_with_config(isolation_level, access_mode),
-            ))
+        self.opened(self.inner.begin_with_config(isolation_level, access_mode))
             .await
     }
 
     async fn begin_with_options(&self, options: TransactionOptions) -> Result<Txn, DbErr> {
-        self.probe
-            .begin(Box::pin(self.conn.begin_with_options(options)))
-            .await
+        self.opened(self.inner.begin_with_options(options)).await
     }
 
     async fn transaction<F, T, E>(&self, callback: F) -> Result<T, TransactionError<E>>
@@ -429,15 +525,6 @@ where
     }
 }
 
-/// A transaction begun through [`Conn`]; its statements (and nested savepoints) are
-/// recorded too. It holds one pooled connection until commit, rollback or drop.
-pub struct Txn {
-    inner: DatabaseTransaction,
-    probe: Probe,
-    /// Present on the outermost transaction only (savepoints hold no extra connection).
-    _open: Option<OpenTransaction>,
-}
-
 /// Counts an open transaction in [`PoolInstruments`] until dropped.
 struct OpenTransaction(Arc<PoolInstruments>);
 
@@ -453,69 +540,6 @@ impl OpenTransaction {
 impl Drop for OpenTransaction {
     fn drop(&mut self) {
         self.0.open_transactions.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-#[async_trait::async_trait]
-impl ConnectionTrait for Txn {
-    fn get_database_backend(&self) -> DbBackend {
-        ConnectionTrait::get_database_backend(&self.inner)
-    }
-
-    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        let shape = self.probe.shape(&stmt.sql);
-        let params = params_hash(&stmt);
-        self.probe
-            .run(shape, params, false, self.inner.execute_raw(stmt))
-            .await
-    }
-
-    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        self.probe
-            .run(
-                self.probe.shape(sql),
-                None,
-                false,
-                self.inner.execute_unprepared(sql),
-            )
-            .await
-    }
-
-    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        let shape = self.probe.shape(&stmt.sql);
-        let params = params_hash(&stmt);
-        self.probe
-            .run(shape, params, false, self.inner.query_one_raw(stmt))
-            .await
-    }
-
-    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        let shape = self.probe.shape(&stmt.sql);
-        let params = params_hash(&stmt);
-        self.probe
-            .run(shape, params, false, self.inner.query_all_raw(stmt))
-            .await
-    }
-}
-
-impl StreamTrait for Txn {
-    type Stream<'a> = <DatabaseTransaction as StreamTrait>::Stream<'a>;
-
-    fn get_database_backend(&self) -> DbBackend {
-        ConnectionTrait::get_database_backend(&self.inner)
-    }
-
-    fn stream_raw<'a>(
-        &'a self,
-        stmt: Statement,
-    ) -> Pin<Box<dyn Future<Output = Result<Self::Stream<'a>, DbErr>> + 'a + Send>> {
-        Box::pin(async move {
-            let shape = self.probe.shape(&stmt.sql);
-            let params = params_hash(&stmt);
-            self.probe
-                .run(shape, params, false, self.inner.stream_raw(stmt))
-                .await
-        })
     }
 }
 
@@ -547,74 +571,5 @@ impl TransactionSession for Txn {
             rec.record("ROLLBACK", None, started.elapsed());
         }
         res
-    }
-}
-
-#[async_trait::async_trait]
-impl TransactionTrait for Txn {
-    type Transaction = Txn;
-
-    async fn begin(&self) -> Result<Txn, DbErr> {
-        self.nested(self.inner.begin().await)
-    }
-
-    async fn begin_with_config(
-        &self,
-        isolation_level: Option<IsolationLevel>,
-        access_mode: Option<AccessMode>,
-    ) -> Result<Txn, DbErr> {
-        self.nested(
-            self.inner
-                .begin_with_config(isolation_level, access_mode)
-                .await,
-        )
-    }
-
-    async fn begin_with_options(&self, options: TransactionOptions) -> Result<Txn, DbErr> {
-        self.nested(self.inner.begin_with_options(options).await)
-    }
-
-    async fn transaction<F, T, E>(&self, callback: F) -> Result<T, TransactionError<E>>
-    where
-        F: for<'c> FnOnce(&'c Txn) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
-            + Send,
-        T: Send,
-        E: std::fmt::Display + std::fmt::Debug + Send,
-    {
-        run_in_transaction(self.begin().await, callback).await
-    }
-
-    async fn transaction_with_config<F, T, E>(
-        &self,
-        callback: F,
-        isolation_level: Option<IsolationLevel>,
-        access_mode: Option<AccessMode>,
-    ) -> Result<T, TransactionError<E>>
-    where
-        F: for<'c> FnOnce(&'c Txn) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
-            + Send,
-        T: Send,
-        E: std::fmt::Display + std::fmt::Debug + Send,
-    {
-        run_in_transaction(
-            self.begin_with_config(isolation_level, access_mode).await,
-            callback,
-        )
-        .await
-    }
-}
-
-impl Txn {
-    /// A savepoint inside this transaction: recorded, but it takes no new connection.
-    fn nested(&self, begun: Result<DatabaseTransaction, DbErr>) -> Result<Txn, DbErr> {
-        let inner = begun?;
-        if let Some(rec) = &self.probe.recorder {
-            rec.record("SAVEPOINT", None, Duration::ZERO);
-        }
-        Ok(Txn {
-            inner,
-            probe: self.probe.clone(),
-            _open: None,
-        })
     }
 }

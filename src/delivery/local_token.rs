@@ -62,9 +62,10 @@ pub fn directory_of(key: &str) -> &str {
 
 impl LocalSigner {
     /// HMAC accepts keys of any length; the error exists only in the trait's signature.
-    pub fn new(key: &[u8]) -> Result<Self, String> {
-        let mac = HmacSha256::new_from_slice(key).map_err(|e| e.to_string())?;
-        Ok(LocalSigner { mac })
+    pub fn new(key: &[u8]) -> Result<Self, hmac::digest::InvalidLength> {
+        Ok(LocalSigner {
+            mac: HmacSha256::new_from_slice(key)?,
+        })
     }
 
     fn mac(&self, scope: Scope, expires: u64, signed_path: &str, filename: &str) -> HmacSha256 {

@@ -63,6 +63,16 @@ impl ApiError {
     }
 }
 
+/// A missing object is 404; any other storage failure is the backend's (502).
+impl From<crate::storage::StorageError> for ApiError {
+    fn from(e: crate::storage::StorageError) -> Self {
+        match e {
+            crate::storage::StorageError::NotFound => ApiError::NotFound("no such file".into()),
+            e => ApiError::Storage(e.to_string()),
+        }
+    }
+}
+
 /// Pool timeouts and connection failures are the database being unavailable (503);
 /// anything else is our fault (500). The cause is logged, not sent to the client.
 impl From<DbErr> for ApiError {

@@ -5,28 +5,21 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix::Addr;
 use actix_web::body::MessageBody;
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{Error, FromRequest, HttpMessage, HttpRequest, web};
 
-use crate::actors::query_stats::{QueryStats, RequestFinished};
+use crate::actors::query_stats::RequestFinished;
 use crate::db::Db;
 use crate::db::conn::Conn;
-use crate::metrics::Metrics;
 use crate::n1::recorder::RequestRecorder;
 use crate::web::error::ApiError;
 
 /// Route label for requests that matched no route: one value, whatever the URL.
 pub const UNMATCHED: &str = "unmatched";
 
-/// What the observing middleware needs, shared by all workers.
-#[derive(Clone)]
-pub struct Observer {
-    pub metrics: Metrics,
-    pub query_stats: Option<Addr<QueryStats>>,
-}
+use crate::web::state::Observer;
 
 /// Bounded method label: the standard methods, everything else is `other`.
 pub fn method_label(method: &actix_web::http::Method) -> &'static str {

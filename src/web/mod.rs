@@ -4,6 +4,7 @@ pub mod error;
 pub mod handlers;
 pub mod middleware;
 pub mod slow_clients;
+pub mod state;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 

@@ -15,81 +15,20 @@ use chrono::{TimeZone, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::parse_id;
+use super::{found, parse_id};
 use crate::actors::cdn_signer::{Signers, unix_now};
 use crate::cdn::Provider;
-use crate::config::{HlsDelivery, Secret};
+use crate::config::HlsDelivery;
 use crate::db::conn::Conn;
 use crate::delivery::catalogue::{self, DeliveryInfo};
-use crate::delivery::local_token::{LocalSigner, Scope};
+use crate::delivery::local_token::Scope;
 use crate::delivery::{attachment_disposition, download_filename};
-use crate::metrics::Metrics;
 use crate::storage::Storage;
 use crate::web::error::{ApiError, codes};
+use crate::web::state::Delivery;
 
 /// How long a request waits for the CdnSigner before falling back.
 pub const SIGN_TIMEOUT: Duration = Duration::from_millis(250);
-
-/// What the delivery handlers share.
-pub struct Delivery {
-    pub storage: Storage,
-    pub cdn: Option<Arc<Signers>>,
-    /// What the play path reads of a track, without the database when it can.
-    pub catalogue: Arc<crate::delivery::catalogue::CatalogueCache>,
-    pub local: Arc<LocalSigner>,
-    pub ttl: Duration,
-    pub metrics: Metrics,
-    /// How HLS reaches players when `cdn` is set.
-    pub hls_mode: HlsDelivery,
-    pub provider: Option<Provider>,
-    pub cdn_base_url: Option<String>,
-    pub cookie_domain: Option<String>,
-    pub akamai_token_name: String,
-    /// `VEZA_PUBLIC_URL`: the base of absolute URLs to this service.
-    pub public_url: Option<String>,
-    pub origin_secret: Option<OriginSecret>,
-}
-
-/// The shared secret a CDN adds on origin pulls (`VEZA_ORIGIN_SECRET`).
-pub struct OriginSecret {
-    pub header: actix_web::http::header::HeaderName,
-    pub value: Secret<String>,
-}
-
-impl OriginSecret {
-    /// Constant-time check of the request's header.
-    pub fn admits(&self, req: &HttpRequest) -> bool {
-        let Some(got) = req.headers().get(&self.header) else {
-            return false;
-        };
-        crate::cdn::ct_eq(got.as_bytes(), self.value.expose().as_bytes())
-    }
-}
-
-impl Delivery {
-    /// `scheme://host[:port]` of this service as the client should address it:
-    /// `VEZA_PUBLIC_URL`, else the request's own `Host` header. Forwarding headers
-    /// (`X-Forwarded-Host`, `Forwarded`) are never trusted: a client could otherwise
-    /// point signed URLs at a host of its choosing.
-    pub fn self_base(&self, req: &HttpRequest) -> String {
-        if let Some(base) = &self.public_url {
-            return base.clone();
-        }
-        let host = req
-            .headers()
-            .get(actix_web::http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .filter(|h| {
-                !h.is_empty()
-                    && h.bytes().all(|b| {
-                        b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
-                    })
-            })
-            .map(str::to_string)
-            .unwrap_or_else(|| req.app_config().host().to_string());
-        format!("http://{host}")
-    }
-}
 
 #[derive(Debug, Deserialize)]
 pub struct DeliveryParams {
@@ -159,9 +98,11 @@ async fn find_track(
     raw_id: &str,
 ) -> Result<Arc<DeliveryInfo>, ApiError> {
     let id = parse_id(raw_id)?;
-    catalogue::by_id(db, &delivery.catalogue, id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("track {id} not found")))
+    found(
+        catalogue::by_id(db, &delivery.catalogue, id).await?,
+        "track",
+        id,
+    )
 }
 
 fn respond(target: Target, params: &DeliveryParams) -> Result<HttpResponse, ApiError> {

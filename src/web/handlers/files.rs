@@ -9,7 +9,7 @@ use actix_web::body::SizedStream;
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse};
 
-use crate::storage::{S3Storage, Storage};
+use crate::storage::{Fetched, ObjectMeta, S3Storage, Storage};
 use crate::web::error::ApiError;
 
 /// How a stored object should be presented.
@@ -86,24 +86,6 @@ async fn serve_local(
     Ok(res)
 }
 
-fn status_of<E, R>(e: &aws_sdk_s3::error::SdkError<E, R>) -> Option<u16>
-where
-    R: HasStatus,
-{
-    e.raw_response().map(HasStatus::status_code)
-}
-
-/// The HTTP status of the raw response behind an SDK error.
-pub trait HasStatus {
-    fn status_code(&self) -> u16;
-}
-
-impl HasStatus for aws_sdk_s3::config::http::HttpResponse {
-    fn status_code(&self) -> u16 {
-        self.status().as_u16()
-    }
-}
-
 fn header_str(req: &HttpRequest, name: header::HeaderName) -> Option<String> {
     req.headers()
         .get(name)
@@ -117,188 +99,65 @@ async fn serve_s3(
     key: &str,
     how: Presentation<'_>,
 ) -> Result<HttpResponse, ApiError> {
-    let if_none_match = header_str(req, header::IF_NONE_MATCH);
-    if req.method() == Method::HEAD {
-        let out = s3
-            .client
-            .head_object()
-            .bucket(&s3.bucket)
-            .key(key)
-            .set_if_none_match(if_none_match)
-            .send()
-            .await;
-        return match out {
-            Ok(o) => {
-                let mut b = HttpResponse::Ok();
-                common_headers(&mut b, &how, o.e_tag(), o.last_modified());
-                // A sized empty body: actix writes its length as Content-Length and,
-                // for HEAD, sends no bytes.
-                let len = o.content_length().unwrap_or(0).max(0) as u64;
-                let empty = futures_util::stream::empty::<Result<bytes::Bytes, std::io::Error>>();
-                Ok(b.body(SizedStream::new(len, Box::pin(empty))))
-            }
-            Err(e) => s3_error(
-                status_of(&e),
-                &how,
-                key,
-                &aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
-            ),
-        };
-    }
-    let out = s3
-        .client
-        .get_object()
-        .bucket(&s3.bucket)
-        .key(key)
-        .set_range(header_str(req, header::RANGE))
-        .set_if_none_match(if_none_match)
-        .send()
-        .await;
-    match out {
-        Ok(o) => {
-            // Not every S3-compatible server honours If-None-Match: check it here too.
-            if let (Some(inm), Some(etag)) = (header_str(req, header::IF_NONE_MATCH), o.e_tag())
-                && etag_matches(&inm, etag)
-            {
-                return Ok(HttpResponse::NotModified()
-                    .insert_header((header::ETAG, etag))
-                    .insert_header((header::CACHE_CONTROL, how.cache_control))
-                    .finish());
-            }
-            let status = if o.content_range().is_some() {
+    let fetched = s3
+        .fetch(
+            key,
+            req.method() == Method::HEAD,
+            header_str(req, header::RANGE),
+            header_str(req, header::IF_NONE_MATCH),
+        )
+        .await?;
+    Ok(match fetched {
+        // A sized empty body: actix writes its length as Content-Length and, for HEAD,
+        // sends no bytes.
+        Fetched::Head(meta) => {
+            let empty = futures_util::stream::empty::<Result<bytes::Bytes, std::io::Error>>();
+            headers(HttpResponse::Ok(), &how, &meta)
+                .body(SizedStream::new(meta.content_length, Box::pin(empty)))
+        }
+        Fetched::Object(meta, body) => {
+            let status = if meta.content_range.is_some() {
                 StatusCode::PARTIAL_CONTENT
             } else {
                 StatusCode::OK
             };
-            let mut b = HttpResponse::build(status);
-            common_headers(&mut b, &how, o.e_tag(), o.last_modified());
-            if let Some(range) = o.content_range() {
-                b.insert_header((header::CONTENT_RANGE, range.to_string()));
-            }
-            let len = o.content_length().unwrap_or(0).max(0) as u64;
-            let body = futures_util::stream::unfold(o.body, |mut body| async move {
-                match body.next().await {
-                    Some(Ok(bytes)) => Some((Ok::<_, std::io::Error>(bytes), body)),
-                    Some(Err(e)) => Some((Err(std::io::Error::other(e)), body)),
-                    None => None,
-                }
-            });
-            Ok(b.body(SizedStream::new(len, Box::pin(body))))
+            headers(HttpResponse::build(status), &how, &meta)
+                .body(SizedStream::new(meta.content_length, body))
         }
-        Err(e) => s3_error(
-            status_of(&e),
-            &how,
-            key,
-            &aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
-        ),
-    }
+        Fetched::NotModified(etag) => {
+            let mut b = HttpResponse::NotModified();
+            if let Some(etag) = etag {
+                b.insert_header((header::ETAG, etag));
+            }
+            b.insert_header((header::CACHE_CONTROL, how.cache_control))
+                .finish()
+        }
+        Fetched::NotFound => return Err(ApiError::NotFound("no such file".into())),
+        Fetched::RangeNotSatisfiable => HttpResponse::RangeNotSatisfiable()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish(),
+    })
 }
 
-/// Weak comparison (RFC 9110 §13.1.2) of an `If-None-Match` list against an ETag.
-fn etag_matches(if_none_match: &str, etag: &str) -> bool {
-    let bare = |t: &str| t.trim().trim_start_matches("W/").to_string();
-    let etag = bare(etag);
-    if_none_match
-        .split(',')
-        .any(|t| t.trim() == "*" || bare(t) == etag)
-}
-
-fn common_headers(
-    b: &mut actix_web::HttpResponseBuilder,
+fn headers(
+    mut b: actix_web::HttpResponseBuilder,
     how: &Presentation<'_>,
-    etag: Option<&str>,
-    last_modified: Option<&aws_sdk_s3::primitives::DateTime>,
-) {
+    meta: &ObjectMeta,
+) -> actix_web::HttpResponseBuilder {
     b.insert_header((header::CONTENT_TYPE, how.content_type))
         .insert_header((header::CACHE_CONTROL, how.cache_control))
         .insert_header((header::ACCEPT_RANGES, "bytes"));
-    if let Some(etag) = etag {
-        b.insert_header((header::ETAG, etag));
+    if let Some(etag) = &meta.etag {
+        b.insert_header((header::ETAG, etag.as_str()));
     }
-    if let Some(lm) = last_modified
-        && let Ok(s) = lm.fmt(aws_sdk_s3::primitives::DateTimeFormat::HttpDate)
-    {
-        b.insert_header((header::LAST_MODIFIED, s));
+    if let Some(lm) = &meta.last_modified {
+        b.insert_header((header::LAST_MODIFIED, lm.as_str()));
+    }
+    if let Some(range) = &meta.content_range {
+        b.insert_header((header::CONTENT_RANGE, range.as_str()));
     }
     if let Some(d) = &how.disposition {
         b.insert_header((header::CONTENT_DISPOSITION, d.as_str()));
     }
-}
-
-fn s3_error(
-    status: Option<u16>,
-    how: &Presentation<'_>,
-    key: &str,
-    detail: &str,
-) -> Result<HttpResponse, ApiError> {
-    match status {
-        Some(304) => Ok(HttpResponse::NotModified()
-            .insert_header((header::CACHE_CONTROL, how.cache_control))
-            .finish()),
-        Some(404) => Err(ApiError::NotFound("no such file".into())),
-        Some(416) => Ok(HttpResponse::RangeNotSatisfiable()
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .finish()),
-        _ => Err(ApiError::Storage(format!("{key}: {detail}"))),
-    }
-}
-
-/// Read a small object (a playlist) whole, refusing anything over `limit` bytes.
-pub async fn read_small(storage: &Storage, key: &str, limit: usize) -> Result<Vec<u8>, ApiError> {
-    let too_big = || ApiError::Storage(format!("{key}: larger than {limit} bytes"));
-    match storage {
-        Storage::Local { root } => {
-            let path = root.join(key);
-            let meta = match tokio::fs::metadata(&path).await {
-                Ok(m) => m,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Err(ApiError::NotFound("no such file".into()));
-                }
-                Err(e) => return Err(ApiError::Storage(format!("{}: {e}", path.display()))),
-            };
-            if meta.len() > limit as u64 {
-                return Err(too_big());
-            }
-            tokio::fs::read(&path)
-                .await
-                .map_err(|e| ApiError::Storage(format!("{}: {e}", path.display())))
-        }
-        Storage::S3(s3) => {
-            let out = s3
-                .client
-                .get_object()
-                .bucket(&s3.bucket)
-                .key(key)
-                .send()
-                .await;
-            let o = match out {
-                Ok(o) => o,
-                Err(e) if status_of(&e) == Some(404) => {
-                    return Err(ApiError::NotFound("no such file".into()));
-                }
-                Err(e) => {
-                    return Err(ApiError::Storage(format!(
-                        "{key}: {}",
-                        aws_sdk_s3::error::DisplayErrorContext(&e)
-                    )));
-                }
-            };
-            if o.content_length().unwrap_or(0) > limit as i64 {
-                return Err(too_big());
-            }
-            let mut body = o.body;
-            let mut buf = Vec::new();
-            while let Some(chunk) = body
-                .try_next()
-                .await
-                .map_err(|e| ApiError::Storage(format!("{key}: {e}")))?
-            {
-                buf.extend_from_slice(&chunk);
-                if buf.len() > limit {
-                    return Err(too_big());
-                }
-            }
-            Ok(buf)
-        }
-    }
+    b
 }

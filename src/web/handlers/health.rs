@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::actors::db_pool::PoolStatsSettings;
 use crate::db::Db;
-use crate::web::handlers::delivery::Delivery;
+use crate::web::state::Delivery;
 
 /// `storage.code` in `/health/deep` when the storage probe fails.
 pub const STORAGE_UNREACHABLE: &str = "storage_unreachable";

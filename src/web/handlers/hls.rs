@@ -16,7 +16,7 @@ use crate::db::conn::Conn;
 use crate::delivery::catalogue;
 use crate::delivery::paths::{validate_hls_name, validate_key, validate_segment};
 use crate::web::error::{ApiError, codes};
-use crate::web::handlers::delivery::Delivery;
+use crate::web::state::Delivery;
 
 /// `{dir}` → the track's HLS prefix, through the catalogue cache (segment requests are
 /// the origin's hot path: a CDN miss per segment, a player without CDN every few

@@ -13,7 +13,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
-use super::files::{Presentation, read_small, serve};
+use super::files::{Presentation, serve};
 use crate::actors::cdn_signer::{SignSegments, unix_now};
 use crate::config::HlsDelivery;
 use crate::db::conn::Conn;
@@ -24,7 +24,8 @@ use crate::delivery::paths::{HlsKind, content_type_for, validate_hls_name, valid
 use crate::delivery::playlist::{is_media_playlist, rewrite_segments, segment_names};
 use crate::storage::Storage;
 use crate::web::error::{ApiError, codes};
-use crate::web::handlers::delivery::{Delivery, SIGN_TIMEOUT, count_fallback};
+use crate::web::handlers::delivery::{SIGN_TIMEOUT, count_fallback};
+use crate::web::state::Delivery;
 
 /// Playlists above this size are refused rather than read whole.
 const MAX_PLAYLIST_BYTES: usize = 1024 * 1024;
@@ -75,7 +76,7 @@ pub async fn media(
     let disposition = filename.map(attachment_disposition);
 
     if hls == Some(HlsKind::Playlist) && rewrites(&delivery) {
-        let bytes = read_small(&delivery.storage, key, MAX_PLAYLIST_BYTES).await?;
+        let bytes = delivery.storage.read_small(key, MAX_PLAYLIST_BYTES).await?;
         let text = String::from_utf8(bytes)
             .map_err(|_| ApiError::Storage(format!("{key}: playlist is not UTF-8")))?;
         let body = if is_media_playlist(&text) {

@@ -13,7 +13,7 @@ pub async fn render(metrics: web::Data<Addr<MetricsActor>>) -> Result<HttpRespon
         .await
         .map_err(|_| ApiError::Unavailable("metrics rendering timed out".into()))?
         .map_err(|e| ApiError::Unavailable(format!("metrics actor unavailable: {e}")))?
-        .map_err(ApiError::Internal)?;
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(HttpResponse::Ok()
         .content_type(prometheus::TEXT_FORMAT)
         .body(text))

@@ -20,3 +20,8 @@ pub fn parse_id(raw: &str) -> Result<i64, ApiError> {
         )
     })
 }
+
+/// The row found by id, or 404 naming `what` and the id.
+pub fn found<T>(row: Option<T>, what: &str, id: i64) -> Result<T, ApiError> {
+    row.ok_or_else(|| ApiError::NotFound(format!("{what} {id} not found")))
+}

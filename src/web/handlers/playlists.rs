@@ -8,18 +8,19 @@ use actix_web::{HttpResponse, web};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::json;
 
-use super::parse_id;
 use super::tracks::TrackView;
+use super::{found, parse_id};
 use crate::db::conn::Conn;
 use crate::db::entities::{artist, playlist, playlist_track, track};
 use crate::web::error::ApiError;
 
 pub async fn get(db: Conn, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
-    let playlist = playlist::Entity::find_by_id(id)
-        .one(&db)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("playlist {id} not found")))?;
+    let playlist = found(
+        playlist::Entity::find_by_id(id).one(&db).await?,
+        "playlist",
+        id,
+    )?;
 
     let rows = playlist_track::Entity::find()
         .filter(playlist_track::Column::PlaylistId.eq(id))

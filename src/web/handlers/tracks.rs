@@ -5,7 +5,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::parse_id;
+use super::{found, parse_id};
 use crate::db::conn::Conn;
 use crate::db::entities::track;
 use crate::web::error::{ApiError, codes};
@@ -97,9 +97,6 @@ pub async fn list(db: Conn, params: web::Query<ListParams>) -> Result<HttpRespon
 
 pub async fn get(db: Conn, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
-    let track = track::Entity::find_by_id(id)
-        .one(&db)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("track {id} not found")))?;
+    let track = found(track::Entity::find_by_id(id).one(&db).await?, "track", id)?;
     Ok(HttpResponse::Ok().json(TrackView::from(track)))
 }

@@ -1,0 +1,86 @@
+//! What the handlers and middleware share across workers, built once by `startup`:
+//! [`Delivery`] (storage, signers, the catalogue cache, delivery settings) and
+//! [`Observer`] (metrics and the QueryStats actor).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Addr;
+use actix_web::HttpRequest;
+
+use crate::actors::cdn_signer::Signers;
+use crate::actors::query_stats::QueryStats;
+use crate::cdn::{HlsDelivery, Provider};
+use crate::delivery::catalogue::CatalogueCache;
+use crate::delivery::local_token::LocalSigner;
+use crate::metrics::Metrics;
+use crate::secret::Secret;
+use crate::storage::Storage;
+
+/// What the delivery handlers share.
+pub struct Delivery {
+    pub storage: Storage,
+    pub cdn: Option<Arc<Signers>>,
+    /// What the play path reads of a track, without the database when it can.
+    pub catalogue: Arc<CatalogueCache>,
+    pub local: Arc<LocalSigner>,
+    pub ttl: Duration,
+    pub metrics: Metrics,
+    /// How HLS reaches players when `cdn` is set.
+    pub hls_mode: HlsDelivery,
+    pub provider: Option<Provider>,
+    pub cdn_base_url: Option<String>,
+    pub cookie_domain: Option<String>,
+    pub akamai_token_name: String,
+    /// `VEZA_PUBLIC_URL`: the base of absolute URLs to this service.
+    pub public_url: Option<String>,
+    pub origin_secret: Option<OriginSecret>,
+}
+
+/// The shared secret a CDN adds on origin pulls (`VEZA_ORIGIN_SECRET`).
+pub struct OriginSecret {
+    pub header: actix_web::http::header::HeaderName,
+    pub value: Secret<String>,
+}
+
+impl OriginSecret {
+    /// Constant-time check of the request's header.
+    pub fn admits(&self, req: &HttpRequest) -> bool {
+        let Some(got) = req.headers().get(&self.header) else {
+            return false;
+        };
+        crate::cdn::ct_eq(got.as_bytes(), self.value.expose().as_bytes())
+    }
+}
+
+impl Delivery {
+    /// `scheme://host[:port]` of this service as the client should address it:
+    /// `VEZA_PUBLIC_URL`, else the request's own `Host` header. Forwarding headers
+    /// (`X-Forwarded-Host`, `Forwarded`) are never trusted: a client could otherwise
+    /// point signed URLs at a host of its choosing.
+    pub fn self_base(&self, req: &HttpRequest) -> String {
+        if let Some(base) = &self.public_url {
+            return base.clone();
+        }
+        let host = req
+            .headers()
+            .get(actix_web::http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| {
+                !h.is_empty()
+                    && h.bytes().all(|b| {
+                        b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+                    })
+            })
+            .map(str::to_string)
+            .unwrap_or_else(|| req.app_config().host().to_string());
+        format!("http://{host}")
+    }
+}
+
+/// What the observing middleware needs, shared by all workers.
+#[derive(Clone)]
+pub struct Observer {
+    pub metrics: Metrics,
+    pub query_stats: Option<Addr<QueryStats>>,
+}
