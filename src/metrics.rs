@@ -243,10 +243,6 @@ impl Metrics {
             m.catalogue_cache_requests_total
                 .with_label_values(&[result]);
         }
-        for cause in crate::delivery::catalogue::EvictionCause::ALL {
-            m.catalogue_cache_evictions_total
-                .with_label_values(&[cause.as_str()]);
-        }
         Ok(m)
     }
 

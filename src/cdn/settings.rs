@@ -1,5 +1,5 @@
 //! The CDN settings the configuration produces: which provider, where its keys come
-//! from, how HLS reaches players. Parsed by [`crate::config`]; key material is read by
+//! from, how HLS reaches players. Parsed by the configuration module; key material is read by
 //! [`super::keys`].
 
 use std::path::PathBuf;

@@ -110,6 +110,10 @@ impl CatalogueCache {
     /// PostgreSQL the listener sets it once it is listening.
     pub fn new(capacity: u64, ttl: Duration, trusted: bool, metrics: Metrics) -> Self {
         let counter = metrics.catalogue_cache_evictions_total.clone();
+        // Every cause's series exists at zero from the start.
+        for cause in EvictionCause::ALL {
+            counter.with_label_values(&[cause.as_str()]);
+        }
         let by_id = moka::sync::Cache::builder()
             .max_capacity(capacity)
             .time_to_live(ttl)
