@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Layering rules, checked on the source: only `main`/`cli` import the composition root
 //! (`startup`), and no two top-level modules depend on each other through a cycle.
 
