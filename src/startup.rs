@@ -44,7 +44,10 @@ pub enum StartupError {
 pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
 
 /// Extra routes mounted by tests (e.g. a deliberate N+1 route); never used in production.
+#[cfg(feature = "test-hooks")]
 pub type ExtraRoutes = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
+#[cfg(not(feature = "test-hooks"))]
+type ExtraRoutes = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
 
 /// The QueryStats actors of the running workers.
 #[derive(Clone, Default)]
@@ -97,10 +100,19 @@ pub struct Application {
 impl Application {
     /// Build everything and bind. Must run inside an actix `System`.
     pub async fn build(config: Config) -> Result<Application, StartupError> {
-        Application::build_with(config, None).await
+        Application::assemble(config, None).await
     }
 
+    /// [`Application::build`] with test routes mounted beside the service's.
+    #[cfg(feature = "test-hooks")]
     pub async fn build_with(
+        config: Config,
+        extra_routes: Option<ExtraRoutes>,
+    ) -> Result<Application, StartupError> {
+        Application::assemble(config, extra_routes).await
+    }
+
+    async fn assemble(
         config: Config,
         extra_routes: Option<ExtraRoutes>,
     ) -> Result<Application, StartupError> {

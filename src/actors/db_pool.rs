@@ -224,6 +224,7 @@ impl Handler<Shutdown> for DbPool {
 }
 
 /// Simulated failures, for tests of the failure-visibility path.
+#[cfg(feature = "test-hooks")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
     /// The ticker stops but the actor stays alive (a wedged timer): nothing can
@@ -233,10 +234,12 @@ pub enum Failure {
     Die,
 }
 
+#[cfg(feature = "test-hooks")]
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct SimulateFailure(pub Failure);
 
+#[cfg(feature = "test-hooks")]
 impl Handler<SimulateFailure> for DbPool {
     type Result = ();
 
@@ -251,11 +254,13 @@ impl Handler<SimulateFailure> for DbPool {
     }
 }
 
-/// Take a sample now and return it (used by tests and benchmarks).
+/// Take a sample now and return it (tests).
+#[cfg(feature = "test-hooks")]
 #[derive(Message)]
 #[rtype(result = "Option<PoolSnapshot>")]
 pub struct SampleNow;
 
+#[cfg(feature = "test-hooks")]
 impl Handler<SampleNow> for DbPool {
     type Result = Option<PoolSnapshot>;
 

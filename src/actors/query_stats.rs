@@ -107,10 +107,12 @@ impl Handler<RequestFinished> for QueryStats {
 }
 
 /// Barrier for tests: answers after every summary queued before it was handled.
+#[cfg(feature = "test-hooks")]
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Flush;
 
+#[cfg(feature = "test-hooks")]
 impl Handler<Flush> for QueryStats {
     type Result = ();
 
