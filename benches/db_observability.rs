@@ -86,8 +86,8 @@ fn bench_pool_sample(c: &mut Criterion) {
     let slots: Vec<AtomicI64> = (0..8).map(|_| AtomicI64::new(0)).collect();
     g.bench_function("baseline_8_atomic_stores", |b| {
         b.iter(|| {
-            for (i, s) in slots.iter().enumerate() {
-                s.store(black_box(i as i64), Ordering::Relaxed);
+            for (i, s) in (0i64..).zip(slots.iter()) {
+                s.store(black_box(i), Ordering::Relaxed);
             }
         })
     });

@@ -145,7 +145,7 @@ fn load_config() -> Result<Config, ExitCode> {
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::CheckConfig => check_config(),
-        Command::N1(N1Command::Analyze { file, json }) => n1_analyze(file, json),
+        Command::N1(N1Command::Analyze { file, json }) => n1_analyze(file.as_deref(), json),
         Command::Sign(args) => sign(&args),
         Command::Import(args) => import(args),
         command => {
@@ -441,13 +441,13 @@ async fn serve(config: Config, demo: bool) -> ExitCode {
     }
 }
 
-fn n1_analyze(file: Option<PathBuf>, json: bool) -> ExitCode {
+fn n1_analyze(file: Option<&std::path::Path>, json: bool) -> ExitCode {
     let config = match load_config() {
         Ok(c) => c,
         Err(code) => return code,
     };
     let detector = crate::actors::query_stats::detector_config(&config.query_stats);
-    let input: Box<dyn BufRead> = match &file {
+    let input: Box<dyn BufRead> = match file {
         Some(path) => match std::fs::File::open(path) {
             Ok(f) => Box::new(BufReader::new(f)),
             Err(e) => {

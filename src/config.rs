@@ -141,7 +141,7 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 fn int_in<T: std::str::FromStr + PartialOrd>(s: &str, min: T, max: T) -> Option<T> {
-    s.parse::<T>().ok().filter(|v| *v >= min && *v <= max)
+    s.parse::<T>().ok().filter(|v| (min..=max).contains(v))
 }
 fn duration_in(s: &str, min: Duration, max: Duration) -> Option<Duration> {
     parse_duration(s).filter(|d| *d >= min && *d <= max)

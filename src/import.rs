@@ -243,8 +243,8 @@ pub fn parse_seconds_us(s: &str) -> Option<u64> {
     }
     let whole: u64 = if int.is_empty() { 0 } else { int.parse().ok()? };
     let mut micros = 0u64;
-    for (i, b) in frac.bytes().take(6).enumerate() {
-        micros += u64::from(b - b'0') * 10u64.pow(5 - i as u32);
+    for (i, b) in (0u32..6).zip(frac.bytes()) {
+        micros += u64::from(b - b'0') * 10u64.pow(5 - i);
     }
     whole.checked_mul(1_000_000)?.checked_add(micros)
 }
@@ -1490,7 +1490,7 @@ seg-0000000000000001.ts\n#EXTINF:1.018594,\nseg-0000000000000002.ts\n#EXT-X-ENDL
         let six = "#EXTM3U\n#EXT-X-TARGETDURATION:5\n#EXTINF:6.000000,\na.ts\n#EXT-X-ENDLIST\n";
         assert_eq!(target_duration(&parse_media_playlist(six).unwrap()), 6);
 
-        let mut partial = names.clone();
+        let mut partial = names;
         partial.remove("a64-00001.ts");
         assert_eq!(
             rewrite_media_playlist(FFMPEG_PLAYLIST, &partial),

@@ -189,7 +189,7 @@ impl Storage {
                     Err(e) if status_of(&e) == Some(404) => return Err(StorageError::NotFound),
                     Err(e) => return Err(sdk_error(key, &e)),
                 };
-                if o.content_length().unwrap_or(0) > limit as i64 {
+                if o.content_length().unwrap_or(0) > i64::try_from(limit).unwrap_or(i64::MAX) {
                     return Err(too_big());
                 }
                 let mut body = o.body;

@@ -477,7 +477,7 @@ fn cloudflare_construction_and_verify() {
             option: "user_ip"
         })
     );
-    let mut r3 = r.clone();
+    let mut r3 = r;
     r3.countries = vec!["US".into()];
     assert!(matches!(s.sign(&r3), Err(SignError::Unsupported { .. })));
 }
@@ -544,7 +544,7 @@ fn nginx_official_and_verify() {
         ),
         Err(VerifyError::Expired)
     );
-    let mut r2 = r.clone();
+    let mut r2 = r;
     r2.user_ip = Some("1.2.3.4".parse().unwrap());
     assert!(matches!(s.sign(&r2), Err(SignError::Unsupported { .. })));
 }

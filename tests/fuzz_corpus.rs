@@ -6,7 +6,10 @@
 
 use std::path::{Path, PathBuf};
 
+// The harnesses are the fuzz crate's public API there, module-private here; their casts
+// derive fuzz parameters from input bytes.
 #[path = "../fuzz/src/lib.rs"]
+#[allow(unreachable_pub, clippy::cast_possible_truncation)]
 mod harness;
 
 fn inputs(target: &str) -> Vec<PathBuf> {

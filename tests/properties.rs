@@ -276,7 +276,7 @@ proptest! {
             }
         }
         // Another key never verifies.
-        let mut other_secret = secret.clone();
+        let mut other_secret = secret;
         other_secret[0] ^= 1;
         let other_signer = LocalSigner::new(&other_secret).unwrap();
         prop_assert!(!media_accepts(&other_signer, path, filename.as_deref(), now));

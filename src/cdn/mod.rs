@@ -383,7 +383,7 @@ pub(crate) struct SplitUrl<'a> {
 }
 
 impl<'a> SplitUrl<'a> {
-    pub fn parse(url: &'a str) -> Result<Self, SignError> {
+    pub(crate) fn parse(url: &'a str) -> Result<Self, SignError> {
         let rest = if let Some(r) = url.strip_prefix("https://") {
             r
         } else if let Some(r) = url.strip_prefix("http://") {
@@ -425,7 +425,7 @@ impl<'a> SplitUrl<'a> {
     }
 
     /// Path plus `?query` (what follows the origin).
-    pub fn path_and_query(&self, url: &'a str) -> &'a str {
+    pub(crate) fn path_and_query(&self, url: &'a str) -> &'a str {
         &url[self.origin.len()..]
     }
 }

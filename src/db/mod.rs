@@ -172,7 +172,7 @@ pub fn pool_snapshot(conn: &DatabaseConnection) -> Option<PoolSnapshot> {
             let opts = pool.options();
             Some(PoolSnapshot {
                 open: pool.size(),
-                idle: pool.num_idle() as u32,
+                idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
                 max: opts.get_max_connections(),
                 min: opts.get_min_connections(),
             })

@@ -55,6 +55,7 @@ const TITLES: [&str; 20] = [
 pub const MEDIA_VERSION: u32 = 2;
 /// The manifest of the generated media, at the storage root.
 pub const MANIFEST: &str = "demo-media.json";
+#[allow(clippy::cast_possible_truncation)] // a const of 20 titles
 pub const DEMO_TRACKS: u32 = TITLES.len() as u32;
 pub const CONTENT_TYPE: &str = "audio/wav";
 
@@ -271,7 +272,7 @@ fn write_track(root: &Path, n: u32, media: &DemoMedia) -> Result<DemoTrackMedia,
     Ok(DemoTrackMedia {
         n,
         duration_ms: media.tune.duration_ms(),
-        byte_size: media.wav.len() as i64,
+        byte_size: i64::try_from(media.wav.len()).unwrap_or(i64::MAX),
         files,
     })
 }
@@ -356,7 +357,7 @@ async fn insert_rows(conn: &DatabaseConnection, manifest: &Manifest) -> Result<(
             playlist_track::ActiveModel {
                 playlist_id: Set(pl.id),
                 track_id: Set(track_ids[track_idx]),
-                position: Set(pos as i32),
+                position: Set(i32::try_from(pos).unwrap_or(i32::MAX)),
                 ..Default::default()
             }
             .insert(conn)

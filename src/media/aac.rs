@@ -21,6 +21,7 @@ pub enum AacError {
     Malformed,
 }
 
+#[allow(clippy::needless_pass_by_value)] // the shape `map_err` calls
 fn fdk(e: fdk_aac::enc::EncoderError) -> AacError {
     AacError::Encoder(e.to_string())
 }

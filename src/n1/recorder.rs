@@ -92,7 +92,7 @@ impl Accumulator {
                     max_end_ns: None,
                     concurrent: false,
                 });
-                self.by_fp.insert(fp, i as u32);
+                self.by_fp.insert(fp, u32::try_from(i).unwrap_or(u32::MAX));
                 i
             }
         };
@@ -101,7 +101,7 @@ impl Accumulator {
                 h,
                 RawSlot {
                     text: Box::from(sql),
-                    shape: idx as u32,
+                    shape: u32::try_from(idx).unwrap_or(u32::MAX),
                 },
             );
         }
@@ -187,7 +187,7 @@ impl Accumulator {
                     fingerprint: s.fingerprint,
                     sql: Arc::clone(&s.sql),
                     count: s.count,
-                    distinct_params: s.params.len() as u32,
+                    distinct_params: u32::try_from(s.params.len()).unwrap_or(u32::MAX),
                     max_identical: s.max_identical,
                     params_unknown: s.params_unknown,
                     concurrent: s.concurrent,
@@ -405,7 +405,10 @@ mod tests {
         }
         let s = r.finish();
         assert_eq!(s.shapes[0].count, 203);
-        assert_eq!(s.shapes[0].distinct_params, DISTINCT_PARAMS_CAP as u32);
+        assert_eq!(
+            s.shapes[0].distinct_params,
+            u32::try_from(DISTINCT_PARAMS_CAP).unwrap()
+        );
         assert_eq!(s.shapes[0].max_identical, 4);
     }
 

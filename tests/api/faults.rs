@@ -62,7 +62,7 @@ fn scale() -> Scale {
 }
 
 /// Print (and append to `$VEZA_FAULTS_REPORT`) what a scenario measured.
-fn figures(name: &str, value: serde_json::Value) {
+fn figures(name: &str, value: &serde_json::Value) {
     let line = format!("FIGURES {name} {value}");
     eprintln!("{line}");
     if let Ok(path) = std::env::var("VEZA_FAULTS_REPORT") {
@@ -559,7 +559,7 @@ async fn soak_on_postgres_holds_latency_memory_and_descriptors() {
     .collect();
     figures(
         "soak",
-        json!({
+        &json!({
             "seconds": sc.soak.as_secs(), "connections": sc.soak_conns, "workers": 2,
             "db_max_connections": 10, "acquire_timeout_ms": acquire.as_millis() as u64,
             "requests_per_second": round(all.len() as f64 / sc.soak.as_secs_f64()),
@@ -819,7 +819,7 @@ async fn sigterm_under_load_completes_accepted_requests_and_exits_0() {
     let after: Vec<&Sample> = samples.iter().filter(|s| s.at >= signal_at_load).collect();
     figures(
         "sigterm",
-        json!({
+        &json!({
             "shutdown_timeout_s": 10, "connections": sc.conns,
             "downloads": {"count": 3, "bytes_each": BIG, "read_rate_bytes_per_s": rate,
                           "received_at_signal": at_signal,
@@ -898,7 +898,7 @@ async fn shutdown_timeout_bounds_a_stalled_download() {
     let took = exited.duration_since(signalled);
     figures(
         "shutdown_timeout",
-        json!({"shutdown_timeout_s": 2, "exit_code": code, "exit_s_after_signal": round(took.as_secs_f64()),
+        &json!({"shutdown_timeout_s": 2, "exit_code": code, "exit_s_after_signal": round(took.as_secs_f64()),
                "stalled_download_received": p.received.load(Ordering::Relaxed)}),
     );
     assert_eq!(code, Some(0), "{:?}", veza.lines.lock().unwrap());
@@ -994,7 +994,7 @@ async fn terminated_postgres_backends_cost_a_short_burst_of_503_then_recover() {
         .unwrap_or_default();
     figures(
         "pg_terminate_backend",
-        json!({
+        &json!({
             "connections": sc.conns, "db_max_connections": 10, "backends_terminated": terminated,
             "before": summary(&before), "after": summary(&after),
             "failed_after": failed.len(),
@@ -1210,7 +1210,7 @@ async fn a_partition_from_postgres_gives_prompt_503_and_recovers() {
     };
     figures(
         "pg_partition",
-        json!({
+        &json!({
             "connections": sc.conns, "db_max_connections": 10, "acquire_timeout_ms": 1000,
             "statement_timeout_ms": crate::faults::STATEMENT_TIMEOUT.as_millis() as u64,
             "partition_s": round(restored.duration_since(cut).as_secs_f64()),
@@ -1568,7 +1568,7 @@ async fn a_stalled_or_dead_s3_answers_502_in_bounded_time_and_recovers() {
     }
     figures(
         "s3_faults",
-        json!({"connections": sc.conns, "s3_operation_timeout_s": 2, "faults": report}),
+        &json!({"connections": sc.conns, "s3_operation_timeout_s": 2, "faults": report}),
     );
 }
 
@@ -1654,7 +1654,7 @@ async fn cdn_key_file_faults_keep_the_old_key_and_the_rsa_flood_is_measured() {
     let all: Vec<&Sample> = flood.iter().collect();
     figures(
         "cloudfront_stream_flood",
-        json!({
+        &json!({
             "connections": sc.conns * 2, "seconds": (sc.phase * 2).as_secs(),
             "answers": summary(&all),
             "answers_per_second": round(all.len() as f64 / (sc.phase * 2).as_secs_f64()),
@@ -1725,7 +1725,7 @@ async fn cdn_key_file_faults_keep_the_old_key_and_the_rsa_flood_is_measured() {
     let all: Vec<&Sample> = samples.iter().collect();
     figures(
         "cdn_key_file_faults",
-        json!({"faults": steps, "reload_errors_counted": counter(RELOAD_ERRORS).await - errors0,
+        &json!({"faults": steps, "reload_errors_counted": counter(RELOAD_ERRORS).await - errors0,
                "reload_failures_logged": logged, "downloads_during": summary(&all)}),
     );
     assert!(all.iter().all(|s| s.ok()), "{}", summary(&all));
@@ -1895,7 +1895,7 @@ async fn slow_clients_are_cut_off_and_normal_clients_still_served() {
     let spread = |v: &Vec<f64>| json!({"min_s": round(v.iter().copied().fold(f64::MAX, f64::min)), "max_s": round(v.iter().copied().fold(0.0, f64::max))});
     figures(
         "slow_clients",
-        json!({
+        &json!({
             "client_request_timeout_s": 1, "keep_alive_s": veza::startup::KEEP_ALIVE.as_secs(),
             "attackers": sc.slow_clients * 2, "byte_every_ms": every.as_millis() as u64,
             "cut_first_request": cut.get("first_request").map(spread),
@@ -1979,7 +1979,7 @@ async fn max_connections_caps_each_worker() {
     let served_at = started.elapsed();
     figures(
         "max_connections",
-        json!({"workers": 1, "max_connections": 8, "busy_connections": 8, "busy_for_ms": hold.as_millis() as u64,
+        &json!({"workers": 1, "max_connections": 8, "busy_connections": 8, "busy_for_ms": hold.as_millis() as u64,
                "request_below_limit_ms": unloaded.as_millis() as u64,
                "ninth_connection_waited_ms": waited.as_millis() as u64,
                "ninth_served_ms_after_the_eight_started": served_at.as_millis() as u64}),

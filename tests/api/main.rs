@@ -1,5 +1,12 @@
 //! Black-box integration tests: the real application on loopback, over HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// Test modules share helpers with `pub`; casts here convert test data and figures.
+#![allow(
+    unreachable_pub,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss
+)]
 
 mod browser;
 mod catalogue;

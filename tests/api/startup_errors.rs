@@ -192,7 +192,7 @@ async fn a_rejected_login_or_missing_database_quotes_the_server() {
     let admin = url::Url::parse(&crate::helpers::admin_url()).unwrap();
     let mut missing = admin.clone();
     missing.set_path("veza_no_such_database_x");
-    let mut stranger = admin.clone();
+    let mut stranger = admin;
     stranger.set_username("veza_no_such_role").unwrap();
     for (url, expect) in [
         (

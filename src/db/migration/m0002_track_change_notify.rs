@@ -7,7 +7,7 @@ use sea_orm::{ConnectionTrait, DbBackend};
 use sea_orm_migration::prelude::*;
 
 #[derive(DeriveMigrationName)]
-pub struct Migration;
+pub(super) struct Migration;
 
 const CREATE_NOTIFY: &str = r#"
 CREATE OR REPLACE FUNCTION veza_notify_track_changed() RETURNS trigger

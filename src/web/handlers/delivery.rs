@@ -128,7 +128,7 @@ fn respond(target: Target, params: &DeliveryParams) -> Result<HttpResponse, ApiE
             .finish());
     }
     let expires_at = Utc
-        .timestamp_opt(target.expires_at as i64, 0)
+        .timestamp_opt(i64::try_from(target.expires_at).unwrap_or(i64::MAX), 0)
         .single()
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .ok_or_else(|| ApiError::Internal("expiry out of range".into()))?;
@@ -172,7 +172,9 @@ async fn sign_at_edge(
                     c.set_secure(true);
                     c.set_http_only(true);
                     c.set_same_site(actix_web::cookie::SameSite::None);
-                    c.set_max_age(actix_web::cookie::time::Duration::seconds(max_age as i64));
+                    c.set_max_age(actix_web::cookie::time::Duration::seconds(
+                        i64::try_from(max_age).unwrap_or(i64::MAX),
+                    ));
                     c
                 })
                 .collect();

@@ -56,8 +56,8 @@ pub async fn deep(
         "database": db_json,
         "pool_stats": {
             "status": if stats_ok { "ok" } else { "stale" },
-            "last_sample_age_ms": age.map(|a| a.as_millis() as u64),
-            "stale_after_ms": stale_after.as_millis() as u64,
+            "last_sample_age_ms": age.map(crate::clock::millis),
+            "stale_after_ms": crate::clock::millis(stale_after),
         },
     });
     if healthy {

@@ -85,7 +85,7 @@ pub async fn list(db: Conn, params: web::Query<ListParams>) -> Result<HttpRespon
     // One extra row tells whether another page exists.
     let mut rows = query.limit(limit + 1).all(&db).await?;
     let has_more = rows.len() as u64 > limit;
-    rows.truncate(limit as usize);
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     let next_cursor = if has_more {
         rows.last().map(|t| t.id.to_string())
     } else {
