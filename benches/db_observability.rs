@@ -123,7 +123,7 @@ fn bench_statement(c: &mut Criterion) {
                 .unwrap()
         })
     });
-    let off = Conn::new(&db, None);
+    let off = Conn::new(&db, None, "/bench".into());
     g.bench_function("wrapper_counting_off", |b| {
         b.iter(|| {
             rt.block_on(track::Entity::find_by_id(black_box(3)).one(&off))
@@ -132,7 +132,13 @@ fn bench_statement(c: &mut Criterion) {
     });
     g.bench_function("wrapper_counting_on", |b| {
         b.iter_batched(
-            || Conn::new(&db, Some(Arc::new(RequestRecorder::new("/bench", "GET")))),
+            || {
+                Conn::new(
+                    &db,
+                    Some(Arc::new(RequestRecorder::new("/bench", "GET"))),
+                    "/bench".into(),
+                )
+            },
             |on| {
                 rt.block_on(track::Entity::find_by_id(black_box(3)).one(&on))
                     .unwrap()

@@ -259,6 +259,15 @@ pub const DB_STATEMENT_TIMEOUT: Var<Duration> = Var::new(
     "a duration between 100ms and 10m, such as 5s",
     "how long a statement may wait for the database's answer once it has a connection; then 503 db_unavailable (a database that stopped answering, e.g. behind a network partition)",
 );
+pub const DB_LEAK_THRESHOLD: Var<Duration> = Var::new(
+    "VEZA_DB_LEAK_THRESHOLD",
+    Scope::Database,
+    || secs(10),
+    |s| duration_in(s, ms(100), secs(3600)),
+    show_duration,
+    "a duration between 100ms and 1h, such as 10s",
+    "a connection held longer than this (a statement, or a transaction from BEGIN to its end) counts in veza_db_connection_leak_suspicions_total{route} and logs its route once",
+);
 pub const BIND: Var<SocketAddr> = Var::new(
     "VEZA_BIND",
     Scope::Server,
@@ -755,6 +764,7 @@ pub static ENV_VARS: &[&dyn Documented] = &[
     &DB_MIN_CONNECTIONS,
     &DB_ACQUIRE_TIMEOUT_MS,
     &DB_STATEMENT_TIMEOUT,
+    &DB_LEAK_THRESHOLD,
     &BIND,
     &METRICS_BIND,
     &WORKERS,
@@ -1048,6 +1058,8 @@ pub struct DatabaseConfig {
     pub acquire_timeout: Duration,
     /// Added to `acquire_timeout`: the bound of one database operation of a request.
     pub statement_timeout: Duration,
+    /// A connection held longer is a leak suspect.
+    pub leak_threshold: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -1363,6 +1375,7 @@ fn read_database(r: &mut Reader<'_>) -> DatabaseConfig {
         min_connections,
         acquire_timeout: ms(u64::from(r.get(&DB_ACQUIRE_TIMEOUT_MS))),
         statement_timeout: r.get(&DB_STATEMENT_TIMEOUT),
+        leak_threshold: r.get(&DB_LEAK_THRESHOLD),
     }
 }
 

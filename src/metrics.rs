@@ -24,6 +24,11 @@ pub const QUERY_COUNT_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0
 pub const QUERY_DURATION_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0,
 ];
+/// Connection use: a fast statement (under 1 ms) up to a leak (a minute).
+pub const USE_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0,
+];
 pub const HTTP_DURATION_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
@@ -40,6 +45,9 @@ pub struct Metrics {
     pub db_connection_acquire_seconds: Histogram,
     pub db_connection_acquire_timeouts_total: IntCounter,
     pub db_statement_timeouts_total: IntCounter,
+    pub db_connection_wait_seconds_total: prometheus::Counter,
+    pub db_connection_use_seconds: HistogramVec,
+    pub db_connection_leak_suspicions_total: IntCounterVec,
     pub db_pool_stats_last_sample_timestamp_seconds: prometheus::Gauge,
     pub db_pool_stats_samples_total: IntCounter,
     pub actor_restarts_total: IntCounterVec,
@@ -112,6 +120,25 @@ impl Metrics {
             db_statement_timeouts_total: IntCounter::new(
                 "veza_db_statement_timeouts_total",
                 "Database operations abandoned because the database did not answer within VEZA_DB_ACQUIRE_TIMEOUT_MS + VEZA_DB_STATEMENT_TIMEOUT (answered 503 db_unavailable).",
+            )?,
+            db_connection_wait_seconds_total: prometheus::Counter::new(
+                "veza_db_connection_wait_seconds_total",
+                "Total time database operations spent waiting for a pooled connection (rate() = seconds of waiting per second; adds up across instances).",
+            )?,
+            db_connection_use_seconds: HistogramVec::new(
+                HistogramOpts::new(
+                    "veza_db_connection_use_seconds",
+                    "How long an operation held a pooled connection, by route pattern: a statement outside a transaction, or a transaction from BEGIN to its end.",
+                )
+                .buckets(USE_BUCKETS.to_vec()),
+                &["route"],
+            )?,
+            db_connection_leak_suspicions_total: IntCounterVec::new(
+                Opts::new(
+                    "veza_db_connection_leak_suspicions_total",
+                    "Connections held longer than VEZA_DB_LEAK_THRESHOLD, by route pattern (counted once per hold).",
+                ),
+                &["route"],
             )?,
             db_pool_stats_last_sample_timestamp_seconds: prometheus::Gauge::new(
                 "veza_db_pool_stats_last_sample_timestamp_seconds",
@@ -257,6 +284,9 @@ impl Metrics {
             Box::new(self.db_connection_acquire_seconds.clone()),
             Box::new(self.db_connection_acquire_timeouts_total.clone()),
             Box::new(self.db_statement_timeouts_total.clone()),
+            Box::new(self.db_connection_wait_seconds_total.clone()),
+            Box::new(self.db_connection_use_seconds.clone()),
+            Box::new(self.db_connection_leak_suspicions_total.clone()),
             Box::new(self.db_pool_stats_last_sample_timestamp_seconds.clone()),
             Box::new(self.db_pool_stats_samples_total.clone()),
             Box::new(self.actor_restarts_total.clone()),

@@ -171,7 +171,10 @@ impl Application {
             log::error!("migrations not applied yet (database unavailable?): {e}");
             migrations_pending.store(true, std::sync::atomic::Ordering::Relaxed);
         }
-        let instruments = Arc::new(PoolInstruments::default());
+        let instruments = Arc::new(PoolInstruments {
+            holders: crate::db::holders::Holders::new(config.database.leak_threshold),
+            ..Default::default()
+        });
         let db = Db {
             conn: conn.clone(),
             instruments: instruments.clone(),

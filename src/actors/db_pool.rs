@@ -101,6 +101,8 @@ impl DbPool {
         }
         let snap = pool_snapshot(&self.conn)?;
         publish(&self.metrics, &self.instruments, snap);
+        // A connection never released would otherwise go unnoticed.
+        self.instruments.holders.scan_leaks(&self.metrics);
         self.samples += 1;
         log::debug!(
             "pool sample #{}: open={} in_use={} idle={} max={}",

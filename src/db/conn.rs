@@ -27,6 +27,7 @@ use sea_orm::{
     TransactionOptions, TransactionSession, TransactionTrait,
 };
 
+use super::holders::{Hold, HoldKind};
 use super::{Db, PoolInstruments};
 use crate::metrics::Metrics;
 use crate::n1::fingerprint::{Op, classify};
@@ -203,6 +204,8 @@ struct Probe {
     metrics: Arc<Metrics>,
     /// [`Db::operation_timeout`].
     timeout: Option<Duration>,
+    /// The request's route pattern: who holds connections.
+    route: Arc<str>,
 }
 
 impl Probe {
@@ -216,11 +219,15 @@ impl Probe {
         fut: Pin<Box<dyn Future<Output = Result<T, DbErr>> + Send + '_>>,
     ) -> Result<T, DbErr> {
         let _in_flight = acquires.then(|| InFlight::enter(&self.instruments.in_flight));
+        let hold = acquires.then(|| self.hold(HoldKind::Statement));
         let started = Instant::now();
         let (res, elapsed) = self.bounded(with_elapsed(fut)).await;
         let total = started.elapsed();
-        if acquires {
+        if let Some(hold) = hold {
             self.observe_acquire(&res, total, elapsed);
+            // The connection was held for sea-orm's statement time; without it (an
+            // error before the statement ran), nothing was held.
+            hold.finish(elapsed.unwrap_or_default());
         }
         if let (Some(rec), Shape::Counted(slot)) = (&self.recorder, shape) {
             rec.record_shape(slot, params, elapsed.unwrap_or(total));
@@ -261,22 +268,31 @@ impl Probe {
         }
     }
 
+    fn hold(&self, kind: HoldKind) -> Hold {
+        Hold::enter(&self.instruments, &self.metrics, self.route.clone(), kind)
+    }
+
     fn observe_acquire<T>(
         &self,
         res: &Result<T, DbErr>,
         total: Duration,
         elapsed: Option<Duration>,
     ) {
-        if is_acquire_timeout(res) {
+        let waited = if is_acquire_timeout(res) {
             self.metrics.db_connection_acquire_timeouts_total.inc();
-            self.metrics
-                .db_connection_acquire_seconds
-                .observe(total.as_secs_f64());
+            self.instruments.holders.log_at_timeout(total);
+            total
         } else if let Some(e) = elapsed {
-            self.metrics
-                .db_connection_acquire_seconds
-                .observe(total.saturating_sub(e).as_secs_f64());
-        }
+            total.saturating_sub(e)
+        } else {
+            return;
+        };
+        self.metrics
+            .db_connection_acquire_seconds
+            .observe(waited.as_secs_f64());
+        self.metrics
+            .db_connection_wait_seconds_total
+            .inc_by(waited.as_secs_f64());
     }
 
     /// `begin` takes a connection and holds it until commit/rollback/drop.
@@ -299,7 +315,10 @@ impl Probe {
         Ok(Txn {
             inner,
             probe: self.clone(),
-            _open: Some(OpenTransaction::new(&self.instruments)),
+            _open: Some(OpenTransaction::new(
+                &self.instruments,
+                self.hold(HoldKind::Transaction),
+            )),
         })
     }
 }
@@ -355,7 +374,8 @@ impl Clone for Conn {
 }
 
 impl Conn {
-    pub fn new(db: &Db, recorder: Option<Arc<RequestRecorder>>) -> Self {
+    /// The handle of one request of `route` (its pattern: a bounded label).
+    pub fn new(db: &Db, recorder: Option<Arc<RequestRecorder>>, route: Arc<str>) -> Self {
         Recorded {
             inner: db.conn.clone(),
             probe: Probe {
@@ -363,6 +383,7 @@ impl Conn {
                 instruments: db.instruments.clone(),
                 metrics: db.metrics.clone(),
                 timeout: db.operation_timeout,
+                route,
             },
             _open: None,
         }
@@ -525,15 +546,16 @@ where
     }
 }
 
-/// Counts an open transaction in [`PoolInstruments`] until dropped.
-struct OpenTransaction(Arc<PoolInstruments>);
+/// Counts an open transaction in [`PoolInstruments`], and holds its entry among the
+/// connection holders, until dropped.
+struct OpenTransaction(Arc<PoolInstruments>, #[allow(dead_code)] Hold);
 
 impl OpenTransaction {
-    fn new(instruments: &Arc<PoolInstruments>) -> Self {
+    fn new(instruments: &Arc<PoolInstruments>, hold: Hold) -> Self {
         instruments
             .open_transactions
             .fetch_add(1, Ordering::Relaxed);
-        OpenTransaction(instruments.clone())
+        OpenTransaction(instruments.clone(), hold)
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod conn;
 pub mod entities;
+pub mod holders;
 pub mod migration;
 pub mod seed;
 
@@ -27,6 +28,8 @@ pub struct PoolInstruments {
     pub open_transactions: AtomicI64,
     /// Unix time in milliseconds of the DbPool actor's last sample (0 = never).
     pub last_sample_unix_ms: AtomicU64,
+    /// Who holds connections now (use time, leak suspicion, the timeout log).
+    pub holders: holders::Holders,
 }
 
 impl PoolInstruments {

@@ -98,6 +98,8 @@ impl FromRequest for Conn {
             Some(db) => Ok(Conn::new(
                 db,
                 req.extensions().get::<Arc<RequestRecorder>>().cloned(),
+                req.match_pattern()
+                    .map_or_else(|| Arc::from(UNMATCHED), Arc::from),
             )),
             None => Err(ApiError::Internal("database handle not configured".into())),
         };

@@ -464,3 +464,67 @@ async fn migrations_are_applied_once_the_database_appears() {
     assert_eq!(code, Some(0));
     assert_eq!(app.count("pending migrations applied"), 1);
 }
+
+/// A connection held past `VEZA_DB_LEAK_THRESHOLD` is counted once for its route, while
+/// it is still held (the pool sample scans) and not again at release; a short hold is
+/// not. Every hold is observed in `veza_db_connection_use_seconds{route}`, and waits add
+/// up in `veza_db_connection_wait_seconds_total`.
+#[actix_web::test]
+async fn long_holds_are_leak_suspects_by_route_and_uses_are_timed() {
+    for backend in backends().await {
+        let app = spawn_app(
+            backend,
+            Options::default()
+                .routes(test_routes())
+                .env("VEZA_DB_LEAK_THRESHOLD", "300ms")
+                .env("VEZA_POOL_STATS_INTERVAL", "100ms"),
+        )
+        .await;
+        let route = "/test/hold/{ms}";
+        let series = |name: &str| format!("{name}{{route=\"{route}\"}}");
+        let before = app.metrics().await;
+        let uses_before =
+            metric(&before, &series("veza_db_connection_use_seconds_count")).unwrap_or(0.0);
+
+        // Held 1.2 s: flagged by a sample while held, well before its release.
+        let long = {
+            let c = app.client.clone();
+            let url = format!("{}/test/hold/1200", app.address);
+            actix_web::rt::spawn(async move { c.get(url).send().await.unwrap().status() })
+        };
+        let flagged_while_held = poll(Duration::from_millis(1000), || async {
+            let text = app.metrics().await;
+            (metric(&text, &series("veza_db_connection_leak_suspicions_total")) == Some(1.0))
+                .then_some(())
+        })
+        .await;
+        assert!(
+            flagged_while_held.is_some(),
+            "{backend:?}: a 1.2 s hold was not suspected within 1 s (threshold 300 ms)"
+        );
+        assert_eq!(long.await.unwrap(), 200);
+        // Short holds: no suspicion.
+        for _ in 0..3 {
+            assert_eq!(app.get("/test/hold/10").await.status(), 200);
+        }
+        let after = app.metrics().await;
+        assert_eq!(
+            metric(&after, &series("veza_db_connection_leak_suspicions_total")),
+            Some(1.0),
+            "{backend:?}: counted once per hold"
+        );
+        let uses = metric(&after, &series("veza_db_connection_use_seconds_count")).unwrap();
+        assert_eq!(
+            uses - uses_before,
+            4.0,
+            "{backend:?}: one use per transaction"
+        );
+        let long_uses = metric(
+            &after,
+            &format!("veza_db_connection_use_seconds_bucket{{route=\"{route}\",le=\"1\"}}"),
+        )
+        .unwrap();
+        assert_eq!(long_uses, 3.0, "{backend:?}: the 1.2 s hold is above 1 s");
+        assert!(metric(&after, "veza_db_connection_wait_seconds_total").is_some());
+    }
+}
