@@ -66,3 +66,20 @@ else
   log "PostgreSQL is NOT reachable on 127.0.0.1:5432"
   [ "${CI:-}" = "true" ] && exit 1
 fi
+
+# A real OpenTelemetry SDK (Python, pinned in tests/otel/requirements.txt) in a venv under
+# target/: tests/otlp_trace.rs runs tests/otel/make_trace.py with it to write the OTLP JSON
+# trace that `veza n1 analyze` reads. Reinstalled when the requirements change (a stamp
+# records which). Not fatal outside CI: that test then skips, saying why.
+otel_venv="$root/target/otel-venv"
+otel_sum="$(sha256sum "$root/tests/otel/requirements.txt" | cut -d' ' -f1)"
+if [ "$(cat "$otel_venv/.veza-requirements.sha256" 2>/dev/null)" != "$otel_sum" ]; then
+  log "installing tests/otel/requirements.txt (OpenTelemetry Python SDK) into target/otel-venv"
+  if rm -rf "$otel_venv" && python3 -m venv "$otel_venv" \
+    && "$otel_venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/tests/otel/requirements.txt"; then
+    printf '%s\n' "$otel_sum" > "$otel_venv/.veza-requirements.sha256"
+  else
+    log "the OpenTelemetry Python SDK could NOT be installed"
+    if [ "${CI:-}" = "true" ]; then exit 1; fi
+  fi
+fi

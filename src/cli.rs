@@ -122,7 +122,9 @@ pub struct SignArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum N1Command {
-    /// Analyze newline-delimited JSON request traces with the live detector's rules.
+    /// Analyze request traces with the live detector's rules: veza's NDJSON, or
+    /// OpenTelemetry OTLP JSON from any service (database spans grouped per trace and
+    /// parent span).
     #[command(after_help = env_help(&[Scope::QueryStats]))]
     Analyze {
         /// Trace file; standard input when absent.
@@ -130,6 +132,10 @@ pub enum N1Command {
         /// One JSON object per finding instead of text lines.
         #[arg(long)]
         json: bool,
+        /// Input format: auto (OTLP when the first line holds `resourceSpans` or starts
+        /// a multi-line JSON document), ndjson, or otlp.
+        #[arg(long, default_value = "auto", value_name = "auto|ndjson|otlp")]
+        format: crate::n1::Format,
     },
 }
 
@@ -145,7 +151,9 @@ fn load_config() -> Result<Config, ExitCode> {
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::CheckConfig => check_config(),
-        Command::N1(N1Command::Analyze { file, json }) => n1_analyze(file.as_deref(), json),
+        Command::N1(N1Command::Analyze { file, json, format }) => {
+            n1_analyze(file.as_deref(), json, format)
+        }
         Command::Sign(args) => sign(&args),
         Command::Import(args) => import(args),
         command => {
@@ -441,7 +449,7 @@ async fn serve(config: Config, demo: bool) -> ExitCode {
     }
 }
 
-fn n1_analyze(file: Option<&std::path::Path>, json: bool) -> ExitCode {
+fn n1_analyze(file: Option<&std::path::Path>, json: bool, format: crate::n1::Format) -> ExitCode {
     let config = match load_config() {
         Ok(c) => c,
         Err(code) => return code,
@@ -457,8 +465,13 @@ fn n1_analyze(file: Option<&std::path::Path>, json: bool) -> ExitCode {
         },
         None => Box::new(BufReader::new(std::io::stdin().lock())),
     };
-    let report = match crate::n1::trace::analyze(input, &detector) {
-        Ok(r) => r,
+    let report = match crate::n1::analyze_input(input, format, &detector) {
+        Ok(analysis) => {
+            if let Some(stats) = &analysis.otlp {
+                eprintln!("{stats}");
+            }
+            analysis.report
+        }
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::from(2);

@@ -1,7 +1,8 @@
 //! N+1 and query-shape detection: normalise each SQL statement into a shape
 //! ([`fingerprint`]), accumulate the shapes of one request cheaply on the hot
 //! path ([`recorder`]), decide findings purely ([`detector`]), and analyse
-//! recorded traces offline ([`trace`], `veza n1 analyze`).
+//! recorded traces offline ([`trace`], `veza n1 analyze`), including
+//! OpenTelemetry traces from any service ([`otlp`]).
 //!
 //! Typical live use (per request):
 //!
@@ -20,6 +21,7 @@
 
 pub mod detector;
 pub mod fingerprint;
+pub mod otlp;
 pub mod recorder;
 pub mod trace;
 
@@ -28,5 +30,6 @@ pub use detector::{
     parse_allowlist,
 };
 pub use fingerprint::{FingerprintId, Op, ParseFingerprintError, classify, fnv1a64, normalize};
+pub use otlp::{Analysis, Format, OtlpStats, analyze_input};
 pub use recorder::RequestRecorder;
 pub use trace::{Report, TraceError, analyze};

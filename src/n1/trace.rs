@@ -73,7 +73,7 @@ struct Statement<'a> {
     duration_us: Option<u64>,
 }
 
-fn type_name(v: &Value) -> &'static str {
+pub(super) fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "boolean",
@@ -139,7 +139,7 @@ fn parse_statements(v: &Value) -> Result<Vec<Statement<'_>>, String> {
 
 /// Strips serde_json's " at line L column C" suffix (always line 1 here)
 /// and puts the column in its place.
-fn json_error_message(e: &serde_json::Error) -> String {
+pub(super) fn json_error_message(e: &serde_json::Error) -> String {
     let full = e.to_string();
     let msg = full
         .rsplit_once(" at line ")
@@ -153,17 +153,28 @@ fn analyze_line(
     cfg: &DetectorConfig,
     report: &mut Report,
 ) -> Result<(), TraceError> {
-    let invalid = |message: String| TraceError::Invalid {
-        line: lineno,
-        message,
-    };
     let v: Value = serde_json::from_str(line).map_err(|e| TraceError::Malformed {
         line: lineno,
         message: json_error_message(&e),
     })?;
+    analyze_value(&v, lineno, cfg, report)
+}
+
+/// Analyses one request already parsed from JSON (an NDJSON line, or a request
+/// built from OTLP spans by [`super::otlp`]); errors name `lineno`.
+pub(super) fn analyze_value(
+    v: &Value,
+    lineno: usize,
+    cfg: &DetectorConfig,
+    report: &mut Report,
+) -> Result<(), TraceError> {
+    let invalid = |message: String| TraceError::Invalid {
+        line: lineno,
+        message,
+    };
     let obj = v
         .as_object()
-        .ok_or_else(|| invalid(format!("expected a JSON object, got {}", type_name(&v))))?;
+        .ok_or_else(|| invalid(format!("expected a JSON object, got {}", type_name(v))))?;
     let route = match obj.get("route") {
         None => return Err(invalid("missing field `route`".into())),
         Some(Value::String(s)) => s.clone(),

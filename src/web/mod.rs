@@ -10,6 +10,33 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use error::{ApiError, codes};
 
+/// The route patterns the service registers: the bounded values of every `route` label
+/// (plus `unmatched`), whose series are created at zero on start.
+pub mod patterns {
+    pub const HEALTH: &str = "/health";
+    pub const HEALTH_DEEP: &str = "/health/deep";
+    pub const TRACKS: &str = "/api/v1/tracks";
+    pub const TRACK: &str = "/api/v1/tracks/{id}";
+    pub const STREAM: &str = "/api/v1/tracks/{id}/stream";
+    pub const DOWNLOAD: &str = "/api/v1/tracks/{id}/download";
+    pub const PLAYLIST: &str = "/api/v1/playlists/{id}";
+    pub const HLS: &str = "/hls/{track_id}/{file}";
+    pub const MEDIA: &str = "/media/{scope}/{expires}/{token}/{key:.*}";
+    pub const METRICS: &str = "/metrics";
+    pub const ALL: [&str; 10] = [
+        HEALTH,
+        HEALTH_DEEP,
+        TRACKS,
+        TRACK,
+        STREAM,
+        DOWNLOAD,
+        PLAYLIST,
+        HLS,
+        MEDIA,
+        METRICS,
+    ];
+}
+
 /// Register the service's routes. Extractor failures become 400 JSON, unknown
 /// routes 404 JSON.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -26,29 +53,23 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 ApiError::bad_request(codes::INVALID_JSON, err.to_string()).into()
             }),
     )
-    .route("/health", web::get().to(handlers::health::live))
-    .route("/health/deep", web::get().to(handlers::health::deep))
-    .route("/api/v1/tracks", web::get().to(handlers::tracks::list))
-    .route("/api/v1/tracks/{id}", web::get().to(handlers::tracks::get))
+    .route(patterns::HEALTH, web::get().to(handlers::health::live))
+    .route(patterns::HEALTH_DEEP, web::get().to(handlers::health::deep))
+    .route(patterns::TRACKS, web::get().to(handlers::tracks::list))
+    .route(patterns::TRACK, web::get().to(handlers::tracks::get))
+    .route(patterns::STREAM, web::get().to(handlers::delivery::stream))
     .route(
-        "/api/v1/tracks/{id}/stream",
-        web::get().to(handlers::delivery::stream),
-    )
-    .route(
-        "/api/v1/tracks/{id}/download",
+        patterns::DOWNLOAD,
         web::get().to(handlers::delivery::download),
     )
-    .route(
-        "/api/v1/playlists/{id}",
-        web::get().to(handlers::playlists::get),
-    )
+    .route(patterns::PLAYLIST, web::get().to(handlers::playlists::get))
     .service(
-        web::resource("/hls/{track_id}/{file}")
+        web::resource(patterns::HLS)
             .route(web::get().to(handlers::hls::origin))
             .route(web::head().to(handlers::hls::origin)),
     )
     .service(
-        web::resource("/media/{scope}/{expires}/{token}/{key:.*}")
+        web::resource(patterns::MEDIA)
             .route(web::get().to(handlers::media::media))
             .route(web::head().to(handlers::media::media)),
     );
@@ -56,7 +77,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// `GET /metrics`, mounted on the public listener or on `VEZA_METRICS_BIND`.
 pub fn metrics_route(cfg: &mut web::ServiceConfig) {
-    cfg.route("/metrics", web::get().to(handlers::metrics::render));
+    cfg.route(patterns::METRICS, web::get().to(handlers::metrics::render));
 }
 
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
