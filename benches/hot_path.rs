@@ -79,6 +79,7 @@ fn summary() -> RequestSummary {
         statement_count: 3,
         db_time: Duration::from_micros(300),
         shapes,
+        order: vec![0, 1, 2],
     }
 }
 

@@ -1,6 +1,7 @@
 //! Hot-path costs of N+1 detection: `RequestRecorder::record` for a
 //! statement already seen in the request, `normalize` of a typical
-//! statement, and `detect` on a 50-shape summary.
+//! statement, and `detect` on a 50-shape summary and on a full ordered window
+//! (the `sequence` detection's worst realistic case).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -103,10 +104,33 @@ fn bench_detect(c: &mut Criterion) {
         statement_count: shapes.iter().map(|s| s.count).sum(),
         db_time: Duration::from_millis(20),
         shapes,
+        order: Vec::new(),
     };
     let cfg = DetectorConfig::default();
     c.bench_function("detect_50_shapes", |b| {
         b.iter(|| detect(black_box(&summary), &cfg))
+    });
+    // 256 ordered statements: a 3-shape loop interleaved with 20 shapes run
+    // three times each in varying order (candidates that fail late).
+    let rec = RequestRecorder::new("/api/v1/feed", "GET");
+    for i in 0..64u64 {
+        for t in ["a", "b", "c"] {
+            rec.record(
+                &format!("SELECT * FROM {t} WHERE id = $1"),
+                Some(i),
+                Duration::ZERO,
+            );
+        }
+        let other = (i * 7) % 20;
+        rec.record(
+            &format!("SELECT * FROM o{other} WHERE id = $1"),
+            Some(i),
+            Duration::ZERO,
+        );
+    }
+    let window = rec.finish();
+    c.bench_function("detect_full_window", |b| {
+        b.iter(|| detect(black_box(&window), &cfg))
     });
 }
 

@@ -534,7 +534,7 @@ pub const N1_REPEAT_THRESHOLD: Var<u32> = Var::new(
     |s| int_in(s, 2, u32::MAX),
     show_display,
     "an integer ≥ 2",
-    "repeats of one query shape that flag kind=\"repeat\" / \"redundant\"",
+    "repeats of one query shape (or statements of one repeated sequence of shapes) that flag kind=\"repeat\" / \"redundant\" / \"sequence\"",
 );
 pub const N1_ALLOW: Var<N1Allowlist> = Var::new(
     "VEZA_N1_ALLOW",

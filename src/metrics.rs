@@ -170,7 +170,7 @@ impl Metrics {
             db_n1_suspicions_total: IntCounterVec::new(
                 Opts::new(
                     "veza_db_n1_suspicions_total",
-                    "Requests flagged by the N+1 detector, by route pattern and kind (total, repeat, redundant).",
+                    "Requests flagged by the N+1 detector, by route pattern and kind (total, repeat, redundant, sequence).",
                 ),
                 &["route", "kind"],
             )?,

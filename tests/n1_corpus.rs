@@ -1,13 +1,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Corpus tests for `veza n1 analyze`: NDJSON traces under tests/data/n1/
 //! with the exact findings each must produce.
+//!
+//! The `sequence*.ndjson` files hold loops of several shapes (kind
+//! `sequence`): a plain one, one with unrelated statements interleaved, two
+//! concurrent ones, and the look-alikes that must not be sequences.
 
 use std::fs::File;
 use std::io::BufReader;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use veza::n1::{
-    DetectorConfig, FingerprintId, Kind, Report, TraceError, analyze, normalize, parse_allowlist,
+    DetectorConfig, Finding, FingerprintId, Kind, Report, RequestRecorder, TraceError, analyze,
+    detect, fnv1a64, normalize, parse_allowlist,
 };
 
 fn path(name: &str) -> PathBuf {
@@ -51,6 +57,25 @@ const ALBUMS: &str = r#"SELECT "albums"."id" FROM "albums" WHERE "albums"."artis
 const IMAGES: &str = r#"SELECT "images"."url" FROM "images" WHERE "images"."album_id" = $1"#;
 const USERS: &str = r#"SELECT "users"."id" FROM "users" WHERE "users"."id" = $1"#;
 const STATS: &str = r#"SELECT "stats"."plays" FROM "stats" WHERE "stats"."track_id" = $1"#;
+const ARTISTS: &str =
+    r#"SELECT "artists"."id", "artists"."name" FROM "artists" WHERE "artists"."id" = $1 LIMIT $2"#;
+const ALBUM: &str =
+    r#"SELECT "albums"."id", "albums"."title" FROM "albums" WHERE "albums"."id" = $1 LIMIT $2"#;
+const TRACKS_OF_ALBUM: &str =
+    r#"SELECT "tracks"."id" FROM "tracks" WHERE "tracks"."album_id" = $1"#;
+const COVER: &str = r#"SELECT "covers"."url" FROM "covers" WHERE "covers"."album_id" = $1"#;
+
+/// Fingerprint id of a sequence of these statements, in order.
+fn seq_fp(sqls: &[&str]) -> FingerprintId {
+    FingerprintId::of_normalized(&seq_sql(sqls))
+}
+
+fn seq_sql(sqls: &[&str]) -> String {
+    sqls.iter()
+        .map(|s| normalize(s))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
 
 #[test]
 fn true_n_plus_one_of_several_shapes() {
@@ -111,18 +136,13 @@ fn interleaved_repeats_are_caught() {
     assert_eq!(
         findings(&r),
         vec![
+            // Albums then images, per album, five times, broken once by a
+            // plays count: one loop of two shapes.
             (
                 "/api/v1/artists/{id}/albums",
-                Kind::Repeat,
+                Kind::Sequence,
                 5,
-                Some(fp(ALBUMS)),
-                false
-            ),
-            (
-                "/api/v1/artists/{id}/albums",
-                Kind::Repeat,
-                5,
-                Some(fp(IMAGES)),
+                Some(seq_fp(&[ALBUMS, IMAGES])),
                 false
             ),
             (
@@ -158,6 +178,160 @@ fn concurrent_repeats_are_caught_and_marked() {
             ),
             ("/api/v1/me", Kind::Redundant, 5, Some(fp(USERS)), true),
         ]
+    );
+}
+
+#[test]
+fn a_loop_of_several_shapes_is_one_sequence() {
+    let r = run("sequence.ndjson");
+    assert_eq!((r.requests, r.statements), (2, 16 + 22));
+    assert_eq!(
+        findings(&r),
+        vec![
+            // A playlist, then track, artist and album per track, 5 times.
+            (
+                "/api/v1/playlists/{id}/full",
+                Kind::Sequence,
+                5,
+                Some(seq_fp(&[TRACKS, ARTISTS, ALBUM])),
+                false
+            ),
+            // Tracks then cover per album, 6 times, with an audit insert
+            // twice, a plays count once and a user lookup 6 times at varying
+            // places in between: the user lookup is its own N+1.
+            (
+                "/api/v1/artists/{id}/discography",
+                Kind::Sequence,
+                6,
+                Some(seq_fp(&[TRACKS_OF_ALBUM, COVER])),
+                false
+            ),
+            (
+                "/api/v1/artists/{id}/discography",
+                Kind::Repeat,
+                6,
+                Some(fp(USERS)),
+                false
+            ),
+        ]
+    );
+    let f = &r.findings[0];
+    assert_eq!(f.shapes, vec![fp(TRACKS), fp(ARTISTS), fp(ALBUM)]);
+    assert_eq!(
+        f.sql.as_deref(),
+        Some(seq_sql(&[TRACKS, ARTISTS, ALBUM]).as_str())
+    );
+    assert_eq!(f.db_time, std::time::Duration::from_micros(15 * 80));
+
+    let mut text = Vec::new();
+    r.write_text(&mut text).unwrap();
+    let text = String::from_utf8(text).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!(
+            "/api/v1/playlists/{{id}}/full sequence count=5 fingerprint={} db_time=1.2ms shapes={},{},{} sql: {}",
+            seq_fp(&[TRACKS, ARTISTS, ALBUM]),
+            fp(TRACKS),
+            fp(ARTISTS),
+            fp(ALBUM),
+            seq_sql(&[TRACKS, ARTISTS, ALBUM])
+        )
+    );
+    assert_eq!(
+        lines[3],
+        "analyzed 2 requests, 38 statements: 3 findings (repeat 1, redundant 0, total 0, sequence 2)"
+    );
+    let mut json = Vec::new();
+    r.write_json(&mut json).unwrap();
+    let first: serde_json::Value =
+        serde_json::from_str(String::from_utf8(json).unwrap().lines().next().unwrap()).unwrap();
+    assert_eq!(first["kind"], "sequence");
+    assert_eq!(first["count"], 5);
+    assert_eq!(
+        first["shapes"],
+        serde_json::json!([
+            fp(TRACKS).to_string(),
+            fp(ARTISTS).to_string(),
+            fp(ALBUM).to_string()
+        ])
+    );
+}
+
+#[test]
+fn concurrent_sequences() {
+    let r = run("sequence_concurrent.ndjson");
+    assert_eq!(
+        findings(&r),
+        vec![
+            // Pipelined: each track's stats start when its track ends, while
+            // the next track already runs. Listed by start the pattern is
+            // blurred; in completion order (what the live recorder sees) it
+            // is exact.
+            (
+                "/api/v1/tracks/batch",
+                Kind::Sequence,
+                6,
+                Some(seq_fp(&[TRACKS, STATS])),
+                true
+            ),
+            // join_all over the items: every track completes before any
+            // stats. Timing cannot tell this from two concurrent loops, so
+            // each shape is reported alone, still caught and marked.
+            (
+                "/api/v1/tracks/batch",
+                Kind::Repeat,
+                6,
+                Some(fp(TRACKS)),
+                true
+            ),
+            (
+                "/api/v1/tracks/batch",
+                Kind::Repeat,
+                6,
+                Some(fp(STATS)),
+                true
+            ),
+        ]
+    );
+}
+
+#[test]
+fn look_alikes_are_not_sequences() {
+    let r = run("sequence_false_positives.ndjson");
+    assert_eq!(r.requests, 5);
+    assert_eq!(
+        findings(&r),
+        vec![
+            // Two loops one after the other: AAAAA BBBBB.
+            ("/fp/blocks", Kind::Repeat, 5, Some(fp(TRACKS)), false),
+            ("/fp/blocks", Kind::Repeat, 5, Some(fp(ARTISTS)), false),
+            // AB AB: two repetitions are no pattern (and no repeat either).
+            // A fixed prelude, then one shape repeated.
+            ("/fp/prelude", Kind::Repeat, 6, Some(fp(TRACKS)), false),
+            // AB BA BA AB BA AB: the order changes between iterations.
+            ("/fp/orders", Kind::Repeat, 6, Some(fp(TRACKS)), false),
+            ("/fp/orders", Kind::Repeat, 6, Some(fp(ARTISTS)), false),
+            // The same two statements with the same parameters each time:
+            // redundant, not an N+1.
+            ("/fp/identical", Kind::Redundant, 5, Some(fp(USERS)), false),
+            ("/fp/identical", Kind::Redundant, 5, Some(fp(STATS)), false),
+        ]
+    );
+    // With a lower threshold the two repetitions still make no sequence.
+    let cfg = DetectorConfig {
+        repeat_threshold: 2,
+        ..DetectorConfig::default()
+    };
+    let r = run_with("sequence_false_positives.ndjson", &cfg).unwrap();
+    assert_eq!(r.count(Kind::Sequence), 0);
+    assert_eq!(
+        r.findings
+            .iter()
+            .filter(|f| f.route == "/fp/two-repetitions")
+            .map(|f| (f.kind, f.count))
+            .collect::<Vec<_>>(),
+        vec![(Kind::Repeat, 2), (Kind::Repeat, 2)]
     );
 }
 
@@ -302,7 +476,7 @@ fn text_and_json_reports_never_print_parameter_values() {
     );
     assert_eq!(
         lines[4],
-        "analyzed 4 requests, 27 statements: 4 findings (repeat 4, redundant 0, total 0)"
+        "analyzed 4 requests, 27 statements: 4 findings (repeat 4, redundant 0, total 0, sequence 0)"
     );
     let mut json = Vec::new();
     r.write_json(&mut json).unwrap();
@@ -318,6 +492,82 @@ fn text_and_json_reports_never_print_parameter_values() {
     assert_eq!(first["fingerprint"], fp(TRACKS).to_string());
 }
 
+/// Replays every request of `name` through the live [`RequestRecorder`]
+/// (statements recorded when they complete, with their timings) and checks
+/// that `detect` on its summary finds what the analyzer found.
+fn live_agrees_with_analyzer(name: &str) -> usize {
+    let cfg = DetectorConfig::default();
+    let text = std::fs::read_to_string(path(name)).unwrap();
+    let mut live = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let mut key = (0u64, 0u64);
+        let mut statements: Vec<((u64, u64), &serde_json::Value)> = v["statements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|st| {
+                if let Some(start) = st["start_us"].as_u64() {
+                    key = (start + st["duration_us"].as_u64().unwrap_or(0), start);
+                }
+                (key, st)
+            })
+            .collect();
+        statements.sort_by_key(|&(k, _)| k);
+        let rec = RequestRecorder::new(v["route"].as_str().unwrap(), "GET");
+        let t0 = Instant::now();
+        for ((end, _), st) in statements {
+            let params = st.get("params").filter(|p| !p.is_null());
+            let dur = match st["start_us"].as_u64() {
+                Some(_) => st["duration_us"].as_u64().unwrap_or(0),
+                None => 0,
+            };
+            rec.record_ended_at(
+                st["sql"].as_str().unwrap(),
+                params.map(|p| fnv1a64(p.to_string().as_bytes())),
+                Duration::from_micros(dur),
+                t0 + Duration::from_micros(end),
+            );
+        }
+        live.extend(detect(&rec.finish(), &cfg));
+    }
+    let offline = run(name).findings;
+    let key = |f: &Finding| {
+        (
+            f.route.clone(),
+            f.kind,
+            f.fingerprint,
+            f.count,
+            f.concurrent,
+        )
+    };
+    let mut a: Vec<_> = live.iter().map(key).collect();
+    let mut b: Vec<_> = offline.iter().map(key).collect();
+    a.sort();
+    b.sort();
+    assert_eq!(a, b, "{name}");
+    live.len()
+}
+
+#[test]
+fn the_live_recorder_finds_what_the_analyzer_finds() {
+    let mut n = 0;
+    for name in [
+        "n_plus_one.ndjson",
+        "interleaved.ndjson",
+        "concurrent.ndjson",
+        "legit.ndjson",
+        "redundant.ndjson",
+        "allowlist.ndjson",
+        "sequence.ndjson",
+        "sequence_concurrent.ndjson",
+        "sequence_false_positives.ndjson",
+    ] {
+        n += live_agrees_with_analyzer(name);
+    }
+    assert_eq!(n, 32);
+}
+
 #[test]
 fn whole_corpus_summary() {
     let mut all = Vec::new();
@@ -329,6 +579,9 @@ fn whole_corpus_summary() {
         "redundant.ndjson",
         "under_threshold.ndjson",
         "allowlist.ndjson",
+        "sequence.ndjson",
+        "sequence_concurrent.ndjson",
+        "sequence_false_positives.ndjson",
     ] {
         all.extend(std::fs::read(path(name)).unwrap());
     }
@@ -338,6 +591,6 @@ fn whole_corpus_summary() {
     let out = String::from_utf8(out).unwrap();
     assert_eq!(
         out.lines().last().unwrap(),
-        "analyzed 20 requests, 306 statements: 20 findings (repeat 14, redundant 4, total 2)"
+        "analyzed 29 requests, 413 statements: 32 findings (repeat 20, redundant 6, total 2, sequence 4)"
     );
 }

@@ -150,7 +150,7 @@ fn n1_analyze_finds_the_loop_in_a_real_opentelemetry_sdk_trace() {
             assert_eq!(code, Some(0), "{name} {extra:?}: {stderr}");
             assert!(
                 stdout.ends_with(
-                    "analyzed 2 requests, 10 statements: 1 findings (repeat 1, redundant 0, total 0)\n"
+                    "analyzed 2 requests, 10 statements: 1 findings (repeat 1, redundant 0, total 0, sequence 0)\n"
                 ),
                 "{name} {extra:?}: {stdout}"
             );

@@ -1,10 +1,14 @@
 //! Pure N+1 decision over one request's [`RequestSummary`], plus a
 //! [`LogRateLimiter`] for the warning lines.
 //!
-//! Three kinds of [`Finding`]:
+//! Four kinds of [`Finding`]:
 //! * `total`: the request ran at least `total_threshold` statements;
 //! * `repeat` (the N+1): one query shape ran at least `repeat_threshold`
 //!   times with differing parameters, or with unknown parameters;
+//! * `sequence` (the MN+1): a loop ran the same 2 to [`MAX_SEQUENCE_SHAPES`]
+//!   shapes in the same order at least [`MIN_SEQUENCE_REPS`] times, e.g.
+//!   `SELECT author` then `SELECT tags` per post; one finding naming the
+//!   shapes in order, instead of one `repeat` per shape;
 //! * `redundant`: one shape ran at least `repeat_threshold` times with the
 //!   *same* parameters: a cacheable duplicate, not an N+1.
 //!
@@ -13,6 +17,62 @@
 //! concurrently (`join_all`) with overlapping execution, are both caught.
 //! Sentry's N+1 detector, which needs *consecutive, non-overlapping* spans,
 //! misses both (getsentry/sentry#93090, #49805).
+//!
+//! # Sequences
+//!
+//! Read from [`RequestSummary::order`]: the shapes of the first
+//! [`ORDER_CAP`] statements in order of completion (the live recorder records
+//! a statement when it completes; `veza n1 analyze` sorts timed statements by
+//! end time), so the live and the offline paths see the same order.
+//!
+//! * **Pattern.** Shapes `S1 … Sk` (2 ≤ k ≤ [`MAX_SEQUENCE_SHAPES`]) form a
+//!   sequence repeated `n` times when, in the order restricted to *these
+//!   shapes' statements*, they run as `S1 S2 … Sk` back to back `n` times
+//!   (`n` ≥ [`MIN_SEQUENCE_REPS`] = 3, Sentry's MN+1 minimum too). Every
+//!   statement of each `Si` in the window must fit the pattern; only a trailing
+//!   partial iteration (a prefix of the pattern: the window cut mid-loop, or a
+//!   loop left early) is tolerated. Found pairwise: two shapes are in lockstep
+//!   when their statements strictly alternate; a sequence is a group of shapes
+//!   pairwise in lockstep, grown greedily in order of first completion. A
+//!   group of more than [`MAX_SEQUENCE_SHAPES`] shapes is not reported (its
+//!   shapes are judged one by one).
+//! * **Interleaved statements** of other shapes are ignored (a statement run
+//!   once inside the loop, or another loop's statements), because only the
+//!   participating shapes' statements are compared. A shape that also runs
+//!   outside the loop breaks the alternation, and the shapes are judged one
+//!   by one (`repeat`), as before.
+//! * **Not a sequence:** one shape run consecutively (`AAAA BBBB`: two loops,
+//!   two `repeat`s); fewer than 3 repetitions (`AB AB`); a fixed prelude then
+//!   one repeated shape (`P A A A …`, counts differ); a different order in
+//!   some iteration (`AB BA AB`); and a pattern whose every shape ran with
+//!   identical parameters each time (known and one parameter set per shape):
+//!   that loop repeats the same statements, so its shapes are judged one by
+//!   one and flagged `redundant` if they reach `repeat_threshold`.
+//! * **Threshold:** besides the 3 repetitions, the sequence's statements
+//!   (`count × k`) must reach `repeat_threshold`, the number of statements
+//!   one loop may issue before it is flagged; so a shape that would be a
+//!   `repeat` is always covered by its sequence, and `repeat_threshold = 0`
+//!   disables sequences too. `count` is the fewest executions of any shape of
+//!   the pattern in the request (the complete repetitions when the request
+//!   fits in the window).
+//! * **Suppression:** the shapes of a detected sequence get no `repeat`
+//!   finding (the sequence explains them); a `redundant` finding (identical
+//!   parameters, a separate problem: a query to hoist out of the loop) is kept.
+//! * **Concurrency:** statements are ordered by completion. Iterations that
+//!   overlap in time but complete item by item (pipelined or bounded
+//!   concurrency) keep the pattern and the finding is `concurrent` when a
+//!   shape's executions overlapped. `join_all` over every item usually
+//!   completes all the first statements before the second ones (`AAAA BBBB`);
+//!   timing alone cannot tell that from two consecutive concurrent loops, so
+//!   its shapes are reported as `repeat`s (marked `concurrent`), never missed.
+//! * **Identity:** the finding's `sql` is the shapes' normalised SQL joined
+//!   with `"; "` in pattern order, its `fingerprint` the id of that text (so a
+//!   sequence can be allowlisted like a shape, which also keeps its shapes from
+//!   being reported as `repeat`), and `shapes` lists the shapes' ids. An
+//!   allowlisted shape never takes part in a sequence.
+//! * **Cost:** one pass over the window, then pairwise alternation checks on
+//!   the shapes seen at least 3 times in it: bounded by the window (256
+//!   statements), whatever the request's size.
 //!
 //! Routes and fingerprints can be allowlisted individually instead of
 //! disabling detection globally.
@@ -23,6 +83,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::fingerprint::{FingerprintId, fnv1a64};
+use super::recorder::ORDER_CAP;
+
+/// Fewest repetitions of a pattern reported as a `sequence`.
+pub const MIN_SEQUENCE_REPS: usize = 3;
+/// Most shapes in one `sequence` pattern.
+pub const MAX_SEQUENCE_SHAPES: usize = 5;
 
 /// Thresholds and allowlists.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -118,6 +184,10 @@ pub struct RequestSummary {
     pub statement_count: u32,
     pub db_time: Duration,
     pub shapes: Vec<ShapeStats>,
+    /// Shape of each of the first [`ORDER_CAP`] statements, as an index into
+    /// `shapes`, in order of completion; read by the `sequence` detection.
+    /// Statements beyond the cap, and of shapes not tracked, are left out.
+    pub order: Vec<u16>,
 }
 
 /// Kind of finding.
@@ -129,15 +199,21 @@ pub enum Kind {
     Repeat,
     /// One shape repeated with identical parameters: cacheable duplicate.
     Redundant,
+    /// The same shapes repeated in the same order: an N+1 of several shapes.
+    Sequence,
 }
 
 impl Kind {
-    /// `total`, `repeat` or `redundant`.
+    /// Every kind, in declaration order (e.g. to initialise label values).
+    pub const ALL: [Kind; 4] = [Kind::Total, Kind::Repeat, Kind::Redundant, Kind::Sequence];
+
+    /// `total`, `repeat`, `redundant` or `sequence`.
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Total => "total",
             Kind::Repeat => "repeat",
             Kind::Redundant => "redundant",
+            Kind::Sequence => "sequence",
         }
     }
 }
@@ -154,24 +230,99 @@ pub struct Finding {
     pub route: String,
     pub kind: Kind,
     /// `total`: statements in the request; `repeat`: executions of the
-    /// shape; `redundant`: executions with the most repeated parameters.
+    /// shape; `redundant`: executions with the most repeated parameters;
+    /// `sequence`: repetitions of the pattern.
     pub count: u32,
-    /// The shape (`None` for `total`).
+    /// The shape (`None` for `total`); for `sequence` the id of `sql`.
     pub fingerprint: Option<FingerprintId>,
-    /// Normalised SQL of the shape (`None` for `total`).
+    /// Normalised SQL of the shape (`None` for `total`); for `sequence` the
+    /// shapes' SQL in pattern order, joined with `"; "`.
     pub sql: Option<Arc<str>>,
-    /// Request db time for `total`, the shape's db time otherwise.
+    /// Request db time for `total`, the shape's db time otherwise (the sum
+    /// of its shapes' for `sequence`).
     pub db_time: Duration,
-    /// Executions of the shape overlapped in time (e.g. `join_all`).
+    /// Executions of the shape (of some shape of a `sequence`) overlapped in
+    /// time (e.g. `join_all`).
     pub concurrent: bool,
+    /// `sequence`: the shapes of the pattern, in order; empty otherwise.
+    pub shapes: Vec<FingerprintId>,
+}
+
+/// Whether shapes `a` and `b` (window positions, `a` first completed first)
+/// are in lockstep: `a₁ < b₁ < a₂ < b₂ < …`, `a` at most one execution ahead.
+fn lockstep(a: &[usize], b: &[usize]) -> bool {
+    (a.len() == b.len() || a.len() == b.len() + 1)
+        && b.iter().enumerate().all(|(i, &bi)| {
+            a.get(i).is_some_and(|&ai| ai < bi) && a.get(i + 1).is_none_or(|&next| bi < next)
+        })
+}
+
+/// The repeated patterns of the window, as shape indices in pattern order,
+/// in order of first completion (see the module documentation).
+fn sequences(summary: &RequestSummary, cfg: &DetectorConfig) -> Vec<Vec<usize>> {
+    let order = &summary.order[..summary.order.len().min(ORDER_CAP)];
+    if order.len() < 2 * MIN_SEQUENCE_REPS {
+        return Vec::new();
+    }
+    let n = summary.shapes.len();
+    let mut seen = vec![0usize; n];
+    for &s in order {
+        if let Some(c) = seen.get_mut(usize::from(s)) {
+            *c += 1;
+        }
+    }
+    // Candidates (seen ≥ 3 times, not allowlisted) in order of first
+    // completion, with their positions in the window.
+    let mut slot = vec![usize::MAX; n];
+    let mut cands: Vec<(usize, Vec<usize>)> = Vec::new();
+    for (pos, &s) in order.iter().enumerate() {
+        let s = usize::from(s);
+        let Some(&c) = seen.get(s) else { continue };
+        if c < MIN_SEQUENCE_REPS {
+            continue;
+        }
+        if slot[s] == usize::MAX {
+            if cfg.fingerprint_allowed(summary.shapes[s].fingerprint) {
+                seen[s] = 0;
+                continue;
+            }
+            slot[s] = cands.len();
+            cands.push((s, Vec::with_capacity(c)));
+        }
+        cands[slot[s]].1.push(pos);
+    }
+    let mut used = vec![false; cands.len()];
+    let mut out = Vec::new();
+    for seed in 0..cands.len() {
+        if used[seed] {
+            continue;
+        }
+        let mut members = vec![seed];
+        for t in seed + 1..cands.len() {
+            if members.len() > MAX_SEQUENCE_SHAPES {
+                break;
+            }
+            if !used[t] && members.iter().all(|&m| lockstep(&cands[m].1, &cands[t].1)) {
+                members.push(t);
+            }
+        }
+        for &m in &members {
+            used[m] = true;
+        }
+        if (2..=MAX_SEQUENCE_SHAPES).contains(&members.len()) {
+            out.push(members.iter().map(|&m| cands[m].0).collect());
+        }
+    }
+    out
 }
 
 /// Decides the findings for one request.
 ///
-/// Order: the `total` finding first, then shapes in summary order (first
-/// execution), `repeat` before `redundant` for one shape (a loop over ids
-/// with duplicates can be both). Allowlisted routes yield nothing;
-/// allowlisted fingerprints yield no shape finding.
+/// Order: the `total` finding first, then `sequence`s (in order of first
+/// completion), then shapes in summary order (first execution), `repeat`
+/// before `redundant` for one shape (a loop over ids with duplicates can be
+/// both). Allowlisted routes yield nothing; allowlisted fingerprints yield no
+/// shape finding.
 pub fn detect(summary: &RequestSummary, cfg: &DetectorConfig) -> Vec<Finding> {
     let mut out = Vec::new();
     if cfg.route_allowed(&summary.route) {
@@ -186,12 +337,52 @@ pub fn detect(summary: &RequestSummary, cfg: &DetectorConfig) -> Vec<Finding> {
             sql: None,
             db_time: summary.db_time,
             concurrent: false,
+            shapes: Vec::new(),
         });
     }
     if cfg.repeat_threshold == 0 {
         return out;
     }
-    for s in &summary.shapes {
+    // Shapes whose repeats a sequence explains.
+    let mut explained: Vec<usize> = Vec::new();
+    for members in sequences(summary, cfg) {
+        let shapes: Vec<&ShapeStats> = members
+            .iter()
+            .filter_map(|&i| summary.shapes.get(i))
+            .collect();
+        let count = shapes.iter().map(|s| s.count).min().unwrap_or(0);
+        let k = u32::try_from(shapes.len()).unwrap_or(u32::MAX);
+        if count.saturating_mul(k) < cfg.repeat_threshold
+            || !shapes
+                .iter()
+                .any(|s| s.distinct_params >= 2 || s.params_unknown)
+        {
+            continue;
+        }
+        explained.extend(&members);
+        let sql = shapes
+            .iter()
+            .map(|s| &*s.sql)
+            .collect::<Vec<_>>()
+            .join("; ");
+        let fingerprint = FingerprintId::of_normalized(&sql);
+        if cfg.fingerprint_allowed(fingerprint) {
+            continue;
+        }
+        out.push(Finding {
+            route: summary.route.clone(),
+            kind: Kind::Sequence,
+            count,
+            fingerprint: Some(fingerprint),
+            sql: Some(Arc::from(sql)),
+            db_time: shapes
+                .iter()
+                .fold(Duration::ZERO, |t, s| t.saturating_add(s.db_time)),
+            concurrent: shapes.iter().any(|s| s.concurrent),
+            shapes: shapes.iter().map(|s| s.fingerprint).collect(),
+        });
+    }
+    for (i, s) in summary.shapes.iter().enumerate() {
         if s.count < cfg.repeat_threshold || cfg.fingerprint_allowed(s.fingerprint) {
             continue;
         }
@@ -203,8 +394,9 @@ pub fn detect(summary: &RequestSummary, cfg: &DetectorConfig) -> Vec<Finding> {
             sql: Some(Arc::clone(&s.sql)),
             db_time: s.db_time,
             concurrent: s.concurrent,
+            shapes: Vec::new(),
         };
-        if s.distinct_params >= 2 || s.params_unknown {
+        if (s.distinct_params >= 2 || s.params_unknown) && !explained.contains(&i) {
             out.push(shape_finding(Kind::Repeat, s.count));
         }
         if s.max_identical >= cfg.repeat_threshold {
@@ -384,7 +576,32 @@ mod tests {
             statement_count: statements,
             db_time: Duration::from_millis(100),
             shapes,
+            order: Vec::new(),
         }
+    }
+
+    /// A request running `pattern` (one letter per statement, `a`…`z`); each
+    /// statement of a letter gets its own parameters, unless the letter is
+    /// upper-case (always the same parameters).
+    fn run(pattern: &str) -> RequestSummary {
+        let rec = super::super::recorder::RequestRecorder::new("/r", "GET");
+        let t0 = Instant::now();
+        for (i, c) in (1u64..).zip(pattern.chars().filter(|c| !c.is_whitespace())) {
+            let table = c.to_ascii_lowercase();
+            let params = if c.is_ascii_uppercase() { 0 } else { i };
+            // One after the other, 1 ms each.
+            rec.record_ended_at(
+                &format!("SELECT * FROM {table} WHERE id = $1"),
+                Some(params),
+                Duration::from_millis(1),
+                t0 + Duration::from_millis(i),
+            );
+        }
+        rec.finish()
+    }
+
+    fn sql_of(table: char) -> Arc<str> {
+        Arc::from(format!("select * from {table} where id = ?"))
     }
 
     fn kinds(f: &[Finding]) -> Vec<(Kind, u32)> {
@@ -398,6 +615,204 @@ mod tests {
         assert!(c.allow_routes.is_empty() && c.allow_fingerprints.is_empty());
         assert_eq!(Kind::Redundant.as_str(), "redundant");
         assert_eq!(Kind::Total.to_string(), "total");
+        assert_eq!(Kind::Sequence.as_str(), "sequence");
+        let all: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(all, ["total", "repeat", "redundant", "sequence"]);
+    }
+
+    #[test]
+    fn a_repeated_pattern_is_one_sequence_finding() {
+        let cfg = DetectorConfig::default();
+        let f = detect(&run("abc abc abc abc abc"), &cfg);
+        assert_eq!(kinds(&f), vec![(Kind::Sequence, 5)]);
+        let joined = ['a', 'b', 'c'].map(|t| sql_of(t).to_string()).join("; ");
+        assert_eq!(f[0].sql.as_deref(), Some(joined.as_str()));
+        assert_eq!(
+            f[0].fingerprint,
+            Some(FingerprintId::of_normalized(&joined))
+        );
+        assert_eq!(
+            f[0].shapes,
+            ['a', 'b', 'c'].map(|t| FingerprintId::of_normalized(&sql_of(t)))
+        );
+        assert_eq!(f[0].db_time, Duration::from_millis(15));
+        assert!(!f[0].concurrent);
+        assert_eq!(f[0].route, "/r");
+        // Two shapes, three times, is already six statements of one loop.
+        assert_eq!(
+            kinds(&detect(&run("ab ab ab"), &cfg)),
+            vec![(Kind::Sequence, 3)]
+        );
+        // Five shapes per iteration is the most; six are judged one by one.
+        assert_eq!(
+            kinds(&detect(&run(&"abcde ".repeat(3)), &cfg)),
+            vec![(Kind::Sequence, 3)]
+        );
+        let six = detect(&run(&"abcdef ".repeat(5)), &cfg);
+        assert_eq!(kinds(&six), vec![(Kind::Repeat, 5); 6]);
+    }
+
+    #[test]
+    fn interleaved_statements_of_other_shapes_are_ignored() {
+        let cfg = DetectorConfig::default();
+        // A one-off statement inside the loop, another loop around it, and
+        // a prelude: the pattern is read over its own shapes' statements.
+        let s = run("p q ab x ab ab y ab ab z z z z z");
+        let f = detect(&s, &cfg);
+        assert_eq!(kinds(&f), vec![(Kind::Sequence, 5), (Kind::Repeat, 5)]);
+        assert_eq!(f[1].sql, Some(sql_of('z')));
+        // Two loops with the same count, one after the other.
+        let f = detect(&run("ab ab ab cd cd cd"), &cfg);
+        assert_eq!(kinds(&f), vec![(Kind::Sequence, 3), (Kind::Sequence, 3)]);
+        // A loop of another shape interleaved with a pattern: `z` alternates
+        // with neither `a` nor `b`.
+        let f = detect(&run("a z z b a z b a z z b"), &cfg);
+        assert_eq!(kinds(&f), vec![(Kind::Sequence, 3), (Kind::Repeat, 5)]);
+    }
+
+    #[test]
+    fn trailing_partial_iteration_is_tolerated_and_not_counted() {
+        let cfg = DetectorConfig::default();
+        let f = detect(&run("abc abc abc abc ab"), &cfg);
+        assert_eq!(kinds(&f), vec![(Kind::Sequence, 4)]);
+        // A partial iteration that is not a prefix of the pattern: `c` no
+        // longer alternates with `b`, so the pattern is `a b` and `c` is
+        // judged alone.
+        let f = detect(&run("abc abc abc abc ac"), &cfg);
+        assert_eq!(kinds(&f), vec![(Kind::Sequence, 4), (Kind::Repeat, 5)]);
+        assert_eq!(
+            f[0].shapes,
+            ['a', 'b'].map(|t| FingerprintId::of_normalized(&sql_of(t)))
+        );
+        assert_eq!(f[1].sql, Some(sql_of('c')));
+    }
+
+    #[test]
+    fn false_positives_are_not_sequences() {
+        let cfg = DetectorConfig::default();
+        for (pattern, want) in [
+            // Two loops, one shape each.
+            ("aaaaa bbbbb", vec![(Kind::Repeat, 5), (Kind::Repeat, 5)]),
+            // Two repetitions only.
+            ("ab ab", vec![]),
+            ("ab ab a", vec![]),
+            // A fixed prelude, then one shape repeated.
+            ("p q aaaaa", vec![(Kind::Repeat, 5)]),
+            ("p aaaaa", vec![(Kind::Repeat, 5)]),
+            // A different order in some iterations.
+            ("ab ba ab ba ab", vec![(Kind::Repeat, 5), (Kind::Repeat, 5)]),
+            ("abc acb bac cba cab", vec![(Kind::Repeat, 5); 3]),
+            // A shape also run outside the loop.
+            (
+                "a ab ab ab ab ab",
+                vec![(Kind::Repeat, 6), (Kind::Repeat, 5)],
+            ),
+        ] {
+            assert_eq!(kinds(&detect(&run(pattern), &cfg)), want, "{pattern}");
+        }
+    }
+
+    #[test]
+    fn identical_parameters_each_iteration_are_redundant_not_a_sequence() {
+        let cfg = DetectorConfig::default();
+        let f = detect(&run("AB AB AB AB AB"), &cfg);
+        assert_eq!(kinds(&f), vec![(Kind::Redundant, 5), (Kind::Redundant, 5)]);
+        assert!(detect(&run("AB AB AB"), &cfg).is_empty());
+        // One shape with differing parameters makes it a loop over items; the
+        // identical one is still reported as redundant.
+        let f = detect(&run("aB aB aB aB aB"), &cfg);
+        assert_eq!(kinds(&f), vec![(Kind::Sequence, 5), (Kind::Redundant, 5)]);
+        assert_eq!(f[1].sql, Some(sql_of('b')));
+    }
+
+    #[test]
+    fn sequence_thresholds_and_allowlists() {
+        // The sequence's statements must reach the repeat threshold.
+        let cfg = DetectorConfig {
+            repeat_threshold: 8,
+            ..DetectorConfig::default()
+        };
+        assert!(detect(&run("ab ab ab"), &cfg).is_empty());
+        assert_eq!(
+            kinds(&detect(&run("ab ab ab ab"), &cfg)),
+            vec![(Kind::Sequence, 4)]
+        );
+        let off = DetectorConfig {
+            repeat_threshold: 0,
+            ..DetectorConfig::default()
+        };
+        assert!(detect(&run(&"abc".repeat(10)), &off).is_empty());
+        // An allowlisted shape takes no part: the others are judged alone.
+        let (_, fps) =
+            parse_allowlist(&FingerprintId::of_normalized(&sql_of('a')).to_string()).unwrap();
+        let cfg = DetectorConfig {
+            allow_fingerprints: fps,
+            ..DetectorConfig::default()
+        };
+        let f = detect(&run(&"ab".repeat(5)), &cfg);
+        assert_eq!(kinds(&f), vec![(Kind::Repeat, 5)]);
+        assert_eq!(f[0].sql, Some(sql_of('b')));
+        assert_eq!(
+            kinds(&detect(&run(&"abc".repeat(5)), &cfg)),
+            vec![(Kind::Sequence, 5)]
+        );
+        // An allowlisted sequence is silent, its shapes too.
+        let seq = detect(&run(&"ab".repeat(5)), &DetectorConfig::default()).remove(0);
+        let cfg = DetectorConfig {
+            allow_fingerprints: HashSet::from([seq.fingerprint.unwrap()]),
+            ..DetectorConfig::default()
+        };
+        assert!(detect(&run(&"ab".repeat(5)), &cfg).is_empty());
+    }
+
+    #[test]
+    fn order_is_bounded_by_the_window() {
+        let cfg = DetectorConfig::default();
+        // A long loop: the window sees 128 repetitions, the count is the
+        // shapes' full executions.
+        let s = run(&"ab".repeat(400));
+        assert_eq!(s.order.len(), ORDER_CAP);
+        let f = detect(&s, &cfg);
+        assert_eq!(kinds(&f), vec![(Kind::Total, 800), (Kind::Sequence, 400)]);
+        // A loop entirely after the window is judged shape by shape.
+        let late = format!("{}{}", "P".repeat(ORDER_CAP), "ab".repeat(5));
+        let f = detect(&run(&late), &cfg);
+        assert_eq!(
+            kinds(&f),
+            vec![
+                (Kind::Total, 266),
+                (Kind::Redundant, 256),
+                (Kind::Repeat, 5),
+                (Kind::Repeat, 5)
+            ]
+        );
+        // An order longer than the window (built by hand) is read up to it.
+        let mut s = run(&"ab".repeat(5));
+        s.order = s
+            .order
+            .iter()
+            .copied()
+            .cycle()
+            .take(10 * ORDER_CAP)
+            .collect();
+        assert_eq!(kinds(&detect(&s, &cfg)), vec![(Kind::Sequence, 5)]);
+        // Indices out of range are ignored.
+        s.order = vec![7; 20];
+        assert_eq!(
+            kinds(&detect(&s, &cfg)),
+            vec![(Kind::Repeat, 5), (Kind::Repeat, 5)]
+        );
+    }
+
+    #[test]
+    fn lockstep_cases() {
+        assert!(lockstep(&[0, 2, 4], &[1, 3, 5]));
+        assert!(lockstep(&[0, 2, 4, 6], &[1, 3, 5]));
+        assert!(!lockstep(&[0, 2, 4], &[1, 3, 5, 7]));
+        assert!(!lockstep(&[0, 2, 4, 6, 8], &[1, 3, 5]));
+        assert!(!lockstep(&[0, 1, 4], &[2, 3, 5]));
+        assert!(!lockstep(&[0, 2, 4], &[3, 5, 6]));
+        assert!(lockstep(&[], &[]));
     }
 
     #[test]

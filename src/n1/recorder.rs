@@ -8,6 +8,10 @@
 //! the first sighting of a raw text normalises it; raw texts that normalise
 //! to the same shape (e.g. raw SQL with different interpolated literals) are
 //! merged into one shape right then. Memory is bounded per request.
+//!
+//! Besides per-shape counts, the shapes of the first [`ORDER_CAP`] statements
+//! are kept in order of completion (two bytes each) for the `sequence`
+//! detection.
 
 use std::hash::Hasher;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -29,6 +33,12 @@ pub const RAW_CACHE_CAP: usize = 512;
 /// Distinct shapes tracked per request; statements of further shapes are
 /// still counted in `statement_count` but not tracked per shape.
 pub const SHAPES_CAP: usize = 1024;
+/// Statements whose shape is kept in order ([`RequestSummary::order`]);
+/// later statements are still counted per shape.
+pub const ORDER_CAP: usize = 256;
+
+// Shape indices are stored as `u16` in the order.
+const _: () = assert!(SHAPES_CAP <= u16::MAX as usize + 1);
 
 fn raw_hash(sql: &str) -> u64 {
     let mut h = FxHasher::default();
@@ -49,8 +59,9 @@ struct ShapeAcc {
     max_identical: u32,
     params_unknown: bool,
     db_time: Duration,
-    /// Latest end (ns since the request origin) of a timed statement.
-    max_end_ns: Option<u64>,
+    /// Latest end of a timed statement (ns since the request origin live, µs
+    /// in a trace: only compared with this shape's starts).
+    max_end: Option<u64>,
     concurrent: bool,
 }
 
@@ -61,10 +72,14 @@ pub(crate) struct Accumulator {
     by_fp: FxHashMap<FingerprintId, u32>,
     shapes: Vec<ShapeAcc>,
     db_time: Duration,
+    /// Shape of each of the first [`ORDER_CAP`] recorded statements.
+    order: Vec<u16>,
 }
 
 impl Accumulator {
-    fn shape_index(&mut self, sql: &str) -> Option<usize> {
+    /// The shape of `sql` (normalised on its first sighting), creating it;
+    /// `None` when [`SHAPES_CAP`] shapes are already tracked.
+    pub(crate) fn shape_index(&mut self, sql: &str) -> Option<usize> {
         let h = raw_hash(sql);
         if let Some(slot) = self.raw.get(&h)
             && *slot.text == *sql
@@ -89,7 +104,7 @@ impl Accumulator {
                     max_identical: 0,
                     params_unknown: false,
                     db_time: Duration::ZERO,
-                    max_end_ns: None,
+                    max_end: None,
                     concurrent: false,
                 });
                 self.by_fp.insert(fp, u32::try_from(i).unwrap_or(u32::MAX));
@@ -108,9 +123,11 @@ impl Accumulator {
         Some(idx)
     }
 
-    /// Records one statement; `span` is `(start_ns, end_ns)` relative to any
-    /// fixed origin, given in non-decreasing end order (as statements are
-    /// recorded on completion). Returns the shape index, if tracked.
+    /// Records one statement; `span` is `(start, end)` relative to any fixed
+    /// origin, in any one unit. Statements are given in order of completion
+    /// (non-decreasing end, as the live recorder records them when they
+    /// complete): that order is kept for the `sequence` detection, and the
+    /// overlap check below relies on it. Returns the shape index, if tracked.
     pub(crate) fn record(
         &mut self,
         sql: &str,
@@ -133,6 +150,11 @@ impl Accumulator {
         self.db_time = self.db_time.saturating_add(db_time);
         let idx = idx?;
         let s = self.shapes.get_mut(idx)?;
+        if self.order.len() < ORDER_CAP
+            && let Ok(i) = u16::try_from(idx)
+        {
+            self.order.push(i);
+        }
         s.count = s.count.saturating_add(1);
         s.db_time = s.db_time.saturating_add(db_time);
         match params_hash {
@@ -153,18 +175,14 @@ impl Accumulator {
                 s.max_identical = s.max_identical.max(n);
             }
         }
+        // The one overlap check, live and offline: records arrive in end
+        // order, so this statement overlaps an earlier one of the same shape
+        // iff it started before the latest end seen so far.
         if let Some((start, end)) = span {
-            if let Some(prev_end) = s.max_end_ns {
-                // Records arrive in end order, so this statement overlaps an
-                // earlier one of the same shape iff it started before the
-                // latest end seen so far.
-                if start < prev_end {
-                    s.concurrent = true;
-                }
-                s.max_end_ns = Some(prev_end.max(end));
-            } else {
-                s.max_end_ns = Some(end);
+            if s.max_end.is_some_and(|prev_end| start < prev_end) {
+                s.concurrent = true;
             }
+            s.max_end = Some(s.max_end.map_or(end, |prev_end| prev_end.max(end)));
         }
         Some(idx)
     }
@@ -194,6 +212,7 @@ impl Accumulator {
                     db_time: s.db_time,
                 })
                 .collect(),
+            order: self.order.clone(),
         }
     }
 }
@@ -429,6 +448,31 @@ mod tests {
         assert_eq!(s.shapes.len(), SHAPES_CAP);
         assert_eq!(s.shapes[0].count as usize, RAW_CACHE_CAP + 100);
         assert!(r.lock().acc.raw.len() <= RAW_CACHE_CAP);
+    }
+
+    #[test]
+    fn order_keeps_the_first_statements_in_completion_order() {
+        let r = RequestRecorder::default();
+        // Shapes are numbered when statements start, ordered when they end.
+        let a = r.shape_of("SELECT a FROM t");
+        let b = r.shape_of("SELECT b FROM t");
+        r.record_shape(b, None, ms(0));
+        r.record_shape(a, None, ms(0));
+        r.record("SELECT a FROM t", None, ms(0));
+        assert_eq!(r.finish().order, vec![1, 0, 0]);
+        for _ in 0..ORDER_CAP {
+            r.record("SELECT c FROM t", None, ms(0));
+        }
+        let s = r.finish();
+        assert_eq!(s.order.len(), ORDER_CAP);
+        assert_eq!(&s.order[..4], &[1, 0, 0, 2]);
+        assert_eq!(s.shapes[2].count as usize, ORDER_CAP);
+        // A statement of an untracked shape is counted, not ordered.
+        let r = RequestRecorder::default();
+        r.record_shape(None, None, ms(0));
+        let s = r.finish();
+        assert_eq!(s.statement_count, 1);
+        assert!(s.order.is_empty());
     }
 
     #[test]

@@ -16,13 +16,21 @@
 //! whose `[start_us, start_us + duration_us)` intervals overlap mark the
 //! finding `concurrent`. Parameter values are never printed, not even in
 //! error messages.
+//!
+//! Statements are recorded in order of completion, as the live recorder sees
+//! them (it records a statement when it completes): by end
+//! (`start_us + duration_us`), then start; a statement without `start_us`
+//! comes right after the statement before it in the input, and ties keep the
+//! input order (so untimed input keeps its order). That order is what the
+//! `sequence` detection reads, so a trace and the live service give the same
+//! findings.
 
 use std::io::{self, BufRead, Write};
 use std::time::Duration;
 
 use serde_json::Value;
 
-use super::detector::{DetectorConfig, Finding, Kind, detect};
+use super::detector::{DetectorConfig, Finding, Kind, RequestSummary, detect};
 use super::fingerprint::fnv1a64;
 use super::recorder::Accumulator;
 
@@ -201,37 +209,49 @@ pub(super) fn analyze_value(
     )
     .map_err(invalid)?;
 
-    let mut acc = Accumulator::default();
-    // (shape, start, end) of timed statements.
-    let mut spans: Vec<(usize, u64, u64)> = Vec::new();
-    for st in &statements {
-        let dur = st.duration_us.unwrap_or(0);
-        let idx = acc.record(st.sql, st.params_hash, Duration::from_micros(dur), None);
-        if let (Some(idx), Some(start)) = (idx, st.start_us) {
-            spans.push((idx, start, start.saturating_add(dur)));
-        }
-    }
-    let count = u32::try_from(statements.len()).unwrap_or(u32::MAX);
-    let mut summary = acc.summary(route, method, count);
-    spans.sort_unstable();
-    let mut max_end: Option<(usize, u64)> = None;
-    for (idx, start, end) in spans {
-        match max_end {
-            Some((i, e)) if i == idx => {
-                if start < e
-                    && let Some(s) = summary.shapes.get_mut(idx)
-                {
-                    s.concurrent = true;
-                }
-                max_end = Some((idx, e.max(end)));
-            }
-            _ => max_end = Some((idx, end)),
-        }
-    }
+    let summary = summarize(&statements, route, method);
     report.requests += 1;
     report.statements += statements.len() as u64;
     report.findings.extend(detect(&summary, cfg));
     Ok(())
+}
+
+/// The summary the live recorder would make of `statements`: shapes resolved
+/// in input order (it resolves a statement's shape when the statement
+/// starts), statements recorded in completion order (overlaps are found
+/// there, by the same code).
+fn summarize(statements: &[Statement<'_>], route: String, method: String) -> RequestSummary {
+    let mut acc = Accumulator::default();
+    let shapes: Vec<Option<usize>> = statements
+        .iter()
+        .map(|st| acc.shape_index(st.sql))
+        .collect();
+    for i in completion_order(statements) {
+        let st = &statements[i];
+        let dur = st.duration_us.unwrap_or(0);
+        let span = st.start_us.map(|start| (start, start.saturating_add(dur)));
+        acc.record_shape(shapes[i], st.params_hash, Duration::from_micros(dur), span);
+    }
+    let count = u32::try_from(statements.len()).unwrap_or(u32::MAX);
+    acc.summary(route, method, count)
+}
+
+/// Indices of `statements` in completion order (see the module documentation).
+fn completion_order(statements: &[Statement<'_>]) -> Vec<usize> {
+    let mut key = (0u64, 0u64);
+    let mut keyed: Vec<((u64, u64), usize)> = statements
+        .iter()
+        .enumerate()
+        .map(|(i, st)| {
+            if let Some(start) = st.start_us {
+                key = (start.saturating_add(st.duration_us.unwrap_or(0)), start);
+            }
+            (key, i)
+        })
+        .collect();
+    // Stable: ties keep the input order.
+    keyed.sort_by_key(|&(k, _)| k);
+    keyed.into_iter().map(|(_, i)| i).collect()
 }
 
 /// Analyses an NDJSON trace (one request per line, blank lines skipped).
@@ -276,6 +296,8 @@ struct FindingJson<'a> {
     sql: Option<&'a str>,
     db_time_us: u64,
     concurrent: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    shapes: Vec<String>,
 }
 
 impl Report {
@@ -285,7 +307,8 @@ impl Report {
     }
 
     /// Human-readable output: one line per finding
-    /// (`ROUTE KIND count=N fingerprint=ID db_time=Tms [concurrent] sql: SQL`)
+    /// (`ROUTE KIND count=N fingerprint=ID db_time=Tms [concurrent] [shapes=ID,ID…] sql: SQL`,
+    /// `shapes` for a `sequence`, whose SQL is its shapes' joined with `; `)
     /// then a summary line.
     pub fn write_text<W: Write>(&self, mut w: W) -> io::Result<()> {
         for f in &self.findings {
@@ -304,6 +327,10 @@ impl Report {
             if f.concurrent {
                 write!(w, " concurrent")?;
             }
+            if !f.shapes.is_empty() {
+                let ids: Vec<String> = f.shapes.iter().map(ToString::to_string).collect();
+                write!(w, " shapes={}", ids.join(","))?;
+            }
             if let Some(sql) = &f.sql {
                 write!(w, " sql: {}", one_line(sql))?;
             }
@@ -311,19 +338,20 @@ impl Report {
         }
         writeln!(
             w,
-            "analyzed {} requests, {} statements: {} findings (repeat {}, redundant {}, total {})",
+            "analyzed {} requests, {} statements: {} findings (repeat {}, redundant {}, total {}, sequence {})",
             self.requests,
             self.statements,
             self.findings.len(),
             self.count(Kind::Repeat),
             self.count(Kind::Redundant),
-            self.count(Kind::Total)
+            self.count(Kind::Total),
+            self.count(Kind::Sequence)
         )
     }
 
     /// One JSON object per finding per line: `route`, `kind`, `count`,
     /// `fingerprint` (hex or null), `sql` (normalised or null), `db_time_us`,
-    /// `concurrent`.
+    /// `concurrent`, and for a `sequence` `shapes` (its shapes' ids in order).
     pub fn write_json<W: Write>(&self, mut w: W) -> io::Result<()> {
         for f in &self.findings {
             let j = FindingJson {
@@ -334,6 +362,7 @@ impl Report {
                 sql: f.sql.as_deref(),
                 db_time_us: u64::try_from(f.db_time.as_micros()).unwrap_or(u64::MAX),
                 concurrent: f.concurrent,
+                shapes: f.shapes.iter().map(ToString::to_string).collect(),
             };
             serde_json::to_writer(&mut w, &j)?;
             writeln!(w)?;
@@ -433,6 +462,164 @@ mod tests {
         assert_eq!(r.findings[0].db_time, Duration::from_micros(500));
     }
 
+    fn st(sql: &str, start_us: Option<u64>, duration_us: Option<u64>) -> Statement<'_> {
+        Statement {
+            sql,
+            params_hash: None,
+            start_us,
+            duration_us,
+        }
+    }
+
+    /// The analyzer's former overlap check: per shape, in start order.
+    fn overlaps_by_start(statements: &[Statement<'_>], shapes: usize) -> Vec<bool> {
+        let mut acc = Accumulator::default();
+        let mut spans: Vec<(usize, u64, u64)> = statements
+            .iter()
+            .filter_map(|st| {
+                let idx = acc.shape_index(st.sql)?;
+                let start = st.start_us?;
+                Some((idx, start, start + st.duration_us.unwrap_or(0)))
+            })
+            .collect();
+        spans.sort_unstable();
+        let mut out = vec![false; shapes];
+        let mut max_end: Option<(usize, u64)> = None;
+        for (idx, start, end) in spans {
+            match max_end {
+                Some((i, e)) if i == idx => {
+                    out[idx] |= start < e;
+                    max_end = Some((idx, e.max(end)));
+                }
+                _ => max_end = Some((idx, end)),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn overlaps_found_in_completion_order_as_before() {
+        const SQL: [&str; 3] = ["SELECT a FROM t", "SELECT b FROM t", "SELECT c FROM t"];
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut flagged = 0;
+        for _ in 0..2000 {
+            let n = 1 + next(8);
+            let statements: Vec<Statement<'_>> = (0..n)
+                .map(|_| {
+                    let sql = SQL[usize::try_from(next(3)).unwrap()];
+                    let start = (next(5) > 0).then(|| next(40));
+                    let duration = (next(5) > 0).then(|| next(12));
+                    st(sql, start, duration)
+                })
+                .collect();
+            let summary = summarize(&statements, "/r".into(), String::new());
+            let got: Vec<bool> = summary.shapes.iter().map(|s| s.concurrent).collect();
+            assert_eq!(
+                got,
+                overlaps_by_start(&statements, summary.shapes.len()),
+                "{:?}",
+                statements
+                    .iter()
+                    .map(|s| (s.sql, s.start_us, s.duration_us))
+                    .collect::<Vec<_>>()
+            );
+            flagged += got.iter().filter(|c| **c).count();
+        }
+        assert!(flagged > 100, "{flagged}");
+    }
+
+    #[test]
+    fn statements_are_taken_in_completion_order() {
+        let order =
+            |statements: &[Statement<'_>]| summarize(statements, "/r".into(), String::new()).order;
+        // Untimed: input order.
+        let untimed = [
+            st("SELECT a", None, None),
+            st("SELECT b", None, None),
+            st("SELECT a", None, None),
+        ];
+        assert_eq!(order(&untimed), vec![0, 1, 0]);
+        // Timed: by end, then start; shapes still numbered in input order.
+        let timed = [
+            st("SELECT a", Some(0), Some(200)),
+            st("SELECT b", Some(10), Some(20)),
+            st("SELECT c", Some(50), Some(50)),
+            st("SELECT d", Some(60), Some(40)),
+        ];
+        assert_eq!(order(&timed), vec![1, 2, 3, 0]);
+        // Untimed statements follow the one before them in the input.
+        let mixed = [
+            st("SELECT a", Some(0), Some(100)),
+            st("SELECT b", None, None),
+            st("SELECT c", Some(0), Some(10)),
+        ];
+        assert_eq!(order(&mixed), vec![2, 0, 1]);
+    }
+
+    #[test]
+    fn pipelined_loop_is_a_concurrent_sequence() {
+        // Item i: author [100i, 100i+120), then tags [100i+120, 100i+200):
+        // listed by start the pattern is blurred, by completion it is exact.
+        let mut v = Vec::new();
+        for i in 0..5u64 {
+            v.push((100 * i, 120, "SELECT * FROM authors WHERE id = $1", i));
+            v.push((
+                100 * i + 120,
+                80,
+                "SELECT * FROM tags WHERE post_id = $1",
+                i,
+            ));
+        }
+        v.sort_by_key(|s| s.0);
+        let stmts: Vec<String> = v
+            .iter()
+            .map(|(start, dur, sql, i)| {
+                format!(
+                    r#"{{"sql":"{sql}","params":[{i}],"start_us":{start},"duration_us":{dur}}}"#
+                )
+            })
+            .collect();
+        let r = run(&format!(
+            r#"{{"route":"/posts","statements":[{}]}}"#,
+            stmts.join(",")
+        ))
+        .unwrap();
+        assert_eq!(r.findings.len(), 1, "{:?}", r.findings);
+        let f = &r.findings[0];
+        assert_eq!((f.kind, f.count, f.concurrent), (Kind::Sequence, 5, true));
+        assert_eq!(
+            f.sql.as_deref(),
+            Some("select * from authors where id = ?; select * from tags where post_id = ?")
+        );
+        let mut text = Vec::new();
+        r.write_text(&mut text).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        let ids = f.shapes.iter().map(ToString::to_string).collect::<Vec<_>>();
+        assert!(
+            text.starts_with(&format!(
+                "/posts sequence count=5 fingerprint={} db_time=1.0ms concurrent shapes={} sql: select",
+                f.fingerprint.unwrap(),
+                ids.join(",")
+            )),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("(repeat 0, redundant 0, total 0, sequence 1)\n"),
+            "{text}"
+        );
+        let mut json = Vec::new();
+        r.write_json(&mut json).unwrap();
+        let j: Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(j["kind"], "sequence");
+        assert_eq!(j["shapes"], serde_json::json!(ids));
+    }
+
     #[test]
     fn errors_name_line_and_problem() {
         let cases = [
@@ -519,7 +706,7 @@ mod tests {
             text,
             format!(
                 "/r repeat count=5 fingerprint={fp} db_time=5.0ms concurrent sql: select * from t where id = ?\n\
-                 analyzed 1 requests, 5 statements: 1 findings (repeat 1, redundant 0, total 0)\n"
+                 analyzed 1 requests, 5 statements: 1 findings (repeat 1, redundant 0, total 0, sequence 0)\n"
             )
         );
         let mut json = Vec::new();
@@ -542,7 +729,7 @@ mod tests {
         empty.write_text(&mut out).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "analyzed 0 requests, 0 statements: 0 findings (repeat 0, redundant 0, total 0)\n"
+            "analyzed 0 requests, 0 statements: 0 findings (repeat 0, redundant 0, total 0, sequence 0)\n"
         );
     }
 }

@@ -2,10 +2,15 @@
 
 use std::collections::BTreeSet;
 
+use actix_web::{HttpResponse, web};
 use futures_util::StreamExt;
 use sea_orm::{DbBackend, EntityTrait, QuerySelect, QueryTrait};
-use veza::db::entities::track;
+use veza::db::conn::Conn;
+use veza::db::entities::{artist, track};
 use veza::n1::fingerprint::FingerprintId;
+use veza::n1::normalize;
+use veza::startup::ExtraRoutes;
+use veza::web::error::ApiError;
 
 use crate::helpers::{Backend, Options, backends, logs, metric, spawn_app, test_routes};
 
@@ -62,6 +67,75 @@ async fn a_loop_of_queries_is_flagged_repeat_with_its_fingerprint_and_count() {
         let text = app.metrics().await;
         assert_eq!(suspicions(&text, "/test/n1/{n}", "total"), 1.0);
         assert_eq!(suspicions(&text, "/test/n1/{n}", "repeat"), 2.0);
+    }
+}
+
+/// A loop of two shapes (defined here, registered by this test only): a track,
+/// then an artist, per id.
+async fn track_then_artist(db: Conn, n: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    for id in 1..=*n {
+        track::Entity::find_by_id(id).one(&db).await?;
+        artist::Entity::find_by_id(id).one(&db).await?;
+    }
+    Ok(HttpResponse::Ok().json(*n))
+}
+
+fn sequence_route() -> ExtraRoutes {
+    std::sync::Arc::new(|cfg: &mut web::ServiceConfig| {
+        cfg.route("/test/sequence/{n}", web::get().to(track_then_artist));
+    })
+}
+
+#[actix_web::test]
+async fn a_loop_of_two_shapes_is_one_sequence_finding() {
+    let logs = logs();
+    for backend in backends().await {
+        let app = spawn_app(
+            backend,
+            Options::default().seeded().routes(sequence_route()),
+        )
+        .await;
+        assert_eq!(
+            app.statements_of("/test/sequence/6", "/test/sequence/{n}")
+                .await,
+            12.0
+        );
+        let text = app.metrics().await;
+        assert_eq!(suspicions(&text, "/test/sequence/{n}", "sequence"), 1.0);
+        // Six of each shape would be two repeats: the sequence explains them.
+        assert_eq!(suspicions(&text, "/test/sequence/{n}", "repeat"), 0.0);
+        assert_eq!(
+            metric(
+                &text,
+                "veza_db_n1_flagged_requests_total{route=\"/test/sequence/{n}\"}"
+            ),
+            Some(1.0)
+        );
+        let db = match backend {
+            Backend::Sqlite => DbBackend::Sqlite,
+            Backend::Postgres => DbBackend::Postgres,
+        };
+        let shapes = [
+            track::Entity::find_by_id(1).limit(1).build(db).sql,
+            artist::Entity::find_by_id(1).limit(1).build(db).sql,
+        ]
+        .map(|sql| normalize(&sql));
+        let fp = FingerprintId::of_normalized(&shapes.join("; ")).to_string();
+        let lines = logs.lock().unwrap().clone();
+        let line = lines
+            .iter()
+            .find(|l| l.contains("route=/test/sequence/{n} kind=sequence") && l.contains(&fp))
+            .unwrap_or_else(|| panic!("{backend:?}: no sequence warning {fp}: {lines:#?}"));
+        assert!(line.contains("count=6"), "{line}");
+
+        // Two repetitions are no pattern; three are.
+        app.statements_of("/test/sequence/2", "/test/sequence/{n}")
+            .await;
+        app.statements_of("/test/sequence/3", "/test/sequence/{n}")
+            .await;
+        let text = app.metrics().await;
+        assert_eq!(suspicions(&text, "/test/sequence/{n}", "sequence"), 2.0);
+        assert_eq!(suspicions(&text, "/test/sequence/{n}", "repeat"), 0.0);
     }
 }
 
