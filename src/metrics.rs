@@ -273,6 +273,23 @@ impl Metrics {
         Ok(m)
     }
 
+    /// Create the per-route series at zero, so `rate()` and alerts work before the first
+    /// event (Prometheus' "avoid missing metrics"): N+1 findings for every route × kind,
+    /// flagged requests and leak suspicions for every route. `routes` are the service's
+    /// route patterns; `kinds` the N+1 finding kinds.
+    pub fn init_route_series(&self, routes: &[&str], kinds: &[&str]) {
+        for route in routes {
+            for kind in kinds {
+                self.db_n1_suspicions_total
+                    .with_label_values(&[route, kind]);
+            }
+            self.db_n1_flagged_requests_total
+                .with_label_values(&[route]);
+            self.db_connection_leak_suspicions_total
+                .with_label_values(&[route]);
+        }
+    }
+
     /// Every collector of the service, the process collector included: what
     /// [`Metrics::register`] registers and [`Metrics::descriptions`] lists.
     fn collectors(&self) -> Vec<Box<dyn Collector>> {

@@ -141,6 +141,12 @@ impl Application {
 
         let (metrics_actor, metrics) =
             MetricsActor::new(config.database.acquire_timeout.as_secs_f64())?;
+        let mut routes = crate::web::patterns::ALL.to_vec();
+        routes.push(crate::web::middleware::UNMATCHED);
+        metrics.init_route_series(
+            &routes,
+            &crate::n1::detector::Kind::ALL.map(crate::n1::detector::Kind::as_str),
+        );
         let cdn_signer = if config.cdn.enabled {
             Some(
                 CdnSigner::new(config.cdn.clone(), metrics.clone()).map_err(|e| {

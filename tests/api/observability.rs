@@ -566,3 +566,31 @@ async fn prometheus_scrapes_two_instances_and_every_panel_and_alert_evaluates() 
         empty.join("\n")
     );
 }
+
+/// Known label values exist at zero before the first event: every route pattern × N+1
+/// kind, flagged requests and leak suspicions per route, every fallback reason.
+#[actix_web::test]
+async fn known_series_exist_at_zero_from_the_start() {
+    let app = spawn_app(Backend::Sqlite, Options::default()).await;
+    let text = app.metrics().await;
+    for route in veza::web::patterns::ALL {
+        for kind in veza::n1::detector::Kind::ALL {
+            let series = format!(
+                "veza_db_n1_suspicions_total{{kind=\"{}\",route=\"{route}\"}}",
+                kind.as_str()
+            );
+            assert_eq!(metric(&text, &series), Some(0.0), "{series} missing");
+        }
+        for name in [
+            "veza_db_n1_flagged_requests_total",
+            "veza_db_connection_leak_suspicions_total",
+        ] {
+            let series = format!("{name}{{route=\"{route}\"}}");
+            assert_eq!(metric(&text, &series), Some(0.0), "{series} missing");
+        }
+    }
+    for reason in ["sign_error", "timeout", "unavailable"] {
+        let series = format!("veza_cdn_fallback_total{{reason=\"{reason}\"}}");
+        assert_eq!(metric(&text, &series), Some(0.0), "{series} missing");
+    }
+}
