@@ -227,11 +227,37 @@ fn bench_catalogue(c: &mut Criterion) {
     g.finish();
 }
 
+/// What the holders registry adds to every statement outside a transaction: one entry
+/// in and out, and the use-time observation by route; against the statement metrics'
+/// own cost (one histogram observation), the baseline.
+fn bench_holders(c: &mut Criterion) {
+    use veza::db::PoolInstruments;
+    use veza::db::holders::{Hold, HoldKind};
+    let mut g = c.benchmark_group("holders");
+    let metrics = Arc::new(Metrics::register(&prometheus::Registry::new(), 3.0).unwrap());
+    let instruments = Arc::new(PoolInstruments::default());
+    let route: Arc<str> = Arc::from("/api/v1/tracks/{id}");
+    let histogram = metrics
+        .db_query_duration_seconds
+        .with_label_values(&["select", "tracks"]);
+    g.bench_function("baseline_histogram_observe", |b| {
+        b.iter(|| histogram.observe(black_box(0.0001)))
+    });
+    g.bench_function("hold_enter_finish", |b| {
+        b.iter(|| {
+            Hold::enter(&instruments, &metrics, route.clone(), HoldKind::Statement)
+                .finish(black_box(Duration::from_micros(100)))
+        })
+    });
+    g.finish();
+}
+
 criterion_group!(
     benches,
     bench_metrics,
     bench_query_stats,
     bench_reuse,
-    bench_catalogue
+    bench_catalogue,
+    bench_holders
 );
 criterion_main!(benches);
