@@ -4,9 +4,11 @@
 //!
 //! - promtool checks and unit tests (skipped when promtool is missing, except
 //!   with `CI=true`; `apt-get install prometheus` provides it);
-//! - grafana/dashboard-linter rules on every dashboard JSON;
+//! - grafana/dashboard-linter rules on every dashboard JSON, with the
+//!   exclusions of the `.lint` file beside them;
 //! - every alert has a `severity` and a `runbook_url` whose anchor is a
-//!   heading of `docs/RUNBOOK.md`.
+//!   heading of `docs/RUNBOOK.md`;
+//! - every rule file is loaded by `conf/prometheus.yml`.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -17,9 +19,12 @@ use std::process::Command;
 use serde_json::Value;
 
 const RULES: &str = "alerting/alert_rules.yml";
+/// Every rule file, recording rules first (the alerts use their series).
+const RULE_FILES: [&str; 2] = ["alerting/recording_rules.yml", RULES];
 const RULE_TESTS_DIR: &str = "alerting/tests";
 const PROMETHEUS_CONFIG: &str = "conf/prometheus.yml";
 const DASHBOARDS_DIR: &str = "conf/grafana/dashboards";
+const LINT_EXCLUSIONS: &str = "conf/grafana/dashboards/.lint";
 const RUNBOOK: &str = "docs/RUNBOOK.md";
 const RUNBOOK_URL_PREFIX: &str = "https://github.com/veza/veza/blob/main/docs/RUNBOOK.md#";
 
@@ -85,7 +90,23 @@ fn run_promtool(args: &[&str]) {
 #[test]
 fn promtool_check_rules() {
     if promtool_available() {
-        run_promtool(&["check", "rules", RULES]);
+        let mut args = vec!["check", "rules"];
+        args.extend(RULE_FILES);
+        run_promtool(&args);
+    }
+}
+
+#[test]
+fn every_rule_file_is_checked_and_loaded_by_prometheus() {
+    let on_disk: BTreeSet<String> = files_with_ext("alerting", ".yml").into_iter().collect();
+    let listed: BTreeSet<String> = RULE_FILES.iter().map(|f| (*f).to_owned()).collect();
+    assert_eq!(on_disk, listed, "alerting/*.yml and RULE_FILES differ");
+    let config = read(PROMETHEUS_CONFIG);
+    for file in RULE_FILES {
+        assert!(
+            config.contains(&format!("  - ../{file}\n")),
+            "{PROMETHEUS_CONFIG} rule_files lacks ../{file}"
+        );
     }
 }
 
@@ -317,9 +338,110 @@ fn panel_problems(panel: &Value) -> Vec<String> {
     problems
 }
 
+/// The `(dashboard title, panel title)` pairs exempt from target-instance-rule in a
+/// grafana/dashboard-linter `.lint` file, and the problems with the file. Only that
+/// rule is accepted, with a non-empty `reason` and entries naming both a dashboard
+/// and a panel (a line-based reading of the YAML subset the linter documents).
+fn lint_exclusions(text: &str) -> (BTreeSet<(String, String)>, Vec<String>) {
+    #[derive(PartialEq)]
+    enum Section {
+        None,
+        Reason,
+        Entries,
+    }
+    let unquote = |s: &str| s.trim().trim_matches(|c| c == '"' || c == '\'').to_owned();
+    let mut out = BTreeSet::new();
+    let mut problems = Vec::new();
+    let mut rule: Option<String> = None;
+    let mut reason = String::new();
+    let mut section = Section::None;
+    // An entry being read: (dashboard, panel).
+    type Entry = (Option<String>, Option<String>);
+    let mut entry: Option<Entry> = None;
+    let mut finish_entry =
+        |entry: &mut Option<Entry>, problems: &mut Vec<String>| match entry.take() {
+            Some((Some(d), Some(p))) => {
+                out.insert((d, p));
+            }
+            Some(_) => problems.push("an entry must name a dashboard and a panel".into()),
+            None => {}
+        };
+    let finish_rule = |rule: &Option<String>, reason: &str, problems: &mut Vec<String>| {
+        if let Some(r) = rule
+            && reason.trim().is_empty()
+        {
+            problems.push(format!("exclusion of {r} has no reason"));
+        }
+    };
+    for line in text.lines() {
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        let indent = line.len() - line.trim_start().len();
+        match indent {
+            0 if t == "exclusions:" => {}
+            0 => problems.push(format!("unexpected line {t:?}")),
+            2 => {
+                finish_entry(&mut entry, &mut problems);
+                finish_rule(&rule, &reason, &mut problems);
+                let name = t.trim_end_matches(':').to_owned();
+                if name != "target-instance-rule" {
+                    problems.push(format!("exclusions of {name} are not supported"));
+                }
+                rule = Some(name);
+                reason.clear();
+                section = Section::None;
+            }
+            4 => {
+                if let Some(v) = t.strip_prefix("reason:") {
+                    let v = v.trim();
+                    if !matches!(v, ">" | ">-" | "|" | "|-") {
+                        reason = unquote(v);
+                    }
+                    section = Section::Reason;
+                } else if t == "entries:" {
+                    section = Section::Entries;
+                } else {
+                    problems.push(format!("unexpected line {t:?}"));
+                }
+            }
+            _ if section == Section::Reason => {
+                reason.push(' ');
+                reason.push_str(t);
+            }
+            _ if section == Section::Entries => {
+                let kv = match t.strip_prefix("- ") {
+                    Some(kv) => {
+                        finish_entry(&mut entry, &mut problems);
+                        entry = Some((None, None));
+                        kv
+                    }
+                    None => t,
+                };
+                let current = entry.get_or_insert((None, None));
+                match kv.split_once(':') {
+                    Some(("dashboard", v)) => current.0 = Some(unquote(v)),
+                    Some(("panel", v)) => current.1 = Some(unquote(v)),
+                    _ => problems.push(format!("unexpected entry line {t:?}")),
+                }
+            }
+            _ => problems.push(format!("unexpected line {t:?}")),
+        }
+    }
+    finish_entry(&mut entry, &mut problems);
+    finish_rule(&rule, &reason, &mut problems);
+    (out, problems)
+}
+
 #[test]
 fn dashboards_pass_linter_rules() {
-    let mut failures = Vec::new();
+    let (exclusions, lint_problems) = lint_exclusions(&read(LINT_EXCLUSIONS));
+    let mut unused_exclusions = exclusions.clone();
+    let mut failures: Vec<String> = lint_problems
+        .into_iter()
+        .map(|p| format!("{LINT_EXCLUSIONS}: {p}"))
+        .collect();
     let mut uids = BTreeSet::new();
     for rel in files_with_ext(DASHBOARDS_DIR, ".json") {
         let dashboard: Value = serde_json::from_str(&read(&rel))
@@ -343,13 +465,25 @@ fn dashboards_pass_linter_rules() {
         if panels.is_empty() {
             failures.push(format!("{name}: no panels"));
         }
+        let dashboard_title = dashboard["title"].as_str().unwrap_or_default();
         for panel in panels {
             let id = &panel["id"];
             let title = panel["title"].as_str().unwrap_or("<untitled>");
+            let key = (dashboard_title.to_owned(), title.to_owned());
+            let excluded = exclusions.contains(&key);
             for p in panel_problems(panel) {
+                if excluded && p.contains(r#"lacks instance=~"$instance""#) {
+                    unused_exclusions.remove(&key);
+                    continue;
+                }
                 failures.push(format!("{name}: panel {id} {title:?}: {p}"));
             }
         }
+    }
+    for (dashboard, panel) in unused_exclusions {
+        failures.push(format!(
+            "{LINT_EXCLUSIONS}: the target-instance-rule exclusion of {dashboard:?} / {panel:?} excuses nothing"
+        ));
     }
     assert!(
         failures.is_empty(),
@@ -504,4 +638,19 @@ fn linters_catch_bad_queries() {
         "poolexhaustionimminent"
     );
     assert_eq!(github_anchor(" Health endpoints"), "health-endpoints");
+    let (ok, problems) = lint_exclusions(
+        "exclusions:\n  target-instance-rule:\n    reason: >-\n      per job\n    entries:\n      - dashboard: d\n        panel: \"p, q\"\n",
+    );
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(
+        ok.into_iter().collect::<Vec<_>>(),
+        vec![("d".to_owned(), "p, q".to_owned())]
+    );
+    let (_, problems) = lint_exclusions(
+        "exclusions:\n  target-instance-rule:\n    entries:\n      - dashboard: d\n",
+    );
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    let (_, problems) =
+        lint_exclusions("exclusions:\n  target-job-rule:\n    reason: no job label\n");
+    assert_eq!(problems.len(), 1, "{problems:?}");
 }

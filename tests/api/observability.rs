@@ -257,6 +257,10 @@ fn dashboard_exprs() -> Vec<(String, String)> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
         let path = e.unwrap().path();
+        // Dashboards only (the `.lint` exclusions file sits beside them).
+        if path.extension().and_then(|x| x.to_str()) != Some("json") {
+            continue;
+        }
         let d: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         for p in d["panels"].as_array().unwrap() {
@@ -341,6 +345,8 @@ async fn prometheus_scrapes_two_instances_and_every_panel_and_alert_evaluates() 
             .env("VEZA_DB_MAX_CONNECTIONS", "2")
             .env("VEZA_DB_ACQUIRE_TIMEOUT_MS", "200")
             .env("VEZA_POOL_STATS_INTERVAL", "250ms")
+            // The 5 s holds below are leak suspects.
+            .env("VEZA_DB_LEAK_THRESHOLD", "1s")
             .env("VEZA_SLOW_QUERY_MS", "1")
             .env("CDN_ENABLED", "true")
             .env("CDN_BASE_URL", "https://cdn.example.com")
@@ -353,7 +359,8 @@ async fn prometheus_scrapes_two_instances_and_every_panel_and_alert_evaluates() 
     let b = spawn_app(Backend::Sqlite, base().env("CDN_PROVIDER", "cloudflare")).await;
 
     let dir = tempfile::tempdir().unwrap();
-    let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/alerting/alert_rules.yml");
+    // Every rule file (recording rules and alerts) is loaded from the repository.
+    let rules_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/alerting/");
     let shipped =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/conf/prometheus.yml"))
             .unwrap();
@@ -361,7 +368,7 @@ async fn prometheus_scrapes_two_instances_and_every_panel_and_alert_evaluates() 
     let config = shipped
         .replace("scrape_interval: 15s", "scrape_interval: 1s")
         .replace("evaluation_interval: 15s", "evaluation_interval: 1s")
-        .replace("../alerting/alert_rules.yml", rules)
+        .replace("../alerting/", rules_dir)
         .replace("[\"127.0.0.1:8080\"]", &targets);
     assert_ne!(
         config, shipped,
@@ -409,9 +416,9 @@ async fn prometheus_scrapes_two_instances_and_every_panel_and_alert_evaluates() 
     .expect("Prometheus never scraped both instances");
 
     // Traffic: known counts per route, an N+1 route, slow statements, CDN signing and
-    // fallbacks, a restarted actor. A counter first seen at a non-zero value has no
-    // rate until it grows again, so every series is created in a warm-up round, seen
-    // by Prometheus, then grown.
+    // fallbacks, HLS origin requests (the hls-* SLOs), a restarted actor. A counter
+    // first seen at a non-zero value has no rate until it grows again, so every series
+    // is created in a warm-up round, seen by Prometheus, then grown.
     let die = || async {
         let pool = a.handles.db_pool().unwrap();
         pool.send(veza::actors::db_pool::SimulateFailure(
@@ -447,6 +454,7 @@ async fn prometheus_scrapes_two_instances_and_every_panel_and_alert_evaluates() 
             for _ in 0..streams {
                 assert_eq!(app.get("/api/v1/tracks/1/stream").await.status(), 200);
                 assert_eq!(app.get("/api/v1/tracks/1/download").await.status(), 200);
+                assert_eq!(app.get("/hls/1/master.m3u8").await.status(), 200);
             }
             app.flush_query_stats().await;
         }
@@ -459,6 +467,7 @@ async fn prometheus_scrapes_two_instances_and_every_panel_and_alert_evaluates() 
                 "veza_cdn_signatures_total",
                 "veza_actor_restarts_total",
                 "veza_db_request_query_count_count",
+                "veza_http_requests_total{route=\"/hls/{track_id}/{file}\"}",
             ];
             poll(Duration::from_secs(15), || async {
                 for s in series {
@@ -473,12 +482,19 @@ async fn prometheus_scrapes_two_instances_and_every_panel_and_alert_evaluates() 
         }
     }
 
+    // The service creates its own routes' series at zero on start; the test route's are
+    // created the same way, so that increase() sees the first leak suspicion.
+    for app in [&a, &b] {
+        app.handles
+            .metrics
+            .init_route_series(&["/test/hold/{ms}"], &[]);
+    }
     // Saturate both pools for a few scrapes.
     let holds = futures_util::future::join_all([&a, &b].into_iter().flat_map(|app| {
         (0..6).map(move |_| {
             let (c, url) = (
                 app.client.clone(),
-                format!("{}/test/hold/4000", app.address),
+                format!("{}/test/hold/5000", app.address),
             );
             async move { c.get(url).send().await.unwrap().status().as_u16() }
         })
@@ -488,7 +504,8 @@ async fn prometheus_scrapes_two_instances_and_every_panel_and_alert_evaluates() 
             .into_iter()
             .find(|(n, _)| n == "PoolExhaustionImminent")
             .unwrap();
-        poll(Duration::from_secs(4), || async {
+        // The expression reads a recording rule: allow a scrape and an evaluation.
+        poll(Duration::from_secs(5), || async {
             (!prom.query(&expr).await.ok()?.is_empty()).then_some(())
         })
         .await
@@ -515,6 +532,7 @@ async fn prometheus_scrapes_two_instances_and_every_panel_and_alert_evaluates() 
     assert_eq!(by_route.get("/test/n1/{n}"), Some(&10.0));
     assert_eq!(by_route.get("/test/slow"), Some(&6.0));
     assert_eq!(by_route.get("/api/v1/tracks/{id}/stream"), Some(&4.0));
+    assert_eq!(by_route.get("/hls/{track_id}/{file}"), Some(&4.0));
     let per_instance = prom
         .scalar_by(
             "sum by (instance) (veza_http_requests_total{route=\"/api/v1/tracks/{id}\"})",
@@ -543,7 +561,56 @@ async fn prometheus_scrapes_two_instances_and_every_panel_and_alert_evaluates() 
             );
         }
     }
-    assert_eq!(alert_exprs().len(), 4);
+    assert_eq!(alert_exprs().len(), 12);
+
+    // The 5 s holds were leak suspects (threshold 1 s) on the hold route.
+    let (name, expr) = alert_exprs()
+        .into_iter()
+        .find(|(n, _)| n == "DbConnectionLeakSuspected")
+        .unwrap();
+    let leaks = poll(Duration::from_secs(5), || async {
+        let result = prom.query(&expr).await.ok()?;
+        let routes: Vec<String> = result
+            .iter()
+            .filter_map(|s| s["metric"]["route"].as_str().map(str::to_string))
+            .collect();
+        routes
+            .contains(&"/test/hold/{ms}".to_string())
+            .then_some(routes)
+    })
+    .await;
+    assert!(leaks.is_some(), "{name} never true for the 5 s holds");
+
+    // The recording rules evaluate: every SLO has a burn rate over every window (the
+    // 3d and 6h ones average the minute of history there is), per job.
+    for window in ["5m", "30m", "1h", "6h", "3d"] {
+        let q = format!("job_slo:veza_error_budget:burnrate{window}{{job=\"veza\"}}");
+        let slos = poll(Duration::from_secs(10), || async {
+            let m = prom.scalar_by(&q, "slo").await;
+            (m.len() == 4).then_some(m)
+        })
+        .await
+        .unwrap_or_else(|| panic!("{q}: not one series per SLO"));
+        assert_eq!(
+            slos.keys().map(String::as_str).collect::<Vec<_>>(),
+            [
+                "api-availability",
+                "api-latency",
+                "hls-availability",
+                "hls-latency"
+            ],
+        );
+    }
+    // No API or HLS origin request was answered 5xx (the 503s of the saturated pools
+    // are on /test/hold/{ms}, in neither SLO).
+    let errors = prom
+        .scalar_by(
+            "job_slo:veza_sli_errors:rate5m{job=\"veza\", slo=~\".+-availability\"}",
+            "slo",
+        )
+        .await;
+    assert_eq!(errors.get("api-availability"), Some(&0.0), "{errors:?}");
+    assert_eq!(errors.get("hls-availability"), Some(&0.0), "{errors:?}");
 
     // Every dashboard panel has data.
     let exprs = dashboard_exprs();
@@ -554,10 +621,18 @@ async fn prometheus_scrapes_two_instances_and_every_panel_and_alert_evaluates() 
             .replace("$job", "veza")
             .replace("$instance", ".+")
             .replace("$__rate_interval", "1m");
-        match prom.query(&q).await {
-            Ok(r) if !r.is_empty() => {}
-            Ok(_) => empty.push(format!("{panel}: {q}")),
-            Err(e) => panic!("{panel}: query error {e}"),
+        // Panels reading recording rules may wait for an evaluation (every second).
+        let result = poll(Duration::from_secs(5), || async {
+            match prom.query(&q).await {
+                Ok(r) if r.is_empty() => None,
+                other => Some(other),
+            }
+        })
+        .await;
+        match result {
+            Some(Ok(_)) => {}
+            None => empty.push(format!("{panel}: {q}")),
+            Some(Err(e)) => panic!("{panel}: query error {e}"),
         }
     }
     assert!(
