@@ -26,6 +26,7 @@ pub struct CatalogueListener {
     url: Secret<String>,
     cache: Arc<CatalogueCache>,
     metrics: Metrics,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl CatalogueListener {
@@ -34,6 +35,7 @@ impl CatalogueListener {
             url,
             cache,
             metrics,
+            task: None,
         }
     }
 }
@@ -41,14 +43,22 @@ impl CatalogueListener {
 impl Actor for CatalogueListener {
     type Context = Context<Self>;
 
-    fn started(&mut self, ctx: &mut Self::Context) {
+    fn started(&mut self, _: &mut Self::Context) {
         let url = self.url.expose().clone();
         let cache = self.cache.clone();
         let metrics = self.metrics.clone();
-        ctx.spawn(listen_forever(url, cache, metrics).into_actor(self));
+        // A task of the Tokio runtime, not a future of the actor's local set: when the
+        // System is torn down the runtime drops its tasks inside its own context, where
+        // sqlx can release a connection (a listener or a connection being opened), while
+        // the local set is dropped outside it and sqlx would panic ("requires a Tokio
+        // context").
+        self.task = Some(tokio::spawn(listen_forever(url, cache, metrics)));
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
         self.cache.set_trusted(false);
         self.metrics.catalogue_listen_connected.set(0);
     }
