@@ -138,6 +138,17 @@ impl Application {
             None => None,
         };
         let local = Arc::new(local_signer(&config)?);
+        let origin_secret = match &config.server.origin_secret {
+            Some(source) => Some(crate::web::state::OriginSecret {
+                header: actix_web::http::header::HeaderName::from_bytes(
+                    config.server.origin_secret_header.as_bytes(),
+                )
+                .map_err(|e| StartupError::Config(format!("VEZA_ORIGIN_SECRET_HEADER: {e}")))?,
+                value: crate::config::read_origin_secret(source)
+                    .map_err(|p| StartupError::Config(p.to_string()))?,
+            }),
+            None => None,
+        };
 
         let (metrics_actor, metrics) =
             MetricsActor::new(config.database.acquire_timeout.as_secs_f64())?;
@@ -244,17 +255,6 @@ impl Application {
         for w in config.warnings() {
             log::warn!("{w}");
         }
-        let origin_secret = match &config.server.origin_secret {
-            Some(source) => Some(crate::web::state::OriginSecret {
-                header: actix_web::http::header::HeaderName::from_bytes(
-                    config.server.origin_secret_header.as_bytes(),
-                )
-                .map_err(|e| StartupError::Config(format!("VEZA_ORIGIN_SECRET_HEADER: {e}")))?,
-                value: crate::config::read_origin_secret(source)
-                    .map_err(|p| StartupError::Config(p.to_string()))?,
-            }),
-            None => None,
-        };
         let delivery = web::Data::new(crate::web::state::Delivery {
             storage,
             cdn: signers,
