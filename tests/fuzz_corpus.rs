@@ -75,6 +75,7 @@ macro_rules! replay_tests {
 replay_tests!(
     sql_normalize,
     n1_trace,
+    otlp_trace,
     cdn_sign,
     cdn_url,
     media_token,

@@ -152,4 +152,21 @@ for c in [
     "3=x\n27=y\n1000=z",
 ]:
     write("config", c)
+# OpenTelemetry OTLP JSON: the hand-checked fixture (split over two export lines), a
+# pretty-printed document with base64 ids, and edge cases (empty, ids missing).
+with open(os.path.join(os.path.dirname(ROOT), "tests", "data", "otlp", "split.jsonl"), "rb") as f:
+    write("otlp_trace", f.read())
+for doc in [
+    '{"resourceSpans":[{"scopeSpans":[{"spans":[\n'
+    ' {"traceId":"AAECAwQFBgcICQoLDA0ODw==","spanId":"AQIDBAUGBwg=","name":"GET /p",'
+    '"startTimeUnixNano":"1000","endTimeUnixNano":"9000","attributes":[{"key":"http.route","value":{"stringValue":"/p/{id}"}}]},\n'
+    ' {"traceId":"AAECAwQFBgcICQoLDA0ODw==","spanId":"AgIDBAUGBwg=","parentSpanId":"AQIDBAUGBwg=","name":"SELECT",'
+    '"startTimeUnixNano":2000,"endTimeUnixNano":3000,"attributes":[{"key":"db.query.text","value":{"stringValue":"SELECT * FROM t WHERE id = $1"}},'
+    '{"key":"db.query.parameter.0","value":{"intValue":"7"}}]}\n'
+    ']}]}]}\n',
+    '{"resourceSpans":[]}\n{}\n',
+    '{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"","spanId":"","attributes":[{"key":"db.statement","value":{"stringValue":"SELECT 1"}}]}]}]}]}\n',
+]:
+    write("otlp_trace", doc)
+
 print("seeds written under", os.path.join(ROOT, "corpus"), file=sys.stderr)

@@ -22,7 +22,9 @@ use veza::cdn::{
 use veza::delivery::local_token::{LocalSigner, Scope};
 use veza::delivery::paths;
 use veza::delivery::playlist::{RewriteError, is_media_playlist, rewrite_segments, segment_names};
-use veza::n1::{DetectorConfig, FingerprintId, analyze, classify, normalize};
+use veza::n1::{
+    DetectorConfig, FingerprintId, Format, Report, analyze, analyze_input, classify, normalize,
+};
 
 /// A harness: panics when an invariant breaks.
 pub type Harness = fn(&[u8]);
@@ -32,6 +34,7 @@ pub type Harness = fn(&[u8]);
 pub const TARGETS: &[(&str, Harness)] = &[
     ("sql_normalize", sql_normalize),
     ("n1_trace", n1_trace),
+    ("otlp_trace", otlp_trace),
     ("cdn_sign", cdn_sign),
     ("cdn_url", cdn_url),
     ("media_token", media_token),
@@ -103,51 +106,79 @@ pub fn sql_normalize(data: &[u8]) {
 // N+1 trace parser
 // ---------------------------------------------------------------------------
 
-/// `veza n1 analyze` on an arbitrary NDJSON trace, with the default and with a
-/// trigger-happy detector; the reports must print, as text and as JSON lines.
-pub fn n1_trace(data: &[u8]) {
+/// The detector's default thresholds, and a strict one that flags almost anything.
+fn detector_configs() -> [DetectorConfig; 2] {
     let strict = DetectorConfig {
         total_threshold: 2,
         repeat_threshold: 2,
         ..DetectorConfig::default()
     };
-    for cfg in [DetectorConfig::default(), strict] {
+    [DetectorConfig::default(), strict]
+}
+
+/// `veza n1 analyze` on an arbitrary NDJSON trace, with the default and with a
+/// trigger-happy detector; the reports must print, as text and as JSON lines.
+pub fn n1_trace(data: &[u8]) {
+    for cfg in detector_configs() {
         let Ok(report) = analyze(data, &cfg) else {
             continue;
         };
         let lines = data.split(|b| *b == b'\n').count() as u64;
         assert!(report.requests <= lines, "more requests than lines");
-        for f in &report.findings {
-            match (&f.sql, f.fingerprint) {
-                (Some(sql), Some(fp)) => {
-                    assert_eq!(
-                        fp,
-                        FingerprintId::of_normalized(sql),
-                        "fingerprint of {sql:?}"
-                    );
-                }
-                (None, None) => {}
-                _ => panic!("finding with only one of sql and fingerprint: {f:?}"),
+        check_report(&report);
+    }
+}
+
+/// `veza n1 analyze` on OpenTelemetry OTLP JSON: never panics, forced or sniffed; its
+/// counts are consistent (a request is a group of database spans) and its report
+/// obeys the NDJSON path's invariants.
+pub fn otlp_trace(data: &[u8]) {
+    for cfg in detector_configs() {
+        let _ = analyze_input(data, Format::Auto, &cfg);
+        let Ok(analysis) = analyze_input(data, Format::Otlp, &cfg) else {
+            continue;
+        };
+        let Some(stats) = analysis.otlp else {
+            panic!("OTLP input without OTLP figures");
+        };
+        assert!(stats.db_spans <= stats.spans, "{stats:?}");
+        assert!(analysis.report.requests <= stats.db_spans, "{stats:?}");
+        check_report(&analysis.report);
+    }
+}
+
+/// What every report must satisfy, whatever its input format.
+fn check_report(report: &Report) {
+    for f in &report.findings {
+        match (&f.sql, f.fingerprint) {
+            (Some(sql), Some(fp)) => {
+                assert_eq!(
+                    fp,
+                    FingerprintId::of_normalized(sql),
+                    "fingerprint of {sql:?}"
+                );
             }
+            (None, None) => {}
+            _ => panic!("finding with only one of sql and fingerprint: {f:?}"),
         }
-        let mut out = Vec::new();
-        assert!(report.write_text(&mut out).is_ok());
-        let out = String::from_utf8(out).unwrap_or_default();
-        assert_eq!(
-            out.lines().count(),
-            report.findings.len() + 1,
-            "one text line per finding plus the summary: {out:?}"
+    }
+    let mut out = Vec::new();
+    assert!(report.write_text(&mut out).is_ok());
+    let out = String::from_utf8(out).unwrap_or_default();
+    assert_eq!(
+        out.lines().count(),
+        report.findings.len() + 1,
+        "one text line per finding plus the summary: {out:?}"
+    );
+    let mut json = Vec::new();
+    assert!(report.write_json(&mut json).is_ok());
+    let json = String::from_utf8(json).unwrap_or_default();
+    assert_eq!(json.lines().count(), report.findings.len());
+    for line in json.lines() {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(line).is_ok(),
+            "not JSON: {line:?}"
         );
-        let mut json = Vec::new();
-        assert!(report.write_json(&mut json).is_ok());
-        let json = String::from_utf8(json).unwrap_or_default();
-        assert_eq!(json.lines().count(), report.findings.len());
-        for line in json.lines() {
-            assert!(
-                serde_json::from_str::<serde_json::Value>(line).is_ok(),
-                "not JSON: {line:?}"
-            );
-        }
     }
 }
 
