@@ -64,7 +64,8 @@ pub struct Holders {
     entries: Mutex<FxHashMap<u64, Entry>>,
     next_id: AtomicU64,
     leak_threshold: Duration,
-    /// `Instant`-free rate limit: milliseconds since `created` of the last timeout log.
+    /// Rate limit of the timeout log: milliseconds from `created` to its last line (0: never),
+    /// an atomic so concurrent timeouts agree on who logs.
     last_timeout_log_ms: AtomicU64,
     created: Instant,
 }
@@ -232,7 +233,7 @@ fn suspect(metrics: &Metrics, route: &str, kind: HoldKind, held: Duration, state
 /// One registered holder; leaves the registry when finished or dropped (a cancelled
 /// request still releases its entry).
 pub struct Hold {
-    holders: Arc<super::PoolInstruments>,
+    instruments: Arc<super::PoolInstruments>,
     metrics: Arc<Metrics>,
     id: u64,
     started: Instant,
@@ -248,7 +249,7 @@ impl Hold {
     ) -> Hold {
         Hold {
             id: instruments.holders.enter(route, kind),
-            holders: instruments.clone(),
+            instruments: instruments.clone(),
             metrics: metrics.clone(),
             started: Instant::now(),
             done: false,
@@ -259,14 +260,14 @@ impl Hold {
     /// its connection, when known).
     pub fn finish(mut self, held: Duration) {
         self.done = true;
-        self.holders.holders.leave(self.id, held, &self.metrics);
+        self.instruments.holders.leave(self.id, held, &self.metrics);
     }
 }
 
 impl Drop for Hold {
     fn drop(&mut self) {
         if !self.done {
-            self.holders
+            self.instruments
                 .holders
                 .leave(self.id, self.started.elapsed(), &self.metrics);
         }
