@@ -105,7 +105,7 @@ fn bench_statement(c: &mut Criterion) {
     let (rt, cfg, metrics, conn) = (&s.rt, &s.cfg, &s.metrics, s.conn.clone());
     rt.block_on(async {
         veza::db::migrate(&conn).await.unwrap();
-        veza::db::seed::seed_demo(&conn, &cfg.storage_dir)
+        veza::db::seed::seed_demo(&conn, &veza::store::Store::local(&cfg.storage_dir))
             .await
             .unwrap();
     });
@@ -198,9 +198,12 @@ fn start_app(dir: &std::path::Path, counting: bool) -> u16 {
             let app = veza::startup::Application::build(cfg.clone())
                 .await
                 .unwrap();
-            veza::db::seed::seed_demo(&app.handles().db.conn, &cfg.storage_dir)
-                .await
-                .unwrap();
+            veza::db::seed::seed_demo(
+                &app.handles().db.conn,
+                &veza::store::Store::local(&cfg.storage_dir),
+            )
+            .await
+            .unwrap();
             tx.send(app.port()).unwrap();
             app.run_until_stopped().await.unwrap();
         })

@@ -190,10 +190,15 @@ fn bench_reuse(c: &mut Criterion) {
 }
 
 fn bench_catalogue(c: &mut Criterion) {
-    use veza::delivery::catalogue::{CatalogueCache, DeliveryInfo};
+    use veza::delivery::catalogue::{CatalogueCache, DeliveryInfo, Invalidation};
     let mut g = c.benchmark_group("catalogue_cache");
     let metrics = Metrics::register(&prometheus::Registry::new(), 3.0).unwrap();
-    let cache = CatalogueCache::new(10_000, Duration::from_secs(60), true, metrics);
+    let cache = CatalogueCache::new(
+        10_000,
+        Duration::from_secs(60),
+        Invalidation::TtlOnly,
+        metrics,
+    );
     for id in 0..1_000 {
         cache.insert(
             cache.epoch(),

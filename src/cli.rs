@@ -255,7 +255,8 @@ async fn seed(config: Config) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    match crate::db::seed::seed_demo(&conn, &config.storage_dir).await {
+    let store = crate::store::Store::from_config(&config.storage, &config.storage_dir).await;
+    match crate::db::seed::seed_demo(&conn, &store).await {
         Ok(report) => {
             log::info!(
                 "demo data: {} tracks ({}{}), media {} under {}",
@@ -321,7 +322,7 @@ async fn import_files(config: Config, args: ImportArgs, tools: crate::import::To
         Ok(c) => c,
         Err(code) => return code,
     };
-    let storage = crate::storage::Storage::from_config(&config.storage, &config.storage_dir).await;
+    let storage = crate::store::Store::from_config(&config.storage, &config.storage_dir).await;
     // Ctrl-C stops the current file's ffmpeg (its uploads are then never started) and
     // the files after it; an upload or insert under way finishes or rolls back first.
     let (stop, interrupt) = tokio::sync::watch::channel(false);
@@ -498,8 +499,9 @@ fn usage_error(msg: impl std::fmt::Display) -> ExitCode {
 }
 
 fn sign(args: &SignArgs) -> ExitCode {
-    use crate::actors::cdn_signer::{join_base, unix_now};
+    use crate::actors::cdn_signer::join_base;
     use crate::cdn::{Provider, SignRequest};
+    use crate::clock::unix_now;
     let config = match load_config() {
         Ok(c) => c,
         Err(code) => return code,

@@ -38,7 +38,7 @@ use tokio::sync::watch;
 
 use crate::db::entities::{artist, playlist, playlist_track, track};
 use crate::delivery::paths::content_type_for;
-use crate::storage::{Storage, StorageError};
+use crate::store::{StorageError, Store};
 
 /// Output sample rate of every rendition.
 pub const SAMPLE_RATE: u32 = 44_100;
@@ -568,7 +568,7 @@ pub enum Outcome {
 /// Imports files one at a time into one catalogue and storage.
 pub struct Importer {
     pub conn: DatabaseConnection,
-    pub storage: Storage,
+    pub storage: Store,
     pub tools: Tools,
     pub options: ImportOptions,
     /// Becomes `true` on Ctrl-C: probing and transcoding stop (the children are
@@ -735,7 +735,7 @@ impl Importer {
     async fn roll_back(&self, error: ImportError, written: &[String]) -> ImportError {
         let mut left = Vec::new();
         for key in written.iter().rev() {
-            if let Err(e) = self.storage.delete(key).await {
+            if let Err(e) = self.storage.remove(key).await {
                 log::warn!("cannot delete {key} after a failed import: {e}");
                 left.push(key.as_str());
             }
@@ -1363,7 +1363,7 @@ mod tests {
             "tracks/i-ba7816bf8f01cfea/original.mp3"
         );
         assert_eq!(hls_prefix("ba7816bf8f01cfea"), "hls/i-ba7816bf8f01cfea");
-        assert!(crate::delivery::paths::validate_key(&original_key("ab", "flac")).is_ok());
+        assert!(crate::store::layout::validate_key(&original_key("ab", "flac")).is_ok());
         assert!(
             crate::delivery::paths::validate_hls_name(&segment_name(b"")).is_ok(),
             "the origin serves segment names"

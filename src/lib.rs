@@ -13,5 +13,5 @@ pub mod metrics;
 pub mod n1;
 pub mod secret;
 pub mod startup;
-pub mod storage;
+pub mod store;
 pub mod web;

@@ -1,8 +1,10 @@
-//! The application builder (zero2prod's `Application::build` pattern): wires the
-//! actors, the pool and the HTTP server, binds the listener (port 0 in tests) and
-//! reports the bound address. `main` only calls it.
+//! The composition root (zero2prod's `Application::build` pattern), in three steps:
+//! [`prepare`] reads and checks everything that can fail and binds the listeners (port
+//! 0 in tests), starting nothing; [`start`] starts the actors and builds the services;
+//! [`run`] mounts them on the HTTP server. Only `main` and `cli` import this module.
 
 use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,19 +12,24 @@ use actix::{Actor, Addr};
 use actix_web::dev::Server;
 use actix_web::middleware::{Condition, Logger, from_fn};
 use actix_web::{App, HttpServer, web};
+use sea_orm::DatabaseConnection;
 
 use crate::actors::catalogue_listener::CatalogueListener;
 use crate::actors::cdn_signer::{CdnSigner, Reload, Signers};
 use crate::actors::db_pool::{self, DbPool, PoolStatsSettings};
-use crate::actors::metrics::MetricsActor;
 use crate::actors::query_stats::QueryStats;
+use crate::actors::registry::MetricsActor;
 use crate::actors::watchdog::{StopWatchdog, Watchdog};
-use crate::config::{Config, Secret};
+use crate::config::{Backend, Config, CorsOrigins};
 use crate::db::{self, Db, PoolInstruments};
-use crate::delivery::catalogue::CatalogueCache;
+use crate::delivery::catalogue::{CatalogueCache, Invalidation};
+use crate::delivery::local_token::LocalSigner;
+use crate::delivery::{CdnDelivery, CdnEdge, Service};
 use crate::metrics::Metrics;
+use crate::secret::Secret;
+use crate::store::Store;
 use crate::web::middleware::observe;
-use crate::web::state::Observer;
+use crate::web::state::{Observer, OriginSecret, Site};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -97,6 +104,43 @@ pub struct Application {
     watchdog: Addr<Watchdog>,
 }
 
+/// The bound listeners: the API's, and the separate `/metrics` one when configured.
+pub struct Listeners {
+    pub api: TcpListener,
+    pub addr: SocketAddr,
+    pub metrics: Option<(TcpListener, SocketAddr)>,
+}
+
+/// Everything read, checked and opened before anything starts: a failure here leaves
+/// nothing running.
+pub struct Prepared {
+    config: Config,
+    listeners: Listeners,
+    local: LocalSigner,
+    origin_secret: Option<OriginSecret>,
+    metrics_actor: MetricsActor,
+    metrics: Metrics,
+    cdn: Option<(CdnSigner, CdnEdge)>,
+    query_stats: Option<Arc<QueryStats>>,
+    conn: DatabaseConnection,
+}
+
+/// The running parts and what every HTTP worker shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub handles: Handles,
+    watchdog: Addr<Watchdog>,
+    db: web::Data<Db>,
+    metrics_actor: web::Data<Addr<MetricsActor>>,
+    pool_settings: web::Data<PoolStatsSettings>,
+    delivery: web::Data<Service>,
+    site: web::Data<Site>,
+    query_stats_template: Option<Arc<QueryStats>>,
+    cors: CorsOrigins,
+    server: crate::config::ServerConfig,
+    extra_routes: Option<ExtraRoutes>,
+}
+
 impl Application {
     /// Build everything and bind. Must run inside an actix `System`.
     pub async fn build(config: Config) -> Result<Application, StartupError> {
@@ -116,257 +160,20 @@ impl Application {
         config: Config,
         extra_routes: Option<ExtraRoutes>,
     ) -> Result<Application, StartupError> {
-        // Everything that can fail runs before the first actor starts: an actor whose
-        // timers are dropped with a failed start-up outlives the runtime and panics
-        // ("there is no reactor running") instead of letting the error be printed.
-        let listener =
-            TcpListener::bind(config.server.bind).map_err(|source| StartupError::Bind {
-                addr: config.server.bind,
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| StartupError::Bind {
-            addr: config.server.bind,
-            source,
-        })?;
-        let metrics_listener = match config.server.metrics_bind {
-            Some(bind) => {
-                let bind_err = |source| StartupError::Bind { addr: bind, source };
-                let l = TcpListener::bind(bind).map_err(bind_err)?;
-                let a = l.local_addr().map_err(bind_err)?;
-                Some((l, a))
-            }
+        let prepared = prepare(config).await?;
+        let (mut state, listeners) = start(prepared).await;
+        state.extra_routes = extra_routes;
+        let metrics_server = match listeners.metrics {
+            Some((listener, bound)) => Some((bound, metrics_server(listener, bound, &state)?)),
             None => None,
         };
-        let local = Arc::new(local_signer(&config)?);
-        let origin_secret = match &config.server.origin_secret {
-            Some(source) => Some(crate::web::state::OriginSecret {
-                header: actix_web::http::header::HeaderName::from_bytes(
-                    config.server.origin_secret_header.as_bytes(),
-                )
-                .map_err(|e| StartupError::Config(format!("VEZA_ORIGIN_SECRET_HEADER: {e}")))?,
-                value: crate::config::read_origin_secret(source)
-                    .map_err(|p| StartupError::Config(p.to_string()))?,
-            }),
-            None => None,
-        };
-
-        let (metrics_actor, metrics) =
-            MetricsActor::new(config.database.acquire_timeout.as_secs_f64())?;
-        let mut routes = crate::web::patterns::ALL.to_vec();
-        routes.push(crate::web::middleware::UNMATCHED);
-        metrics.init_route_series(
-            &routes,
-            &crate::n1::detector::Kind::ALL.map(crate::n1::detector::Kind::as_str),
-        );
-        let cdn_signer = if config.cdn.enabled {
-            Some(
-                CdnSigner::new(config.cdn.clone(), metrics.clone()).map_err(|e| {
-                    StartupError::Config(crate::config::ConfigProblem::from(e).to_string())
-                })?,
-            )
-        } else {
-            None
-        };
-        let query_stats_template = if config.query_stats.enabled {
-            Some(Arc::new(QueryStats::new(
-                &config.query_stats,
-                metrics.clone(),
-            )))
-        } else {
-            None
-        };
-        let conn = db::connect(&config.database, &metrics, config.query_stats.slow_query).await?;
-        let metrics_actor = metrics_actor.start();
-
-        // An unreachable database must not stop the service from starting: it serves
-        // 503 until the database answers, and the DbPool actor applies the pending
-        // migrations as soon as it does.
-        let migrations_pending = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        if config.server.auto_migrate
-            && let Err(e) = db::migrate(&conn).await
-        {
-            log::error!("migrations not applied yet (database unavailable?): {e}");
-            migrations_pending.store(true, std::sync::atomic::Ordering::Relaxed);
-        }
-        let instruments = Arc::new(PoolInstruments {
-            holders: crate::db::holders::Holders::new(config.database.leak_threshold),
-            ..Default::default()
-        });
-        let db = Db {
-            conn: conn.clone(),
-            instruments: instruments.clone(),
-            metrics: Arc::new(metrics.clone()),
-            counting: config.query_stats.enabled,
-            operation_timeout: Some(
-                config.database.acquire_timeout + config.database.statement_timeout,
-            ),
-        };
-
-        let interval = config.server.pool_stats_interval;
-        let spawn_pool = {
-            let (conn, metrics, instruments) = (conn.clone(), metrics.clone(), instruments.clone());
-            let pending = migrations_pending.clone();
-            move || {
-                DbPool::new(conn.clone(), metrics.clone(), instruments.clone(), interval)
-                    .migrate_when_reachable(pending.clone())
-                    .start()
-            }
-        };
-        let db_pool = Arc::new(Mutex::new(spawn_pool()));
-
-        // One QueryStats actor per HTTP worker, started on that worker's own arbiter
-        // (in the server factory below): the per-request message then never crosses
-        // threads, which a single shared actor's wake-ups made cost ~10 % of a
-        // DB-bound request's throughput on two cores.
-        let query_stats = QueryStatsActors::default();
-
-        let signers =
-            cdn_signer.map(|leader| Arc::new(Signers::start(leader, config.cdn.signer_threads)));
-        let cdn_signer = signers.as_ref().and_then(|s| s.leader());
-        // Always handled: SIGHUP's default action would terminate the process.
-        reload_on_sighup(cdn_signer.clone());
-
-        // The catalogue cache. On PostgreSQL it is trusted only while the listener is
-        // connected (other instances and SQL change tracks); on SQLite this process is
-        // the only writer that matters and the TTL covers the others.
-        let postgres = config.database.url.backend() == crate::config::Backend::Postgres;
-        let catalogue = Arc::new(CatalogueCache::new(
-            config.server.catalogue_cache_size,
-            config.server.catalogue_cache_ttl,
-            !postgres,
-            metrics.clone(),
-        ));
-        let catalogue_listener = if postgres && config.server.catalogue_cache_size > 0 {
-            Some(
-                CatalogueListener::new(
-                    Secret::new(config.database.url.expose().to_string()),
-                    catalogue.clone(),
-                    metrics.clone(),
-                )
-                .start(),
-            )
-        } else {
-            metrics.catalogue_listen_connected.set(1);
-            None
-        };
-
-        let storage =
-            crate::storage::Storage::from_config(&config.storage, &config.storage_dir).await;
-        for w in config.warnings() {
-            log::warn!("{w}");
-        }
-        let delivery = web::Data::new(crate::web::state::Delivery {
-            storage,
-            cdn: signers,
-            catalogue: catalogue.clone(),
-            local,
-            ttl: config.cdn.ttl,
-            metrics: metrics.clone(),
-            hls_mode: config.cdn.hls_delivery,
-            provider: config.cdn.provider,
-            cdn_base_url: config.cdn.base_url.clone(),
-            cookie_domain: config.cdn.cookie_domain.clone(),
-            akamai_token_name: config.cdn.akamai_token_name.clone(),
-            public_url: config.server.public_url.clone(),
-            origin_secret,
-        });
-        let cors_origins = config.server.cors.clone();
-
-        let handles = Handles {
-            db: db.clone(),
-            metrics: metrics.clone(),
-            metrics_actor: metrics_actor.clone(),
-            db_pool: db_pool.clone(),
-            query_stats: query_stats.clone(),
-            cdn_signer: cdn_signer.clone(),
-            catalogue,
-            catalogue_listener,
-        };
-
-        let watchdog = Watchdog::new(
-            db_pool.clone(),
-            Box::new(spawn_pool),
-            metrics.clone(),
-            interval,
-        )
-        .start();
-
-        let observer_metrics = metrics.clone();
-        let worker_query_stats = query_stats.clone();
-        let db_data = web::Data::new(db);
-        let metrics_data = web::Data::new(metrics_actor);
-        let settings = web::Data::new(PoolStatsSettings { interval });
-        let separate_metrics = config.server.metrics_bind.is_some();
-        let client_request_timeout = config.server.client_request_timeout;
-        let access_log =
-            log::log_enabled!(target: "actix_web::middleware::logger", log::Level::Info);
-        let metrics_server = match metrics_listener {
-            Some((listener, bound)) => Some(metrics_server(listener, bound, metrics_data.clone())?),
-            None => None,
-        };
-        let server = HttpServer::new(move || {
-            let stats = query_stats_template.as_ref().map(|t| {
-                let addr = t.for_worker().start();
-                worker_query_stats.push(addr.clone());
-                addr
-            });
-            let observer = web::Data::new(Observer {
-                metrics: observer_metrics.clone(),
-                query_stats: stats,
-            });
-            let app = App::new()
-                .app_data(observer)
-                .app_data(db_data.clone())
-                .app_data(metrics_data.clone())
-                .app_data(settings.clone())
-                .app_data(delivery.clone())
-                .wrap(Condition::new(
-                    cors_origins != crate::config::CorsOrigins::Off,
-                    cors(&cors_origins),
-                ))
-                .wrap(from_fn(preflight_no_content))
-                .wrap(from_fn(observe))
-                .wrap(from_fn(crate::web::slow_clients::track))
-                // The access log costs a few allocations per request even when its
-                // lines are filtered out: mount it only when they would be written.
-                .wrap(Condition::new(
-                    access_log,
-                    Logger::new("%a \"%r\" %s %b %T"),
-                ))
-                .configure(crate::web::routes)
-                .configure(|cfg| {
-                    if !separate_metrics {
-                        crate::web::metrics_route(cfg);
-                    }
-                });
-            let app = match &extra_routes {
-                Some(extra) => app.configure(|cfg| extra(cfg)),
-                None => app,
-            };
-            app.default_service(web::to(crate::web::not_found))
-        })
-        .workers(config.server.workers)
-        .max_connections(config.server.max_connections)
-        .keep_alive(KEEP_ALIVE)
-        .client_request_timeout(client_request_timeout)
-        // Slow clients on kept-alive connections, which actix's timeout misses.
-        .on_connect(move |io, ext| {
-            crate::web::slow_clients::on_connect(io, ext, KEEP_ALIVE + client_request_timeout)
-        })
-        .shutdown_timeout(config.server.shutdown_timeout.as_secs())
-        .listen(listener)
-        .map_err(|source| StartupError::Bind {
-            addr: config.server.bind,
-            source,
-        })?
-        .run();
-
+        let server = run(listeners.api, state.clone())?;
         Ok(Application {
-            addr,
+            addr: listeners.addr,
             server,
             metrics_server,
-            handles,
-            watchdog,
+            handles: state.handles,
+            watchdog: state.watchdog,
         })
     }
 
@@ -415,13 +222,295 @@ impl Application {
     }
 }
 
+/// Read and check everything that can fail, bind the listeners and open the (lazy)
+/// pool; no actor starts, so a failure here returns cleanly.
+pub async fn prepare(config: Config) -> Result<Prepared, StartupError> {
+    let listeners = bind(&config)?;
+    let local = local_signer(&config)?;
+    let origin_secret = origin_secret(&config)?;
+    let (metrics_actor, metrics) =
+        MetricsActor::new(config.database.acquire_timeout.as_secs_f64())?;
+    let mut routes = crate::web::patterns::ALL.to_vec();
+    routes.push(crate::web::middleware::UNMATCHED);
+    metrics.init_route_series(
+        &routes,
+        &crate::n1::detector::Kind::ALL.map(crate::n1::detector::Kind::as_str),
+    );
+    let cdn = cdn_signer(&config, &metrics)?;
+    let query_stats = config
+        .query_stats
+        .enabled
+        .then(|| Arc::new(QueryStats::new(&config.query_stats, metrics.clone())));
+    let conn = db::connect(&config.database, &metrics, config.query_stats.slow_query).await?;
+    Ok(Prepared {
+        config,
+        listeners,
+        local,
+        origin_secret,
+        metrics_actor,
+        metrics,
+        cdn,
+        query_stats,
+        conn,
+    })
+}
+
+/// Start the actors and build the services. An unreachable database does not stop
+/// the service from starting: it serves 503 until the database answers, and the DbPool
+/// actor applies the pending migrations as soon as it does.
+pub async fn start(p: Prepared) -> (AppState, Listeners) {
+    let Prepared {
+        config,
+        listeners,
+        local,
+        origin_secret,
+        metrics_actor,
+        metrics,
+        cdn,
+        query_stats,
+        conn,
+    } = p;
+    let metrics_actor = metrics_actor.start();
+    let migrations_pending = Arc::new(AtomicBool::new(false));
+    if config.server.auto_migrate
+        && let Err(e) = db::migrate(&conn).await
+    {
+        log::error!("migrations not applied yet (database unavailable?): {e}");
+        migrations_pending.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    let (db, db_pool, spawn_pool) = start_pool(&config, conn, &metrics, migrations_pending);
+    let cdn = cdn.map(|(leader, edge)| CdnDelivery {
+        signers: Arc::new(Signers::start(leader, config.cdn.signer_threads)),
+        edge,
+    });
+    let cdn_signer = cdn.as_ref().and_then(|c| c.signers.leader());
+    // Always handled: SIGHUP's default action would terminate the process.
+    reload_on_sighup(cdn_signer.clone());
+    let (catalogue, catalogue_listener) = start_catalogue(&config, &metrics);
+    let store = Store::from_config(&config.storage, &config.storage_dir).await;
+    for w in config.warnings() {
+        log::warn!("{w}");
+    }
+    let delivery = Service::new(
+        store,
+        cdn,
+        catalogue.clone(),
+        local,
+        config.cdn.ttl,
+        metrics.clone(),
+    );
+    let interval = config.server.pool_stats_interval;
+    let watchdog = Watchdog::new(db_pool.clone(), spawn_pool, metrics.clone(), interval).start();
+    let handles = Handles {
+        db: db.clone(),
+        metrics,
+        metrics_actor: metrics_actor.clone(),
+        db_pool,
+        query_stats: QueryStatsActors::default(),
+        cdn_signer,
+        catalogue,
+        catalogue_listener,
+    };
+    let state = AppState {
+        handles,
+        watchdog,
+        db: web::Data::new(db),
+        metrics_actor: web::Data::new(metrics_actor),
+        pool_settings: web::Data::new(PoolStatsSettings { interval }),
+        delivery: web::Data::new(delivery),
+        site: web::Data::new(Site {
+            public_url: config.server.public_url.clone(),
+            origin_secret,
+        }),
+        query_stats_template: query_stats,
+        cors: config.server.cors.clone(),
+        server: config.server.clone(),
+        extra_routes: None,
+    };
+    (state, listeners)
+}
+
+/// The HTTP server on `listener`, its workers sharing `state`. One QueryStats actor per
+/// worker, started on that worker's own arbiter: the per-request message then never
+/// crosses threads, which a single shared actor's wake-ups made cost ~10 % of a
+/// DB-bound request's throughput on two cores.
+pub fn run(listener: TcpListener, state: AppState) -> Result<Server, StartupError> {
+    let settings = state.server.clone();
+    let access_log = log::log_enabled!(target: "actix_web::middleware::logger", log::Level::Info);
+    let client_request_timeout = settings.client_request_timeout;
+    let server = HttpServer::new(move || {
+        let stats = state.query_stats_template.as_ref().map(|t| {
+            let addr = t.for_worker().start();
+            state.handles.query_stats.push(addr.clone());
+            addr
+        });
+        let observer = web::Data::new(Observer {
+            metrics: state.handles.metrics.clone(),
+            query_stats: stats,
+        });
+        let separate_metrics = state.server.metrics_bind.is_some();
+        let app = App::new()
+            .app_data(observer)
+            .app_data(state.db.clone())
+            .app_data(state.metrics_actor.clone())
+            .app_data(state.pool_settings.clone())
+            .app_data(state.delivery.clone())
+            .app_data(state.site.clone())
+            .wrap(Condition::new(
+                state.cors != CorsOrigins::Off,
+                crate::web::cors::cors(&state.cors),
+            ))
+            .wrap(from_fn(crate::web::cors::preflight_no_content))
+            .wrap(from_fn(observe))
+            .wrap(from_fn(crate::web::slow_clients::track))
+            // The access log costs a few allocations per request even when its lines
+            // are filtered out: mount it only when they would be written.
+            .wrap(Condition::new(
+                access_log,
+                Logger::new("%a \"%r\" %s %b %T"),
+            ))
+            .configure(crate::web::routes)
+            .configure(|cfg| {
+                if !separate_metrics {
+                    crate::web::metrics_route(cfg);
+                }
+            });
+        let app = match &state.extra_routes {
+            Some(extra) => app.configure(|cfg| extra(cfg)),
+            None => app,
+        };
+        app.default_service(web::to(crate::web::not_found))
+    })
+    .workers(settings.workers)
+    .max_connections(settings.max_connections)
+    .keep_alive(KEEP_ALIVE)
+    .client_request_timeout(client_request_timeout)
+    // Slow clients on kept-alive connections, which actix's timeout misses.
+    .on_connect(move |io, ext| {
+        crate::web::slow_clients::on_connect(io, ext, KEEP_ALIVE + client_request_timeout)
+    })
+    .shutdown_timeout(settings.shutdown_timeout.as_secs())
+    .listen(listener)
+    .map_err(|source| StartupError::Bind {
+        addr: settings.bind,
+        source,
+    })?
+    .run();
+    Ok(server)
+}
+
+fn bind(config: &Config) -> Result<Listeners, StartupError> {
+    let bind_one = |addr: SocketAddr| {
+        let err = |source| StartupError::Bind { addr, source };
+        let l = TcpListener::bind(addr).map_err(err)?;
+        let bound = l.local_addr().map_err(err)?;
+        Ok::<_, StartupError>((l, bound))
+    };
+    let (api, addr) = bind_one(config.server.bind)?;
+    let metrics = config.server.metrics_bind.map(bind_one).transpose()?;
+    Ok(Listeners { api, addr, metrics })
+}
+
+fn origin_secret(config: &Config) -> Result<Option<OriginSecret>, StartupError> {
+    let Some(source) = &config.server.origin_secret else {
+        return Ok(None);
+    };
+    Ok(Some(OriginSecret {
+        header: actix_web::http::header::HeaderName::from_bytes(
+            config.server.origin_secret_header.as_bytes(),
+        )
+        .map_err(|e| StartupError::Config(format!("VEZA_ORIGIN_SECRET_HEADER: {e}")))?,
+        value: crate::config::read_origin_secret(source)
+            .map_err(|p| StartupError::Config(p.to_string()))?,
+    }))
+}
+
+/// The leading CdnSigner (not started) and the CDN's settings, when the CDN is on. A
+/// key that no longer loads is a configuration error (exit 2).
+fn cdn_signer(
+    config: &Config,
+    metrics: &Metrics,
+) -> Result<Option<(CdnSigner, CdnEdge)>, StartupError> {
+    if !config.cdn.enabled {
+        return Ok(None);
+    }
+    let edge = CdnEdge::from_config(&config.cdn).ok_or_else(|| {
+        StartupError::Config("CDN_ENABLED=true needs CDN_PROVIDER and CDN_BASE_URL".into())
+    })?;
+    let leader = CdnSigner::new(config.cdn.clone(), metrics.clone())
+        .map_err(|e| StartupError::Config(crate::config::ConfigProblem::from(e).to_string()))?;
+    Ok(Some((leader, edge)))
+}
+
+type SpawnPool = Box<dyn Fn() -> Addr<DbPool>>;
+
+/// The request-side pool handle, the DbPool actor, and how the watchdog restarts it.
+fn start_pool(
+    config: &Config,
+    conn: DatabaseConnection,
+    metrics: &Metrics,
+    migrations_pending: Arc<AtomicBool>,
+) -> (Db, Arc<Mutex<Addr<DbPool>>>, SpawnPool) {
+    let instruments = Arc::new(PoolInstruments {
+        holders: crate::db::holders::Holders::new(config.database.leak_threshold),
+        ..Default::default()
+    });
+    let db = Db {
+        conn: conn.clone(),
+        instruments: instruments.clone(),
+        metrics: Arc::new(metrics.clone()),
+        counting: config.query_stats.enabled,
+        operation_timeout: Some(
+            config.database.acquire_timeout + config.database.statement_timeout,
+        ),
+    };
+    let interval = config.server.pool_stats_interval;
+    let metrics = metrics.clone();
+    let spawn_pool: SpawnPool = Box::new(move || {
+        DbPool::new(conn.clone(), metrics.clone(), instruments.clone(), interval)
+            .migrate_when_reachable(migrations_pending.clone())
+            .start()
+    });
+    let db_pool = Arc::new(Mutex::new(spawn_pool()));
+    (db, db_pool, spawn_pool)
+}
+
+/// The catalogue cache. On PostgreSQL it is trusted only while the listener is
+/// connected (other instances and SQL change tracks); on SQLite this process is the
+/// only writer that matters and the TTL covers the others.
+fn start_catalogue(
+    config: &Config,
+    metrics: &Metrics,
+) -> (Arc<CatalogueCache>, Option<Addr<CatalogueListener>>) {
+    let postgres = config.database.url.backend() == Backend::Postgres;
+    let invalidation = if postgres {
+        Invalidation::Notifications
+    } else {
+        Invalidation::TtlOnly
+    };
+    let catalogue = Arc::new(CatalogueCache::new(
+        config.server.catalogue_cache_size,
+        config.server.catalogue_cache_ttl,
+        invalidation,
+        metrics.clone(),
+    ));
+    let listener = if postgres && config.server.catalogue_cache_size > 0 {
+        let url = Secret::new(config.database.url.expose().to_string());
+        Some(CatalogueListener::new(url, catalogue.clone(), metrics.clone()).start())
+    } else {
+        metrics.catalogue_listen_connected.set(1);
+        None
+    };
+    (catalogue, listener)
+}
+
 /// A one-worker listener that serves only `/metrics`.
 fn metrics_server(
     listener: TcpListener,
     addr: SocketAddr,
-    metrics_actor: web::Data<Addr<MetricsActor>>,
-) -> Result<(SocketAddr, Server), StartupError> {
-    let bind_err = |source| StartupError::Bind { addr, source };
+    state: &AppState,
+) -> Result<Server, StartupError> {
+    let metrics_actor = state.metrics_actor.clone();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(metrics_actor.clone())
@@ -431,16 +520,14 @@ fn metrics_server(
     .workers(1)
     .shutdown_timeout(5)
     .listen(listener)
-    .map_err(bind_err)?
+    .map_err(|source| StartupError::Bind { addr, source })?
     .run();
-    Ok((addr, server))
+    Ok(server)
 }
 
 /// The key for `/media` tokens: configured, or random for this process (fine for one
 /// instance; several instances behind a balancer must share VEZA_MEDIA_SIGNING_KEY).
-fn local_signer(
-    config: &Config,
-) -> Result<crate::delivery::local_token::LocalSigner, StartupError> {
+fn local_signer(config: &Config) -> Result<LocalSigner, StartupError> {
     let key = match &config.media_key {
         Some(k) => k.expose().as_bytes().to_vec(),
         None => {
@@ -454,8 +541,7 @@ fn local_signer(
             k
         }
     };
-    crate::delivery::local_token::LocalSigner::new(&key)
-        .map_err(|e| StartupError::Config(e.to_string()))
+    LocalSigner::new(&key).map_err(|e| StartupError::Config(e.to_string()))
 }
 
 /// SIGHUP makes the CdnSigner reload its key material (rotation without restart).
@@ -478,55 +564,4 @@ fn reload_on_sighup(signer: Option<Addr<CdnSigner>>) {
             }
         }
     });
-}
-
-/// CORS for browser players (`VEZA_CORS_ALLOWED_ORIGINS`): GET/HEAD with `Range`, and the
-/// headers a player reads exposed. A list of origins makes actix-cors answer
-/// `Vary: Origin`.
-fn cors(origins: &crate::config::CorsOrigins) -> actix_cors::Cors {
-    use actix_web::http::header;
-    let c = actix_cors::Cors::default()
-        .allowed_methods(["GET", "HEAD"])
-        .allowed_headers([
-            header::RANGE,
-            header::IF_NONE_MATCH,
-            header::IF_MODIFIED_SINCE,
-        ])
-        .expose_headers([
-            header::CONTENT_LENGTH,
-            header::CONTENT_RANGE,
-            header::ACCEPT_RANGES,
-            header::ETAG,
-        ])
-        .max_age(3600);
-    match origins {
-        crate::config::CorsOrigins::List(list) => {
-            list.iter().fold(c, |c, origin| c.allowed_origin(origin))
-        }
-        // The same answer for every origin: no Vary, or shared caches (a CDN edge)
-        // would keep one copy per page origin.
-        _ => c.allow_any_origin().send_wildcard().disable_vary_header(),
-    }
-}
-
-/// actix-cors answers a successful preflight with 200; a preflight has no content, so
-/// say 204 (what the Fetch standard's examples and most CDNs send).
-async fn preflight_no_content(
-    req: actix_web::dev::ServiceRequest,
-    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
-) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
-    let preflight = req.method() == actix_web::http::Method::OPTIONS
-        && req
-            .headers()
-            .contains_key(actix_web::http::header::ACCESS_CONTROL_REQUEST_METHOD);
-    let mut res = next.call(req).await?;
-    if preflight
-        && res.status() == actix_web::http::StatusCode::OK
-        && res
-            .headers()
-            .contains_key(actix_web::http::header::ACCESS_CONTROL_ALLOW_ORIGIN)
-    {
-        *res.response_mut().status_mut() = actix_web::http::StatusCode::NO_CONTENT;
-    }
-    Ok(res)
 }

@@ -19,9 +19,10 @@ use proptest::sample::select;
 use veza::cdn::{
     BunnyTokenVersion, PreparedSigner, Provider, ProviderConfig, SignRequest, VerifyContext,
 };
-use veza::delivery::local_token::{LocalSigner, Scope, directory_of};
-use veza::delivery::paths::{validate_hls_name, validate_key, validate_segment};
+use veza::delivery::local_token::{LocalSigner, Scope};
+use veza::delivery::paths::validate_hls_name;
 use veza::n1::normalize;
+use veza::store::layout::{directory_of, validate_key, validate_segment};
 
 /// `n` cases, no regression files written next to the sources (a failure prints its
 /// minimal input; add it as an explicit test).

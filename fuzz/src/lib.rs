@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 
 use veza::cdn::{
     BunnyTokenVersion, CloudFrontHash, KeyMaterial, PreparedSigner, Provider, ProviderConfig,
-    SignRequest, VerifyContext, hls,
+    SignRequest, VerifyContext, token_forms,
 };
 use veza::delivery::local_token::{LocalSigner, Scope};
 use veza::delivery::paths;
@@ -329,9 +329,9 @@ pub fn cdn_sign(data: &[u8]) {
         return;
     };
     assert!(signed.is_ascii(), "signed url is not ASCII: {signed:?}");
-    let _ = hls::token_query(&signed);
-    let _ = hls::nginx_path_form(&signed);
-    let _ = hls::cookies(provider, &signed, &cfg.akamai_token_name);
+    let _ = token_forms::token_query(&signed);
+    let _ = token_forms::nginx_path_form(&signed);
+    let _ = token_forms::cookies(provider, &signed, &cfg.akamai_token_name);
     if provider == Provider::CloudFront {
         return; // asymmetric: the edge holds the public key, there is no verify
     }
@@ -394,10 +394,10 @@ pub fn cdn_url(data: &[u8]) {
         8,
         "a fixed test signer failed to build"
     );
-    let _ = hls::token_query(&url);
-    let _ = hls::nginx_path_form(&url);
+    let _ = token_forms::token_query(&url);
+    let _ = token_forms::nginx_path_form(&url);
     for p in [Provider::CloudFront, Provider::Akamai, Provider::Bunny] {
-        let _ = hls::cookies(p, &url, "hdnts");
+        let _ = token_forms::cookies(p, &url, "hdnts");
     }
     for (signer, ip) in url_signers() {
         for directory in [false, true] {
@@ -415,7 +415,7 @@ pub fn cdn_url(data: &[u8]) {
             // Cloudflare cannot sign a directory.
             req.directory = directory && signer.provider() != Provider::Cloudflare;
             if let Ok(signed) = signer.sign(&req) {
-                let _ = hls::nginx_path_form(&signed);
+                let _ = token_forms::nginx_path_form(&signed);
                 let ctx = context_for(&req);
                 assert_eq!(
                     signer.verify(&signed, &ctx),
@@ -467,7 +467,7 @@ pub fn media_token(data: &[u8]) {
 
     let scope = Scope::parse(scope_raw);
     let expires = expires_raw.parse::<u64>().ok();
-    let key = paths::validate_key(key_raw).ok();
+    let key = veza::store::layout::validate_key(key_raw).ok();
     if let (Some(scope), Some(expires), Some(key)) = (scope, expires, key)
         && signer
             .verify(scope, key, expires, token, filename, now)
@@ -544,20 +544,20 @@ pub fn paths(data: &[u8]) {
     let (name, title) = s.split_once('\n').unwrap_or((s.as_str(), ""));
     let root = Path::new("/srv/veza/media/hls/7");
 
-    if let Ok(seg) = paths::validate_segment(name) {
+    if let Ok(seg) = veza::store::layout::validate_segment(name) {
         assert_eq!(seg, name);
-        assert!(!seg.is_empty() && seg.len() <= paths::MAX_NAME_LEN);
+        assert!(!seg.is_empty() && seg.len() <= veza::store::layout::MAX_NAME_LEN);
         assert!(!seg.starts_with('.') && !seg.contains(".."), "{seg:?}");
         let joined = root.join(seg);
         assert_eq!(joined.parent(), Some(root), "{seg:?} escapes its directory");
         assert!(plain_components(Path::new(seg)), "{seg:?}");
     }
     if let Ok(kind) = paths::validate_hls_name(name) {
-        assert!(paths::validate_segment(name).is_ok());
+        assert!(veza::store::layout::validate_segment(name).is_ok());
         assert_eq!(paths::content_type_for(name), kind.content_type());
         let _ = kind.cache_control();
     }
-    if let Ok(key) = paths::validate_key(name) {
+    if let Ok(key) = veza::store::layout::validate_key(name) {
         let joined = root.join(key);
         assert!(joined.starts_with(root), "{key:?} escapes the root");
         assert!(plain_components(Path::new(key)), "{key:?} is not plain");
@@ -565,24 +565,24 @@ pub fn paths(data: &[u8]) {
             !key.contains(['\\', '\0', '%']) && !key.contains(".."),
             "{key:?}"
         );
-        let dir = veza::delivery::local_token::directory_of(key);
+        let dir = veza::store::layout::directory_of(key);
         assert!(key.starts_with(dir));
     }
     let ct = paths::content_type_for(name);
     assert!(ct.parse::<mime::Mime>().is_ok(), "{ct}");
 
-    let download = veza::delivery::download_filename(title, name);
+    let download = veza::delivery::disposition::download_filename(title, name);
     assert!(!download.is_empty());
     assert!(
         !download.contains(['/', '\\']) && !download.chars().any(char::is_control),
         "unsafe download name {download:?}"
     );
-    let disposition = veza::delivery::attachment_disposition(&download);
+    let disposition = veza::delivery::disposition::attachment_disposition(&download);
     assert!(
         actix_web::http::header::HeaderValue::from_str(&disposition).is_ok(),
         "invalid Content-Disposition {disposition:?}"
     );
-    let disposition = veza::delivery::attachment_disposition(title);
+    let disposition = veza::delivery::disposition::attachment_disposition(title);
     assert!(
         actix_web::http::header::HeaderValue::from_str(&disposition).is_ok(),
         "invalid Content-Disposition {disposition:?}"
@@ -599,13 +599,12 @@ pub fn playlist(data: &[u8]) {
     let text = text(data);
     let _ = is_media_playlist(&text);
     for n in segment_names(&text) {
-        assert!(paths::validate_segment(n).is_ok(), "{n:?}");
+        assert!(veza::store::layout::validate_segment(n).is_ok(), "{n:?}");
     }
     let url_for = |n: &str| Some(format!("https://cdn.example/hls/7/{n}?sig=x"));
-    let first_foreign = text
-        .lines()
-        .map(str::trim)
-        .find(|t| !t.is_empty() && !t.starts_with('#') && paths::validate_segment(t).is_err());
+    let first_foreign = text.lines().map(str::trim).find(|t| {
+        !t.is_empty() && !t.starts_with('#') && veza::store::layout::validate_segment(t).is_err()
+    });
     match (rewrite_segments(&text, url_for), first_foreign) {
         (Err(RewriteError::UnexpectedUri(u)), Some(f)) => assert_eq!(u, f),
         (Ok(out), None) => {
@@ -688,8 +687,9 @@ fn range_fixture() -> &'static RangeFixture {
 pub fn http_range(data: &[u8]) {
     use actix_web::http::header::{self, HeaderName, HeaderValue};
     use actix_web::http::{Method, StatusCode};
-    use veza::storage::Storage;
-    use veza::web::handlers::files::{Presentation, serve};
+    use veza::delivery::{MediaAnswer, Presentation};
+    use veza::store::{ReadRequest, Store};
+    use veza::web::handlers::files::serve;
 
     let fx = range_fixture();
     let mut r = Reader(data);
@@ -717,21 +717,18 @@ pub fn http_range(data: &[u8]) {
         }
     }
     let req = req.to_http_request();
-    let storage = Storage::Local {
-        root: fx.root.clone(),
-    };
+    let storage = Store::local(fx.root.clone());
     let (status, headers, body) = fx.runtime.block_on(async {
-        let res = serve(
-            &req,
-            &storage,
-            key,
-            Presentation {
-                content_type: "video/mp2t",
-                cache_control: "public, max-age=60",
-                disposition: None,
-            },
-        )
-        .await;
+        let opened = match storage.open(key, &ReadRequest::default()).await {
+            Ok(o) => o,
+            Err(e) => panic!("cannot open an existing file: {e}"),
+        };
+        let presentation = Presentation {
+            content_type: "video/mp2t",
+            cache_control: "public, max-age=60".to_string(),
+            disposition: None,
+        };
+        let res = serve(&req, MediaAnswer::Object(opened, presentation));
         let res = match res {
             Ok(res) => res,
             Err(e) => panic!("serve failed on an existing file: {e}"),

@@ -20,6 +20,7 @@ use actix::prelude::*;
 
 use crate::cdn::CdnConfig;
 use crate::cdn::{PreparedSigner, SignError, SignRequest, keys};
+use crate::clock::unix_now;
 use crate::metrics::Metrics;
 
 pub const MAILBOX_CAPACITY: usize = 1024;
@@ -32,8 +33,6 @@ fn stamp(path: &PathBuf) -> Stamp {
     let m = std::fs::metadata(path).ok()?;
     Some((m.modified().ok()?, m.len()))
 }
-
-pub use crate::clock::unix_now;
 
 /// The key every signer actor signs with; replaced whole by a reload.
 type SharedKey = Arc<RwLock<Arc<PreparedSigner>>>;
@@ -231,7 +230,7 @@ impl Handler<SignSegments> for CdnSigner {
         };
         let mut signatures = 0u64;
         let result = (|| {
-            if crate::cdn::hls::directory_token_reusable(provider) {
+            if crate::cdn::token_forms::directory_token_reusable(provider) {
                 let Some(first) = msg.names.first() else {
                     return Ok(Vec::new());
                 };
@@ -239,7 +238,7 @@ impl Handler<SignSegments> for CdnSigner {
                 req.directory = true;
                 let signed = signer.sign(&req)?;
                 signatures += 1;
-                let query = crate::cdn::hls::token_query(&signed)?;
+                let query = crate::cdn::token_forms::token_query(&signed)?;
                 msg.names
                     .iter()
                     .map(|n| Ok(format!("{}?{query}", url_of(n)?)))

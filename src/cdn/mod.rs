@@ -11,10 +11,10 @@ pub mod akamai;
 pub mod bunny;
 pub mod cloudflare;
 pub mod cloudfront;
-pub mod hls;
 pub mod keys;
 pub mod nginx;
 pub mod settings;
+pub mod token_forms;
 
 pub use settings::{CdnConfig, HlsDelivery, KeySource};
 

@@ -4,12 +4,11 @@
 //! content-addressed MPEG-TS segments). Nothing is downloaded or installed.
 //!
 //! Idempotent: rows are inserted only into an empty catalogue, and the media are
-//! rendered only when the storage directory does not already hold this version of them
+//! rendered only when the store does not already hold this version of them
 //! (`demo-media.json` lists every file with its size). A catalogue or directory seeded by
 //! an older generator is upgraded: media re-rendered, stale segments removed, and the
 //! demo rows' `duration_ms`, `byte_size` and `content_type` set to the media's values.
 
-use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -22,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::entities::{artist, playlist, playlist_track, track};
 use crate::media::demo::{DemoMedia, MEDIA_PLAYLIST, render};
+use crate::store::{Store, layout};
 
 const ARTISTS: [&str; 4] = [
     "The Modular Echoes",
@@ -63,11 +63,8 @@ pub const CONTENT_TYPE: &str = "audio/wav";
 pub enum SeedError {
     #[error("database: {0}")]
     Db(#[from] DbErr),
-    #[error("writing demo media under {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("writing demo media: {0}")]
+    Storage(#[from] crate::store::StorageError),
     #[error("encoding demo track {track}: {source}")]
     Encode {
         track: u32,
@@ -104,24 +101,10 @@ pub struct Manifest {
     pub tracks: Vec<DemoTrackMedia>,
 }
 
-pub fn storage_key(n: u32) -> String {
-    format!("tracks/{n}/original.wav")
-}
-
-pub fn hls_prefix(n: u32) -> String {
-    format!("hls/{n}")
-}
-
 /// Insert demo rows if the catalogue is empty (or correct existing demo rows), after
-/// making sure the storage directory holds the current demo media.
-pub async fn seed_demo(
-    conn: &DatabaseConnection,
-    storage_dir: &Path,
-) -> Result<SeedReport, SeedError> {
-    let dir = storage_dir.to_path_buf();
-    let (manifest, rendered) = tokio::task::spawn_blocking(move || ensure_demo_media(&dir))
-        .await
-        .map_err(|e| SeedError::Render(e.to_string()))??;
+/// making sure the store holds the current demo media.
+pub async fn seed_demo(conn: &DatabaseConnection, store: &Store) -> Result<SeedReport, SeedError> {
+    let (manifest, rendered) = ensure_demo_media(store).await?;
     let inserted = if artist::Entity::find().count(conn).await? == 0 {
         insert_rows(conn, &manifest).await?;
         true
@@ -142,20 +125,34 @@ pub async fn seed_demo(
     })
 }
 
-/// The current demo media under `storage_dir`: read from its manifest when every file
-/// is in place, otherwise rendered (on all cores) and written. Returns whether it
-/// rendered.
-pub fn ensure_demo_media(storage_dir: &Path) -> Result<(Manifest, bool), SeedError> {
-    if let Some(m) = read_manifest(storage_dir) {
+/// The current demo media in `store`: read from its manifest when every file is in
+/// place, otherwise rendered (on all cores) and written through the store. Returns
+/// whether it rendered.
+pub async fn ensure_demo_media(store: &Store) -> Result<(Manifest, bool), SeedError> {
+    if let Some(m) = read_manifest(store).await {
         return Ok((m, false));
     }
-    let io = |path: &Path| {
-        let path = path.display().to_string();
-        move |source| SeedError::Io { path, source }
+    let rendered = tokio::task::spawn_blocking(render_all)
+        .await
+        .map_err(|e| SeedError::Render(e.to_string()))??;
+    let mut tracks = Vec::with_capacity(rendered.len());
+    for (n, media) in rendered {
+        tracks.push(write_track(store, n, &media).await?);
+    }
+    let manifest = Manifest {
+        version: MEDIA_VERSION,
+        tracks,
     };
-    std::fs::create_dir_all(storage_dir).map_err(io(storage_dir))?;
+    let json = serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| SeedError::Render(format!("manifest: {e}")))?;
+    store.put_bytes(MANIFEST, json, "application/json").await?;
+    Ok((manifest, true))
+}
+
+/// Render every demo track, on up to 8 threads, in track order.
+fn render_all() -> Result<Vec<(u32, DemoMedia)>, SeedError> {
     let next = AtomicU32::new(1);
-    let done: Mutex<Vec<Result<DemoTrackMedia, SeedError>>> = Mutex::new(Vec::new());
+    let done: Mutex<Vec<Result<(u32, DemoMedia), SeedError>>> = Mutex::new(Vec::new());
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
     std::thread::scope(|s| {
         for _ in 0..workers {
@@ -166,8 +163,8 @@ pub fn ensure_demo_media(storage_dir: &Path) -> Result<(Manifest, bool), SeedErr
                         break;
                     }
                     let result = render(n)
-                        .map_err(|source| SeedError::Encode { track: n, source })
-                        .and_then(|media| write_track(storage_dir, n, &media));
+                        .map(|media| (n, media))
+                        .map_err(|source| SeedError::Encode { track: n, source });
                     if let Ok(mut d) = done.lock() {
                         d.push(result);
                     }
@@ -178,95 +175,67 @@ pub fn ensure_demo_media(storage_dir: &Path) -> Result<(Manifest, bool), SeedErr
     let done = done
         .into_inner()
         .map_err(|_| SeedError::Render("a render thread panicked".into()))?;
-    let mut tracks = Vec::with_capacity(done.len());
-    for r in done {
-        tracks.push(r?);
-    }
+    let mut tracks = done.into_iter().collect::<Result<Vec<_>, _>>()?;
     if tracks.len() != DEMO_TRACKS as usize {
         return Err(SeedError::Render(
             "not every demo track was rendered".into(),
         ));
     }
-    tracks.sort_by_key(|t| t.n);
-    let manifest = Manifest {
-        version: MEDIA_VERSION,
-        tracks,
-    };
-    let path = storage_dir.join(MANIFEST);
-    let json = serde_json::to_vec_pretty(&manifest)
-        .map_err(|e| SeedError::Render(format!("manifest: {e}")))?;
-    write_atomic(&path, &json).map_err(io(&path))?;
-    Ok((manifest, true))
+    tracks.sort_by_key(|(n, _)| *n);
+    Ok(tracks)
 }
 
-fn read_manifest(storage_dir: &Path) -> Option<Manifest> {
-    let bytes = std::fs::read(storage_dir.join(MANIFEST)).ok()?;
+async fn read_manifest(store: &Store) -> Option<Manifest> {
+    let bytes = store.read_small(MANIFEST, 1024 * 1024).await.ok()?;
     let m: Manifest = serde_json::from_slice(&bytes).ok()?;
-    let complete = m.version == MEDIA_VERSION
-        && m.tracks.len() == DEMO_TRACKS as usize
-        && m.tracks.iter().all(|t| {
-            t.files.iter().all(|(rel, size)| {
-                std::fs::metadata(storage_dir.join(rel)).is_ok_and(|md| md.len() == *size)
-            })
-        });
-    complete.then_some(m)
-}
-
-/// Write through a uniquely named temporary file and a rename, so a concurrent reader
-/// (or a second seeder of the same directory) never sees a partial file.
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(
-        ".{}-{}.tmp",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
+    if m.version != MEDIA_VERSION || m.tracks.len() != DEMO_TRACKS as usize {
+        return None;
+    }
+    for (key, size) in m.tracks.iter().flat_map(|t| &t.files) {
+        if store.size(key).await.ok().flatten() != Some(*size) {
+            return None;
+        }
+    }
+    Some(m)
 }
 
 /// Write one track's files; segments of an older rendering that the new playlist does
 /// not list are removed.
-fn write_track(root: &Path, n: u32, media: &DemoMedia) -> Result<DemoTrackMedia, SeedError> {
+async fn write_track(
+    store: &Store,
+    n: u32,
+    media: &DemoMedia,
+) -> Result<DemoTrackMedia, SeedError> {
+    let prefix = layout::demo_hls_prefix(n);
     let mut files = Vec::new();
-    let mut put = |rel: String, bytes: &[u8]| -> Result<(), SeedError> {
-        let path = root.join(&rel);
-        let wrap = |source| SeedError::Io {
-            path: path.display().to_string(),
-            source,
-        };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(wrap)?;
-        }
-        write_atomic(&path, bytes).map_err(|source| SeedError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        files.push((rel, bytes.len() as u64));
-        Ok(())
+    let mut put = async |key: String, bytes: &[u8], content_type: &str| {
+        store.put_bytes(&key, bytes.to_vec(), content_type).await?;
+        files.push((key, bytes.len() as u64));
+        Ok::<_, SeedError>(())
     };
-    put(storage_key(n), &media.wav)?;
-    let prefix = hls_prefix(n);
+    put(layout::demo_original(n), &media.wav, CONTENT_TYPE).await?;
     for s in &media.rendition.segments {
-        put(format!("{prefix}/{}", s.name), &s.bytes)?;
+        put(layout::hls_file(&prefix, &s.name), &s.bytes, "video/mp2t").await?;
     }
     // Playlists last: a reader never sees a playlist naming a segment not yet written.
+    let playlist = "application/vnd.apple.mpegurl";
     put(
-        format!("{prefix}/{MEDIA_PLAYLIST}"),
+        layout::hls_file(&prefix, MEDIA_PLAYLIST),
         media.rendition.playlist.as_bytes(),
-    )?;
-    put(format!("{prefix}/master.m3u8"), media.master.as_bytes())?;
+        playlist,
+    )
+    .await?;
+    put(
+        layout::master_playlist(&prefix),
+        media.master.as_bytes(),
+        playlist,
+    )
+    .await?;
 
-    let hls_dir = root.join(&prefix);
-    if let Ok(entries) = std::fs::read_dir(&hls_dir) {
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let listed = media.rendition.segments.iter().any(|s| s.name == name);
-            if name.starts_with("seg-") && name.ends_with(".ts") && !listed {
-                let _ = std::fs::remove_file(e.path());
-            }
+    for name in store.list(&prefix).await? {
+        let listed = media.rendition.segments.iter().any(|s| s.name == name);
+        if name.starts_with("seg-") && name.ends_with(".ts") && !listed {
+            store.remove(&layout::hls_file(&prefix, &name)).await?;
         }
     }
     Ok(DemoTrackMedia {
@@ -284,7 +253,7 @@ async fn upgrade_rows(conn: &DatabaseConnection, manifest: &Manifest) -> Result<
     let mut upgraded = 0;
     for m in &manifest.tracks {
         let rows = track::Entity::find()
-            .filter(track::Column::StorageKey.eq(storage_key(m.n)))
+            .filter(track::Column::StorageKey.eq(layout::demo_original(m.n)))
             .all(conn)
             .await?;
         for row in rows {
@@ -325,8 +294,8 @@ async fn insert_rows(conn: &DatabaseConnection, manifest: &Manifest) -> Result<(
             title: Set(title.to_string()),
             artist_id: Set(artist_ids[i % artist_ids.len()]),
             duration_ms: Set(media.duration_ms),
-            storage_key: Set(storage_key(media.n)),
-            hls_prefix: Set(hls_prefix(media.n)),
+            storage_key: Set(layout::demo_original(media.n)),
+            hls_prefix: Set(layout::demo_hls_prefix(media.n)),
             content_type: Set(CONTENT_TYPE.to_string()),
             byte_size: Set(media.byte_size),
             created_at: Set(now),

@@ -104,11 +104,22 @@ impl std::fmt::Debug for CatalogueCache {
     }
 }
 
+/// What keeps the cache honest, which decides whether it may answer from memory from
+/// the start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invalidation {
+    /// Only the TTL (SQLite: this process is the only writer that matters): trusted from
+    /// the start.
+    TtlOnly,
+    /// PostgreSQL notifications: trusted only once the listener is listening, which
+    /// sets it.
+    Notifications,
+}
+
 impl CatalogueCache {
-    /// `capacity` entries (0 disables the cache), each kept at most `ttl`. `trusted`:
-    /// whether lookups may be answered from memory from the start (SQLite); on
-    /// PostgreSQL the listener sets it once it is listening.
-    pub fn new(capacity: u64, ttl: Duration, trusted: bool, metrics: Metrics) -> Self {
+    /// `capacity` entries (0 disables the cache), each kept at most `ttl`.
+    pub fn new(capacity: u64, ttl: Duration, invalidation: Invalidation, metrics: Metrics) -> Self {
+        let trusted = invalidation == Invalidation::TtlOnly;
         let counter = metrics.catalogue_cache_evictions_total.clone();
         // Every cause's series exists at zero from the start.
         for cause in EvictionCause::ALL {
@@ -315,7 +326,7 @@ pub async fn by_storage_key(
     if let Some(hit) = cache.get_by_key(key) {
         return Ok(Some(hit));
     }
-    let with_slash = crate::delivery::local_token::directory_of(key);
+    let with_slash = crate::store::layout::directory_of(key);
     let directory = with_slash.trim_end_matches('/');
     let epoch = cache.epoch();
     let row = select()
@@ -354,7 +365,12 @@ mod tests {
 
     #[test]
     fn a_row_read_before_an_invalidation_is_not_stored() {
-        let c = CatalogueCache::new(100, Duration::from_secs(60), true, metrics());
+        let c = CatalogueCache::new(
+            100,
+            Duration::from_secs(60),
+            Invalidation::TtlOnly,
+            metrics(),
+        );
         let seen = c.epoch();
         c.evict(1, EvictionCause::Notify);
         c.insert(seen, track(1, "a.wav", "hls/a"), None);
@@ -365,7 +381,12 @@ mod tests {
 
     #[test]
     fn an_untrusted_cache_answers_nothing_and_stores_nothing() {
-        let c = CatalogueCache::new(100, Duration::from_secs(60), false, metrics());
+        let c = CatalogueCache::new(
+            100,
+            Duration::from_secs(60),
+            Invalidation::Notifications,
+            metrics(),
+        );
         c.insert(c.epoch(), track(1, "a.wav", "hls/a"), None);
         c.set_trusted(true);
         assert!(c.get(1).is_none());
@@ -376,7 +397,12 @@ mod tests {
 
     #[test]
     fn keys_resolve_only_to_the_track_that_still_owns_them() {
-        let c = CatalogueCache::new(100, Duration::from_secs(60), true, metrics());
+        let c = CatalogueCache::new(
+            100,
+            Duration::from_secs(60),
+            Invalidation::TtlOnly,
+            metrics(),
+        );
         c.insert(
             c.epoch(),
             track(7, "o/7.wav", "hls/x7"),
@@ -394,7 +420,7 @@ mod tests {
 
     #[test]
     fn size_zero_disables_the_cache() {
-        let c = CatalogueCache::new(0, Duration::from_secs(60), true, metrics());
+        let c = CatalogueCache::new(0, Duration::from_secs(60), Invalidation::TtlOnly, metrics());
         assert!(!c.is_trusted());
         c.insert(c.epoch(), track(1, "a.wav", "hls/a"), None);
         assert!(c.get(1).is_none());

@@ -12,6 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::Mac;
 
 use crate::cdn::HmacSha256;
+use crate::store::layout::directory_of;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -43,6 +44,17 @@ pub enum TokenError {
     BadSignature,
 }
 
+impl TokenError {
+    /// What the 403 says.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            TokenError::Malformed => "malformed",
+            TokenError::Expired => "expired",
+            TokenError::BadSignature => "badsignature",
+        }
+    }
+}
+
 /// Pre-keyed signer; cloning the HMAC state per token avoids re-hashing the key.
 #[derive(Clone)]
 pub struct LocalSigner {
@@ -53,11 +65,6 @@ impl std::fmt::Debug for LocalSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("LocalSigner([redacted])")
     }
-}
-
-/// The directory a key lives in, with its trailing slash (`hls/3/`).
-pub fn directory_of(key: &str) -> &str {
-    key.rfind('/').map_or("", |i| &key[..=i])
 }
 
 impl LocalSigner {

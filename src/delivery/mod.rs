@@ -1,95 +1,318 @@
-//! Track delivery: choosing and building the URL a player or browser is sent to
-//! (CDN → S3 / local fallback), and the pure helpers it needs (name validation,
-//! local tokens, Content-Disposition).
+//! The delivery service: how a track's bytes reach a player or a browser. It decides
+//! "CDN, else S3 presigned, else the service's own `/media` URL", counts the fallbacks,
+//! serves `/media` and the HLS origin's objects, and knows nothing of HTTP: handlers
+//! extract, call it and map its answer. The pure helpers it needs (name validation,
+//! `/media` tokens, download names, the catalogue cache) live beside it.
 
 pub mod catalogue;
+pub mod disposition;
+mod edge_signing;
 pub mod local_token;
 pub mod paths;
 pub mod playlist;
+mod signed_media;
 
-/// `Content-Disposition: attachment` for `<title>.<ext>`, with an ASCII `filename`
-/// fallback and an RFC 6266 / 5987 `filename*` when the title is not plain ASCII.
-pub fn attachment_disposition(filename: &str) -> String {
-    let ascii: String = filename
-        .chars()
-        .map(|c| match c {
-            ' '..='~' if c != '"' && c != '\\' => c,
-            _ => '_',
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::actors::cdn_signer::Signers;
+use crate::cdn::{CdnConfig, HlsDelivery, Provider};
+use crate::clock::unix_now;
+use crate::db::conn::Conn;
+use crate::metrics::Metrics;
+use crate::store::layout::NameError;
+use crate::store::{Opened, StorageError, Store, StoreKind};
+use catalogue::{CatalogueCache, DeliveryInfo};
+use local_token::{LocalSigner, Scope};
+
+pub use signed_media::MediaToken;
+
+/// How long a request waits for the CdnSigner before falling back.
+pub const SIGN_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// The CDN side of delivery, present only when a CDN is enabled: its signers and its
+/// settings always come together.
+pub struct CdnDelivery {
+    pub signers: Arc<Signers>,
+    pub edge: CdnEdge,
+}
+
+/// What delivery needs to know of the enabled CDN: a provider, its base URL and the
+/// HLS mode, none of them optional.
+#[derive(Debug, Clone)]
+pub struct CdnEdge {
+    pub provider: Provider,
+    /// How HLS reaches players through this CDN.
+    pub mode: HlsDelivery,
+    pub base_url: String,
+    pub cookie_domain: Option<String>,
+    pub akamai_token_name: String,
+}
+
+impl CdnEdge {
+    /// The edge of an enabled CDN; `None` when the CDN is off or its provider or base
+    /// URL is missing (which the configuration refuses when it is on).
+    pub fn from_config(cfg: &CdnConfig) -> Option<CdnEdge> {
+        if !cfg.enabled {
+            return None;
+        }
+        Some(CdnEdge {
+            provider: cfg.provider?,
+            mode: cfg.hls_delivery,
+            base_url: cfg.base_url.clone()?,
+            cookie_domain: cfg.cookie_domain.clone(),
+            akamai_token_name: cfg.akamai_token_name.clone(),
         })
-        .collect();
-    if ascii == filename {
-        format!("attachment; filename=\"{ascii}\"")
-    } else {
-        let encoded = percent_encoding::utf8_percent_encode(filename, RFC5987).to_string();
-        format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
     }
 }
 
-/// RFC 5987 attr-char: ALPHA / DIGIT / "!#$&+-.^_`|~" stay; everything else is encoded.
-const RFC5987: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'!')
-    .remove(b'#')
-    .remove(b'$')
-    .remove(b'&')
-    .remove(b'+')
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'^')
-    .remove(b'_')
-    .remove(b'`')
-    .remove(b'|')
-    .remove(b'~');
+/// Who serves the bytes of a delivery URL (the `via` of the API's answer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Cdn,
+    S3,
+    Local,
+}
 
-/// The download file name: the title made safe for file systems, plus the original's
-/// extension.
-pub fn download_filename(title: &str, storage_key: &str) -> String {
-    let ext = storage_key
-        .rsplit_once('.')
-        .map(|(_, e)| e)
-        .filter(|e| !e.is_empty() && e.len() <= 8 && e.bytes().all(|b| b.is_ascii_alphanumeric()))
-        .unwrap_or("bin");
-    let clean: String = title
-        .chars()
-        .map(|c| {
-            if c.is_control() || "/\\:*?\"<>|".contains(c) {
-                '_'
-            } else {
-                c
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Cdn => "cdn",
+            Via::S3 => "s3",
+            Via::Local => "local",
+        }
+    }
+}
+
+impl From<StoreKind> for Via {
+    fn from(kind: StoreKind) -> Via {
+        match kind {
+            StoreKind::Local => Via::Local,
+            StoreKind::S3 => Via::S3,
+        }
+    }
+}
+
+/// Why a CDN URL could not be signed (the `reason` label of `veza_cdn_fallback_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FallbackReason {
+    SignError,
+    Unavailable,
+    Timeout,
+}
+
+impl FallbackReason {
+    pub const ALL: [FallbackReason; 3] = [
+        FallbackReason::SignError,
+        FallbackReason::Timeout,
+        FallbackReason::Unavailable,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FallbackReason::SignError => "sign_error",
+            FallbackReason::Unavailable => "unavailable",
+            FallbackReason::Timeout => "timeout",
+        }
+    }
+}
+
+/// A signed cookie the client must receive with a delivery URL (`cookies` mode). It is
+/// always `Secure`, `HttpOnly` and `SameSite=None`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedCookie {
+    pub name: String,
+    pub value: String,
+    pub domain: Option<String>,
+    pub path: String,
+    pub max_age_secs: u64,
+}
+
+/// Where to send the client for a track's stream or download.
+#[derive(Debug, Clone)]
+pub struct DeliveryUrl {
+    pub url: String,
+    /// Unix seconds.
+    pub expires_at: u64,
+    pub via: Via,
+    pub cookies: Vec<SignedCookie>,
+}
+
+/// How a stored object should be presented.
+#[derive(Debug, Clone)]
+pub struct Presentation {
+    pub content_type: &'static str,
+    pub cache_control: String,
+    /// `Some` → `Content-Disposition: attachment; …`.
+    pub disposition: Option<String>,
+}
+
+/// What `/media` and the HLS origin answer.
+pub enum MediaAnswer {
+    /// The stored object, to be served as presented.
+    Object(Opened, Presentation),
+    /// A playlist rewritten for this listener.
+    Playlist {
+        body: String,
+        presentation: Presentation,
+    },
+    /// Fetch the bytes from there (a presigned S3 URL), within the token's lifetime.
+    Redirect(String),
+}
+
+/// How the HLS origin names a track's directory: by track id, or by the last part of
+/// its HLS prefix (what CDN URLs built from storage keys use).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HlsDir {
+    Id(i64),
+    Name(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("invalid media token: {0}")]
+    BadToken(&'static str),
+    #[error("{0}")]
+    BadFileName(NameError),
+    #[error("database: {0}")]
+    Db(#[from] sea_orm::DbErr),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// The delivery service, shared by every HTTP worker.
+pub struct Service {
+    store: Store,
+    cdn: Option<CdnDelivery>,
+    catalogue: Arc<CatalogueCache>,
+    local: LocalSigner,
+    /// How long issued URLs stay valid (`CDN_URL_TTL`).
+    ttl: Duration,
+    metrics: Metrics,
+}
+
+impl Service {
+    pub fn new(
+        store: Store,
+        cdn: Option<CdnDelivery>,
+        catalogue: Arc<CatalogueCache>,
+        local: LocalSigner,
+        ttl: Duration,
+        metrics: Metrics,
+    ) -> Service {
+        Service {
+            store,
+            cdn,
+            catalogue,
+            local,
+            ttl,
+            metrics,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The URL a player streams track `id` from (its HLS master playlist). `self_base`
+    /// is this service's `scheme://host[:port]` as the client addresses it.
+    pub async fn stream_url(
+        &self,
+        db: &Conn,
+        id: i64,
+        self_base: &str,
+    ) -> Result<DeliveryUrl, DeliveryError> {
+        let track = self.track(db, id).await?;
+        let key = crate::store::layout::master_playlist(&track.hls_prefix);
+        let own = || self.self_served(self_base, Scope::Directory, &key, None);
+        Ok(match &self.cdn {
+            Some(cdn) if cdn.edge.mode != HlsDelivery::Rewrite => {
+                match edge_signing::sign_directory(cdn, &key).await {
+                    Ok(url) => url,
+                    Err(reason) => {
+                        self.count_fallback(reason);
+                        own()
+                    }
+                }
             }
+            // Rewrite: the service serves the listener's playlists and signs the segment
+            // URLs for the CDN (see `serve_media`).
+            Some(_) => DeliveryUrl {
+                via: Via::Cdn,
+                ..own()
+            },
+            None => own(),
         })
-        .collect();
-    let clean = clean.trim().trim_matches('.');
-    let stem = if clean.is_empty() { "track" } else { clean };
-    format!("{stem}.{ext}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ascii_titles_get_a_plain_filename() {
-        assert_eq!(
-            attachment_disposition("Slow Orbit.wav"),
-            "attachment; filename=\"Slow Orbit.wav\""
-        );
     }
 
-    #[test]
-    fn non_ascii_titles_get_filename_star() {
-        assert_eq!(
-            attachment_disposition("Été Indien.wav"),
-            "attachment; filename=\"_t_ Indien.wav\"; filename*=UTF-8''%C3%89t%C3%A9%20Indien.wav"
-        );
+    /// The URL a browser downloads track `id`'s original from, named after its title:
+    /// the CDN-signed file URL, else the storage's direct URL, else `/media`.
+    pub async fn download_url(
+        &self,
+        db: &Conn,
+        id: i64,
+        self_base: &str,
+    ) -> Result<DeliveryUrl, DeliveryError> {
+        let track = self.track(db, id).await?;
+        let filename = disposition::download_filename(&track.title, &track.storage_key);
+        let key = &track.storage_key;
+        if let Some(cdn) = &self.cdn {
+            match edge_signing::sign_download(cdn, key, &filename).await {
+                Ok(url) => return Ok(url),
+                Err(reason) => self.count_fallback(reason),
+            }
+        }
+        let attachment = disposition::attachment_disposition(&filename);
+        let expires_at = unix_now() + self.ttl.as_secs();
+        match self
+            .store
+            .direct_url(key, self.ttl, Some(&attachment))
+            .await?
+        {
+            Some(url) => Ok(DeliveryUrl {
+                url,
+                expires_at,
+                via: self.store.kind().into(),
+                cookies: Vec::new(),
+            }),
+            None => Ok(self.self_served(self_base, Scope::File, key, Some(&filename))),
+        }
     }
 
-    #[test]
-    fn download_names_are_sanitised() {
-        assert_eq!(
-            download_filename("a/b: c?", "tracks/1/x.wav"),
-            "a_b_ c_.wav"
-        );
-        assert_eq!(download_filename("...", "k.mp3"), "track.mp3");
-        assert_eq!(download_filename("Song", "noext"), "Song.bin");
+    async fn track(&self, db: &Conn, id: i64) -> Result<Arc<DeliveryInfo>, DeliveryError> {
+        catalogue::by_id(db, &self.catalogue, id)
+            .await?
+            .ok_or_else(|| DeliveryError::NotFound(format!("track {id} not found")))
+    }
+
+    /// The service's own signed `/media` URL. For HLS the token covers the directory and
+    /// sits in the path, so the player's relative requests inherit it; with S3 storage or
+    /// a rewriting CDN, the media playlists it serves carry absolute segment URLs.
+    fn self_served(
+        &self,
+        self_base: &str,
+        scope: Scope,
+        key: &str,
+        filename: Option<&str>,
+    ) -> DeliveryUrl {
+        let expires_at = unix_now() + self.ttl.as_secs();
+        let path = self.local.sign(scope, key, expires_at, filename);
+        DeliveryUrl {
+            url: format!("{self_base}{path}"),
+            expires_at,
+            via: self.store.kind().into(),
+            cookies: Vec::new(),
+        }
+    }
+
+    fn count_fallback(&self, reason: FallbackReason) {
+        self.metrics
+            .cdn_fallback_total
+            .with_label_values(&[reason.as_str()])
+            .inc();
     }
 }

@@ -1,12 +1,10 @@
 //! Validation of file names requested from the HLS origin and the local media route.
 //! Pure code. A name is accepted only if it is one plain segment made of
 //! `[A-Za-z0-9._-]`, not starting with `.`, with an allowed extension and at most
-//! [`MAX_NAME_LEN`] bytes — so `..`, `/`, `\`, NUL, percent-encoding (single or double)
+//! [`crate::store::layout::MAX_NAME_LEN`] bytes — so `..`, `/`, `\`, NUL, percent-encoding (single or double)
 //! and look-alike Unicode dots are all rejected before any storage access.
 
-use std::fmt;
-
-pub const MAX_NAME_LEN: usize = 128;
+use crate::store::layout::{NameError, validate_segment};
 
 /// What an HLS file is, which decides its content type and caching.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,49 +37,6 @@ impl HlsKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NameError {
-    Empty,
-    TooLong,
-    ForbiddenCharacter,
-    HiddenOrRelative,
-    Extension,
-}
-
-impl fmt::Display for NameError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            NameError::Empty => "empty file name",
-            NameError::TooLong => "file name longer than 128 bytes",
-            NameError::ForbiddenCharacter => {
-                "file name may contain only letters, digits, '.', '_' and '-'"
-            }
-            NameError::HiddenOrRelative => "file name may not start with '.' or contain '..'",
-            NameError::Extension => "file extension not allowed",
-        })
-    }
-}
-
-/// Validate one plain file-name segment (no directories) against the charset rules.
-pub fn validate_segment(raw: &str) -> Result<&str, NameError> {
-    if raw.is_empty() {
-        return Err(NameError::Empty);
-    }
-    if raw.len() > MAX_NAME_LEN {
-        return Err(NameError::TooLong);
-    }
-    if !raw
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-    {
-        return Err(NameError::ForbiddenCharacter);
-    }
-    if raw.starts_with('.') || raw.contains("..") {
-        return Err(NameError::HiddenOrRelative);
-    }
-    Ok(raw)
-}
-
 /// Validate an HLS file name and classify it.
 pub fn validate_hls_name(raw: &str) -> Result<HlsKind, NameError> {
     let name = validate_segment(raw)?;
@@ -94,21 +49,6 @@ pub fn validate_hls_name(raw: &str) -> Result<HlsKind, NameError> {
         "mp4" => Ok(HlsKind::Mp4Init),
         _ => Err(NameError::Extension),
     }
-}
-
-/// Validate a relative storage key such as `hls/3/seg-ab.ts` or
-/// `tracks/3/original.wav`: every segment must pass [`validate_segment`].
-pub fn validate_key(raw: &str) -> Result<&str, NameError> {
-    if raw.is_empty() {
-        return Err(NameError::Empty);
-    }
-    if raw.len() > 512 {
-        return Err(NameError::TooLong);
-    }
-    for seg in raw.split('/') {
-        validate_segment(seg)?;
-    }
-    Ok(raw)
 }
 
 /// Content type of an original (download) by extension.
@@ -197,21 +137,5 @@ mod tests {
                 .cache_control()
                 .contains("immutable")
         );
-    }
-
-    #[test]
-    fn keys_are_validated_per_segment() {
-        assert!(validate_key("hls/3/seg-a.ts").is_ok());
-        assert!(validate_key("tracks/3/original.wav").is_ok());
-        for bad in [
-            "hls/../x",
-            "/abs",
-            "hls//x",
-            "hls/3/",
-            "a\\b",
-            "hls/%2e%2e/x",
-        ] {
-            assert!(validate_key(bad).is_err(), "{bad}");
-        }
     }
 }

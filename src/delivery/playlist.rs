@@ -3,7 +3,7 @@
 //! relative URIs against the playlist URL and drops its query (RFC 3986 §5.2), so a
 //! query-string token never reaches the segments. Pure code.
 
-use super::paths::validate_segment;
+use crate::store::layout::validate_segment;
 
 /// Whether `text` is a media playlist (segments), as opposed to a master playlist
 /// (variants, which stay relative so they come back through the signed `/media` route).

@@ -64,11 +64,25 @@ impl ApiError {
 }
 
 /// A missing object is 404; any other storage failure is the backend's (502).
-impl From<crate::storage::StorageError> for ApiError {
-    fn from(e: crate::storage::StorageError) -> Self {
+impl From<crate::store::StorageError> for ApiError {
+    fn from(e: crate::store::StorageError) -> Self {
         match e {
-            crate::storage::StorageError::NotFound => ApiError::NotFound("no such file".into()),
+            crate::store::StorageError::NotFound => ApiError::NotFound("no such file".into()),
             e => ApiError::Storage(e.to_string()),
+        }
+    }
+}
+
+impl From<crate::delivery::DeliveryError> for ApiError {
+    fn from(e: crate::delivery::DeliveryError) -> Self {
+        use crate::delivery::DeliveryError as E;
+        match e {
+            E::NotFound(what) => ApiError::NotFound(what),
+            e @ E::BadToken(_) => ApiError::Forbidden(e.to_string()),
+            E::BadFileName(e) => ApiError::bad_request(codes::INVALID_FILE_NAME, e.to_string()),
+            E::Db(e) => e.into(),
+            E::Storage(e) => e.into(),
+            E::Internal(cause) => ApiError::Internal(cause),
         }
     }
 }

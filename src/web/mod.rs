@@ -1,5 +1,6 @@
 //! The HTTP layer: route table, handlers, middleware and error mapping.
 
+pub mod cors;
 pub mod error;
 pub mod handlers;
 pub mod middleware;
@@ -57,16 +58,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route(patterns::HEALTH_DEEP, web::get().to(handlers::health::deep))
     .route(patterns::TRACKS, web::get().to(handlers::tracks::list))
     .route(patterns::TRACK, web::get().to(handlers::tracks::get))
-    .route(patterns::STREAM, web::get().to(handlers::delivery::stream))
+    .route(
+        patterns::STREAM,
+        web::get().to(handlers::track_urls::stream),
+    )
     .route(
         patterns::DOWNLOAD,
-        web::get().to(handlers::delivery::download),
+        web::get().to(handlers::track_urls::download),
     )
     .route(patterns::PLAYLIST, web::get().to(handlers::playlists::get))
     .service(
         web::resource(patterns::HLS)
-            .route(web::get().to(handlers::hls::origin))
-            .route(web::head().to(handlers::hls::origin)),
+            .route(web::get().to(handlers::origin::origin))
+            .route(web::head().to(handlers::origin::origin)),
     )
     .service(
         web::resource(patterns::MEDIA)
@@ -77,7 +81,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// `GET /metrics`, mounted on the public listener or on `VEZA_METRICS_BIND`.
 pub fn metrics_route(cfg: &mut web::ServiceConfig) {
-    cfg.route(patterns::METRICS, web::get().to(handlers::metrics::render));
+    cfg.route(patterns::METRICS, web::get().to(handlers::scrape::render));
 }
 
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {

@@ -1,37 +1,17 @@
-//! What the handlers and middleware share across workers, built once by `startup`:
-//! [`Delivery`] (storage, signers, the catalogue cache, delivery settings) and
+//! What the handlers and middleware share across workers, built once by `startup`
+//! beside the delivery service: [`Site`] (the public URL and the origin secret) and
 //! [`Observer`] (metrics and the QueryStats actor).
-
-use std::sync::Arc;
-use std::time::Duration;
 
 use actix::Addr;
 use actix_web::HttpRequest;
 
-use crate::actors::cdn_signer::Signers;
 use crate::actors::query_stats::QueryStats;
-use crate::cdn::{HlsDelivery, Provider};
-use crate::delivery::catalogue::CatalogueCache;
-use crate::delivery::local_token::LocalSigner;
 use crate::metrics::Metrics;
 use crate::secret::Secret;
-use crate::storage::Storage;
 
-/// What the delivery handlers share.
-pub struct Delivery {
-    pub storage: Storage,
-    pub cdn: Option<Arc<Signers>>,
-    /// What the play path reads of a track, without the database when it can.
-    pub catalogue: Arc<CatalogueCache>,
-    pub local: Arc<LocalSigner>,
-    pub ttl: Duration,
-    pub metrics: Metrics,
-    /// How HLS reaches players when `cdn` is set.
-    pub hls_mode: HlsDelivery,
-    pub provider: Option<Provider>,
-    pub cdn_base_url: Option<String>,
-    pub cookie_domain: Option<String>,
-    pub akamai_token_name: String,
+/// What the HTTP layer knows of the site itself: how clients address it, and the
+/// secret the CDN proves itself with on origin pulls.
+pub struct Site {
     /// `VEZA_PUBLIC_URL`: the base of absolute URLs to this service.
     pub public_url: Option<String>,
     pub origin_secret: Option<OriginSecret>,
@@ -53,7 +33,7 @@ impl OriginSecret {
     }
 }
 
-impl Delivery {
+impl Site {
     /// `scheme://host[:port]` of this service as the client should address it:
     /// `VEZA_PUBLIC_URL`, else the request's own `Host` header. Forwarding headers
     /// (`X-Forwarded-Host`, `Forwarded`) are never trusted: a client could otherwise

@@ -732,7 +732,7 @@ async fn sigterm_under_load_completes_accepted_requests_and_exits_0() {
     let big = signer.sign(
         veza::delivery::local_token::Scope::File,
         "extra/big.bin",
-        veza::actors::cdn_signer::unix_now() + 3600,
+        veza::clock::unix_now() + 3600,
         None,
     );
     let reqs = request_mix(&veza.base(), true).await;
@@ -880,7 +880,7 @@ async fn shutdown_timeout_bounds_a_stalled_download() {
     let big = signer.sign(
         veza::delivery::local_token::Scope::File,
         "extra/big.bin",
-        veza::actors::cdn_signer::unix_now() + 3600,
+        veza::clock::unix_now() + 3600,
         None,
     );
     let p = Arc::new(Progress::default());

@@ -203,7 +203,8 @@ async fn start_app(
     let handles = app.handles();
     if opts.seed {
         link_demo_media(&config.storage_dir);
-        let report = veza::db::seed::seed_demo(&handles.db.conn, &config.storage_dir)
+        let store = veza::store::Store::local(&config.storage_dir);
+        let report = veza::db::seed::seed_demo(&handles.db.conn, &store)
             .await
             .unwrap();
         assert!(!report.rendered, "the demo media template was not reused");
@@ -237,7 +238,15 @@ pub fn demo_media_template() -> &'static std::path::Path {
     TEMPLATE.get_or_init(|| {
         let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
             .join(format!("demo-media-v{}", veza::db::seed::MEDIA_VERSION));
-        veza::db::seed::ensure_demo_media(&dir).unwrap();
+        // Rendered on a thread of its own: the caller may already be inside a runtime.
+        let store = veza::store::Store::local(&dir);
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(veza::db::seed::ensure_demo_media(&store))
+                .unwrap();
+        })
+        .join()
+        .unwrap();
         dir
     })
 }

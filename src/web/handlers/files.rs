@@ -1,34 +1,42 @@
-//! Serving stored objects over HTTP — the shared part of the HLS origin and the
-//! `/media` route. Local files go through actix-files (`ETag`, `Last-Modified`,
-//! `If-None-Match` → 304, `Range` → 206/416, `HEAD`), streamed from disk. S3 objects are
-//! streamed from `GetObject` with the client's `Range` and `If-None-Match` passed
-//! through, so S3 answers 206/304/416 itself; nothing is buffered whole.
+//! Serving what the delivery service answers for `/media` and the HLS origin. Local
+//! files go through actix-files (`ETag`, `Last-Modified`, `If-None-Match` → 304, `Range`
+//! → 206/416, `HEAD`), streamed from disk. Remote objects were fetched with the client's
+//! `Range` and `If-None-Match` passed through ([`ReadRequest`]), so the backend answered
+//! 206/304/416 itself; nothing is buffered whole.
 
 use actix_files::NamedFile;
 use actix_web::body::SizedStream;
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse};
 
-use crate::storage::{Fetched, ObjectMeta, S3Storage, Storage};
+use crate::delivery::{MediaAnswer, Presentation};
+use crate::store::{Fetched, ObjectMeta, Opened, ReadRequest};
 use crate::web::error::ApiError;
 
-/// How a stored object should be presented.
-pub struct Presentation<'a> {
-    pub content_type: &'a str,
-    pub cache_control: &'a str,
-    /// `Some` → `Content-Disposition: attachment; …`.
-    pub disposition: Option<String>,
+/// What the client asks of the object: its method, `Range` and `If-None-Match`.
+pub fn read_request(req: &HttpRequest) -> ReadRequest {
+    ReadRequest {
+        head: req.method() == Method::HEAD,
+        range: header_str(req, header::RANGE),
+        if_none_match: header_str(req, header::IF_NONE_MATCH),
+    }
 }
 
-pub async fn serve(
-    req: &HttpRequest,
-    storage: &Storage,
-    key: &str,
-    how: Presentation<'_>,
-) -> Result<HttpResponse, ApiError> {
-    match storage {
-        Storage::Local { root } => serve_local(req, &root.join(key), how).await,
-        Storage::S3(s3) => serve_s3(req, s3, key, how).await,
+/// The HTTP response for a delivery answer.
+pub fn serve(req: &HttpRequest, answer: MediaAnswer) -> Result<HttpResponse, ApiError> {
+    match answer {
+        MediaAnswer::Object(Opened::File { file, path }, how) => {
+            serve_local(req, file, &path, &how)
+        }
+        MediaAnswer::Object(Opened::Remote(fetched), how) => serve_remote(fetched, &how),
+        MediaAnswer::Playlist { body, presentation } => Ok(HttpResponse::Ok()
+            .insert_header((header::CONTENT_TYPE, presentation.content_type))
+            .insert_header((header::CACHE_CONTROL, presentation.cache_control))
+            .body(body)),
+        MediaAnswer::Redirect(url) => Ok(HttpResponse::Found()
+            .insert_header((header::LOCATION, url))
+            .insert_header((header::CACHE_CONTROL, "private, no-store"))
+            .finish()),
     }
 }
 
@@ -42,16 +50,14 @@ pub async fn serve(
 /// worker for long.
 const SYNC_READ_MAX: u64 = 2 * 1024 * 1024;
 
-async fn serve_local(
+fn serve_local(
     req: &HttpRequest,
+    file: std::fs::File,
     path: &std::path::Path,
-    how: Presentation<'_>,
+    how: &Presentation,
 ) -> Result<HttpResponse, ApiError> {
-    let file = match NamedFile::open_async(path).await {
+    let file = match NamedFile::from_file(file, path) {
         Ok(f) => f.read_mode_threshold(SYNC_READ_MAX),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(ApiError::NotFound("no such file".into()));
-        }
         Err(e) => return Err(ApiError::Storage(format!("{}: {e}", path.display()))),
     };
     // actix-files answers a suffix range (`bytes=-N`) of an empty file with
@@ -75,11 +81,11 @@ async fn serve_local(
         .use_last_modified(true)
         .into_response(req);
     let headers = res.headers_mut();
-    if let Ok(v) = header::HeaderValue::from_str(how.cache_control) {
+    if let Ok(v) = header::HeaderValue::from_str(&how.cache_control) {
         headers.insert(header::CACHE_CONTROL, v);
     }
-    if let Some(d) = how.disposition
-        && let Ok(v) = header::HeaderValue::from_str(&d)
+    if let Some(d) = &how.disposition
+        && let Ok(v) = header::HeaderValue::from_str(d)
     {
         headers.insert(header::CONTENT_DISPOSITION, v);
     }
@@ -93,26 +99,13 @@ fn header_str(req: &HttpRequest, name: header::HeaderName) -> Option<String> {
         .map(str::to_string)
 }
 
-async fn serve_s3(
-    req: &HttpRequest,
-    s3: &S3Storage,
-    key: &str,
-    how: Presentation<'_>,
-) -> Result<HttpResponse, ApiError> {
-    let fetched = s3
-        .fetch(
-            key,
-            req.method() == Method::HEAD,
-            header_str(req, header::RANGE),
-            header_str(req, header::IF_NONE_MATCH),
-        )
-        .await?;
+fn serve_remote(fetched: Fetched, how: &Presentation) -> Result<HttpResponse, ApiError> {
     Ok(match fetched {
         // A sized empty body: actix writes its length as Content-Length and, for HEAD,
         // sends no bytes.
         Fetched::Head(meta) => {
             let empty = futures_util::stream::empty::<Result<bytes::Bytes, std::io::Error>>();
-            headers(HttpResponse::Ok(), &how, &meta)
+            headers(HttpResponse::Ok(), how, &meta)
                 .body(SizedStream::new(meta.content_length, Box::pin(empty)))
         }
         Fetched::Object(meta, body) => {
@@ -121,7 +114,7 @@ async fn serve_s3(
             } else {
                 StatusCode::OK
             };
-            headers(HttpResponse::build(status), &how, &meta)
+            headers(HttpResponse::build(status), how, &meta)
                 .body(SizedStream::new(meta.content_length, body))
         }
         Fetched::NotModified(etag) => {
@@ -129,7 +122,7 @@ async fn serve_s3(
             if let Some(etag) = etag {
                 b.insert_header((header::ETAG, etag));
             }
-            b.insert_header((header::CACHE_CONTROL, how.cache_control))
+            b.insert_header((header::CACHE_CONTROL, how.cache_control.as_str()))
                 .finish()
         }
         Fetched::NotFound => return Err(ApiError::NotFound("no such file".into())),
@@ -141,11 +134,11 @@ async fn serve_s3(
 
 fn headers(
     mut b: actix_web::HttpResponseBuilder,
-    how: &Presentation<'_>,
+    how: &Presentation,
     meta: &ObjectMeta,
 ) -> actix_web::HttpResponseBuilder {
     b.insert_header((header::CONTENT_TYPE, how.content_type))
-        .insert_header((header::CACHE_CONTROL, how.cache_control))
+        .insert_header((header::CACHE_CONTROL, how.cache_control.as_str()))
         .insert_header((header::ACCEPT_RANGES, "bytes"));
     if let Some(etag) = &meta.etag {
         b.insert_header((header::ETAG, etag.as_str()));

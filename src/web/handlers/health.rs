@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::actors::db_pool::PoolStatsSettings;
 use crate::db::Db;
-use crate::web::state::Delivery;
+use crate::delivery::Service;
 
 /// `storage.code` in `/health/deep` when the storage probe fails.
 pub const STORAGE_UNREACHABLE: &str = "storage_unreachable";
@@ -22,16 +22,16 @@ pub async fn live() -> HttpResponse {
 pub async fn deep(
     db: web::Data<Db>,
     settings: web::Data<PoolStatsSettings>,
-    delivery: web::Data<Delivery>,
+    delivery: web::Data<Service>,
 ) -> HttpResponse {
     let (ping, storage) =
-        futures_util::future::join(db.ping(Duration::from_secs(2)), delivery.storage.check()).await;
+        futures_util::future::join(db.ping(Duration::from_secs(2)), delivery.store().check()).await;
     let storage_ok = storage.is_ok();
     let storage_json = match &storage {
-        Ok(()) => json!({"backend": delivery.storage.kind(), "status": "ok"}),
+        Ok(()) => json!({"backend": delivery.store().kind().as_str(), "status": "ok"}),
         Err(e) => {
             log::warn!("/health/deep: storage check failed: {e}");
-            json!({"backend": delivery.storage.kind(), "status": "unavailable", "code": STORAGE_UNREACHABLE})
+            json!({"backend": delivery.store().kind().as_str(), "status": "unavailable", "code": STORAGE_UNREACHABLE})
         }
     };
     let age = db.instruments.last_sample_age();

@@ -1,12 +1,12 @@
 //! Request handlers, one module per resource.
 
-pub mod delivery;
 pub mod files;
 pub mod health;
-pub mod hls;
 pub mod media;
-pub mod metrics;
+pub mod origin;
 pub mod playlists;
+pub mod scrape;
+pub mod track_urls;
 pub mod tracks;
 
 use crate::web::error::{ApiError, codes};

@@ -5,7 +5,7 @@ use std::time::Duration;
 use actix::Addr;
 use actix_web::{HttpResponse, web};
 
-use crate::actors::metrics::{MetricsActor, Render};
+use crate::actors::registry::{MetricsActor, Render};
 use crate::web::error::ApiError;
 
 pub async fn render(metrics: web::Data<Addr<MetricsActor>>) -> Result<HttpResponse, ApiError> {

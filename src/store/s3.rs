@@ -1,0 +1,352 @@
+//! The S3-compatible backend (AWS, MinIO, R2…): objects stream from `GetObject` with
+//! the client's `Range` and `If-None-Match` passed through, nothing is buffered whole,
+//! and presigned URLs are computed locally (no network call).
+
+use std::path::Path;
+use std::time::Duration;
+
+use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_s3::presigning::PresigningConfig;
+
+use super::{Fetched, ObjectMeta, ReadRequest, StorageError};
+use crate::config::S3Config;
+
+#[derive(Clone, Debug)]
+pub struct S3Store {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    /// Half of `S3_OPERATION_TIMEOUT`: one attempt's bound.
+    attempt_timeout: Duration,
+}
+
+/// Weak comparison (RFC 9110 §13.1.2) of an `If-None-Match` list against an ETag.
+fn etag_matches(if_none_match: &str, etag: &str) -> bool {
+    let bare = |t: &str| t.trim().trim_start_matches("W/").to_string();
+    let etag = bare(etag);
+    if_none_match
+        .split(',')
+        .any(|t| t.trim() == "*" || bare(t) == etag)
+}
+
+/// The HTTP status of the raw response behind an SDK error.
+fn status_of<E>(
+    e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> Option<u16> {
+    e.raw_response().map(|r| r.status().as_u16())
+}
+
+fn sdk_error<E: std::error::Error + 'static>(
+    key: &str,
+    e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> StorageError {
+    StorageError::Backend(format!("{key}: {}", DisplayErrorContext(e)))
+}
+
+/// Explicit S3 timeouts, so a dead or stalled endpoint costs a bounded time instead of
+/// the SDK's defaults (no operation timeout at all): the whole operation, retries
+/// included, within `operation` (until the response head); each attempt within half of
+/// it; connecting within 2 s (or the attempt bound, if shorter); and, for the response
+/// head, no more than an attempt's bound between two reads.
+pub fn timeouts(operation: Duration) -> aws_sdk_s3::config::timeout::TimeoutConfig {
+    let attempt = operation / 2;
+    aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+        .operation_timeout(operation)
+        .operation_attempt_timeout(attempt)
+        .connect_timeout(attempt.min(Duration::from_secs(2)))
+        .read_timeout(attempt)
+        .build()
+}
+
+impl S3Store {
+    pub(super) async fn new(cfg: &S3Config) -> S3Store {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(cfg.region.clone()));
+        if let Some(endpoint) = &cfg.endpoint {
+            loader = loader.endpoint_url(endpoint.clone());
+        }
+        if let Some(c) = &cfg.credentials {
+            loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(
+                c.access_key_id.clone(),
+                c.secret_access_key.expose().clone(),
+                None,
+                None,
+                "veza-config",
+            ));
+        }
+        let shared = loader.load().await;
+        let conf = aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(cfg.force_path_style)
+            .timeout_config(timeouts(cfg.operation_timeout))
+            // The timeouts end when a response's head arrives; a body that stops
+            // arriving (the server stalls mid-object) is ended by the SDK's stalled-stream
+            // protection, after an attempt's bound without a byte (a slow *reader* does
+            // not count: the SDK tells an unpolled body from a stalled one).
+            .stalled_stream_protection(
+                aws_sdk_s3::config::StalledStreamProtectionConfig::enabled()
+                    .grace_period(cfg.operation_timeout / 2)
+                    .build(),
+            )
+            .build();
+        S3Store {
+            client: aws_sdk_s3::Client::from_conf(conf),
+            bucket: cfg.bucket.clone(),
+            attempt_timeout: cfg.operation_timeout / 2,
+        }
+    }
+
+    /// `HeadObject` (`head`) or `GetObject` of `key`, passing the client's `Range` and
+    /// `If-None-Match` through. The body is streamed, never buffered whole.
+    pub(super) async fn fetch(
+        &self,
+        key: &str,
+        read: &ReadRequest,
+    ) -> Result<Fetched, StorageError> {
+        let (range, if_none_match) = (read.range.clone(), read.if_none_match.clone());
+        let answer = |status: Option<u16>, detail: String| match status {
+            Some(304) => Ok(Fetched::NotModified(None)),
+            Some(404) => Ok(Fetched::NotFound),
+            Some(416) => Ok(Fetched::RangeNotSatisfiable),
+            _ => Err(StorageError::Backend(format!("{key}: {detail}"))),
+        };
+        let date = |d: Option<&aws_sdk_s3::primitives::DateTime>| {
+            d.and_then(|d| d.fmt(aws_sdk_s3::primitives::DateTimeFormat::HttpDate).ok())
+        };
+        let length = |l: Option<i64>| l.unwrap_or(0).max(0).unsigned_abs();
+        if read.head {
+            let out = self
+                .client
+                .head_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .set_if_none_match(if_none_match)
+                .send()
+                .await;
+            return match out {
+                Ok(o) => Ok(Fetched::Head(ObjectMeta {
+                    etag: o.e_tag().map(str::to_string),
+                    last_modified: date(o.last_modified()),
+                    content_length: length(o.content_length()),
+                    content_range: None,
+                })),
+                Err(e) => answer(status_of(&e), DisplayErrorContext(&e).to_string()),
+            };
+        }
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_range(range)
+            .set_if_none_match(if_none_match.clone())
+            .send()
+            .await;
+        match out {
+            Ok(o) => {
+                // Not every S3-compatible server honours If-None-Match: check it here too.
+                if let (Some(inm), Some(etag)) = (&if_none_match, o.e_tag())
+                    && etag_matches(inm, etag)
+                {
+                    return Ok(Fetched::NotModified(Some(etag.to_string())));
+                }
+                let meta = ObjectMeta {
+                    etag: o.e_tag().map(str::to_string),
+                    last_modified: date(o.last_modified()),
+                    content_length: length(o.content_length()),
+                    content_range: o.content_range().map(str::to_string),
+                };
+                let body = futures_util::stream::unfold(o.body, |mut body| async move {
+                    match body.next().await {
+                        Some(Ok(bytes)) => Some((Ok(bytes), body)),
+                        Some(Err(e)) => Some((Err(std::io::Error::other(e)), body)),
+                        None => None,
+                    }
+                });
+                Ok(Fetched::Object(meta, Box::pin(body)))
+            }
+            Err(e) => answer(status_of(&e), DisplayErrorContext(&e).to_string()),
+        }
+    }
+
+    pub(super) async fn check(&self) -> Result<(), StorageError> {
+        let probe = self.client.head_bucket().bucket(&self.bucket).send();
+        match tokio::time::timeout(Duration::from_secs(3), probe).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(StorageError::Backend(format!(
+                "bucket {}: {}",
+                self.bucket,
+                DisplayErrorContext(&e)
+            ))),
+            Err(_) => Err(StorageError::Backend("S3 probe timed out".into())),
+        }
+    }
+
+    pub(super) async fn put_file(
+        &self,
+        key: &str,
+        path: &Path,
+        content_type: &str,
+    ) -> Result<(), StorageError> {
+        let body = aws_sdk_s3::primitives::ByteStream::from_path(path)
+            .await
+            .map_err(|e| StorageError::Backend(format!("reading {}: {e}", path.display())))?;
+        // An upload's length has no bound (`veza import` bounds each file itself): only
+        // connecting and stalls are bounded here, not the whole operation.
+        let unbounded = aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+            .disable_operation_timeout()
+            .disable_operation_attempt_timeout()
+            .connect_timeout(self.attempt_timeout.min(Duration::from_secs(2)))
+            .read_timeout(self.attempt_timeout)
+            .build();
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(body)
+            .customize()
+            .config_override(aws_sdk_s3::config::Builder::default().timeout_config(unbounded))
+            .send()
+            .await
+            .map_err(|e| {
+                StorageError::Backend(format!("put {key}: {}", DisplayErrorContext(&e)))
+            })?;
+        Ok(())
+    }
+
+    pub(super) async fn remove(&self, key: &str) -> Result<(), StorageError> {
+        // S3 answers 204 for a missing key too.
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| {
+                StorageError::Backend(format!("delete {key}: {}", DisplayErrorContext(&e)))
+            })?;
+        Ok(())
+    }
+
+    pub(super) async fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(o) => Ok(Some(o.content_length().unwrap_or(0).max(0).unsigned_abs())),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+            Err(e) => Err(StorageError::Backend(format!(
+                "head {key}: {}",
+                DisplayErrorContext(&e)
+            ))),
+        }
+    }
+
+    pub(super) async fn read_small(
+        &self,
+        key: &str,
+        limit: usize,
+    ) -> Result<Vec<u8>, StorageError> {
+        let too_big = || StorageError::TooLarge {
+            key: key.to_string(),
+            limit,
+        };
+        let o = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(o) => o,
+            Err(e) if status_of(&e) == Some(404) => return Err(StorageError::NotFound),
+            Err(e) => return Err(sdk_error(key, &e)),
+        };
+        if o.content_length().unwrap_or(0) > i64::try_from(limit).unwrap_or(i64::MAX) {
+            return Err(too_big());
+        }
+        let mut body = o.body;
+        let mut buf = Vec::new();
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .map_err(|e| StorageError::Backend(format!("{key}: {e}")))?
+        {
+            buf.extend_from_slice(&chunk);
+            if buf.len() > limit {
+                return Err(too_big());
+            }
+        }
+        Ok(buf)
+    }
+
+    pub(super) async fn put_bytes(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), StorageError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(aws_sdk_s3::primitives::ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(|e| {
+                StorageError::Backend(format!("put {key}: {}", DisplayErrorContext(&e)))
+            })?;
+        Ok(())
+    }
+
+    /// The names directly under `dir/` (one page of up to 1 000 keys per request).
+    pub(super) async fn list(&self, dir: &str) -> Result<Vec<String>, StorageError> {
+        let prefix = format!("{dir}/");
+        let mut names = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&prefix)
+            .delimiter("/")
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                StorageError::Backend(format!("list {prefix}: {}", DisplayErrorContext(&e)))
+            })?;
+            for o in page.contents() {
+                if let Some(name) = o.key().and_then(|k| k.strip_prefix(&prefix)) {
+                    names.push(name.to_string());
+                }
+            }
+        }
+        Ok(names)
+    }
+
+    /// A presigned GET URL for `key`, valid for `ttl`; with `filename`, the response
+    /// carries `Content-Disposition: attachment` (response-content-disposition).
+    pub(super) async fn presign_get(
+        &self,
+        key: &str,
+        ttl: Duration,
+        content_disposition: Option<&str>,
+    ) -> Result<String, StorageError> {
+        let cfg =
+            PresigningConfig::expires_in(ttl).map_err(|e| StorageError::Backend(e.to_string()))?;
+        let mut req = self.client.get_object().bucket(&self.bucket).key(key);
+        if let Some(cd) = content_disposition {
+            req = req.response_content_disposition(cd);
+        }
+        let presigned = req
+            .presigned(cfg)
+            .await
+            .map_err(|e| StorageError::Backend(DisplayErrorContext(&e).to_string()))?;
+        Ok(presigned.uri().to_string())
+    }
+}

@@ -1,0 +1,96 @@
+//! `GET /api/v1/tracks/{id}/stream` and `/download`: the delivery service chooses the URL
+//! (see [`crate::delivery::Service`]); this answers it as JSON, or as a 302 with
+//! `?redirect=1`, never cacheable (signed URLs are per-listener secrets with an expiry).
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
+use chrono::{TimeZone, Utc};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::parse_id;
+use crate::db::conn::Conn;
+use crate::delivery::{DeliveryUrl, Service, SignedCookie};
+use crate::web::error::{ApiError, codes};
+use crate::web::state::Site;
+
+#[derive(Debug, Deserialize)]
+pub struct DeliveryParams {
+    redirect: Option<String>,
+}
+
+pub async fn stream(
+    db: Conn,
+    path: web::Path<String>,
+    params: web::Query<DeliveryParams>,
+    delivery: web::Data<Service>,
+    site: web::Data<Site>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path)?;
+    let url = delivery.stream_url(&db, id, &site.self_base(&req)).await?;
+    respond(url, redirect_wanted(&params)?)
+}
+
+pub async fn download(
+    db: Conn,
+    path: web::Path<String>,
+    params: web::Query<DeliveryParams>,
+    delivery: web::Data<Service>,
+    site: web::Data<Site>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path)?;
+    let url = delivery
+        .download_url(&db, id, &site.self_base(&req))
+        .await?;
+    respond(url, redirect_wanted(&params)?)
+}
+
+fn redirect_wanted(params: &DeliveryParams) -> Result<bool, ApiError> {
+    match params.redirect.as_deref() {
+        None | Some("0") | Some("false") => Ok(false),
+        Some("1") | Some("true") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(
+            codes::INVALID_REDIRECT,
+            format!("redirect must be 1 or 0, got {other:?}"),
+        )),
+    }
+}
+
+fn respond(target: DeliveryUrl, redirect: bool) -> Result<HttpResponse, ApiError> {
+    if redirect {
+        let mut b = HttpResponse::Found();
+        set_cookies(&mut b, &target.cookies);
+        return Ok(b
+            .insert_header(("Location", target.url))
+            .insert_header(("Cache-Control", "private, no-store"))
+            .finish());
+    }
+    let expires_at = Utc
+        .timestamp_opt(i64::try_from(target.expires_at).unwrap_or(i64::MAX), 0)
+        .single()
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .ok_or_else(|| ApiError::Internal("expiry out of range".into()))?;
+    let mut b = HttpResponse::Ok();
+    set_cookies(&mut b, &target.cookies);
+    Ok(b.insert_header(("Cache-Control", "private, no-store"))
+        .json(json!({"url": target.url, "expires_at": expires_at, "via": target.via.as_str()})))
+}
+
+fn set_cookies(b: &mut HttpResponseBuilder, cookies: &[SignedCookie]) {
+    for c in cookies {
+        let mut cookie = Cookie::new(c.name.clone(), c.value.clone());
+        if let Some(d) = &c.domain {
+            cookie.set_domain(d.clone());
+        }
+        cookie.set_path(c.path.clone());
+        cookie.set_secure(true);
+        cookie.set_http_only(true);
+        cookie.set_same_site(SameSite::None);
+        cookie.set_max_age(actix_web::cookie::time::Duration::seconds(
+            i64::try_from(c.max_age_secs).unwrap_or(i64::MAX),
+        ));
+        b.cookie(cookie);
+    }
+}
