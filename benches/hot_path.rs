@@ -172,7 +172,7 @@ fn bench_reuse(c: &mut Criterion) {
         2_000_000_000,
         1_700_000_000,
     );
-    req.directory = true;
+    req.scope = veza::store::layout::Scope::Directory;
     g.bench_function("cloudfront_fresh_rsa", |b| {
         b.iter(|| black_box(direct.sign(black_box(&req)).unwrap()))
     });
@@ -181,9 +181,12 @@ fn bench_reuse(c: &mut Criterion) {
         .block_on(async { Signers::start(CdnSigner::new(cfg.cdn.clone(), metrics).unwrap(), 1) });
     g.bench_function("cloudfront_reused", |b| {
         b.iter(|| {
-            sys.block_on(signers.sign_url("/hls/42/master.m3u8".into(), true))
-                .unwrap()
-                .unwrap()
+            sys.block_on(signers.sign_url(
+                "/hls/42/master.m3u8".into(),
+                veza::store::layout::Scope::Directory,
+            ))
+            .unwrap()
+            .unwrap()
         })
     });
     g.finish();

@@ -7,15 +7,15 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Config, Scope, env_help};
+use crate::config::{Config, Section, env_help};
 use crate::startup::Application;
 
-const ALL: &[Scope] = &[
-    Scope::Database,
-    Scope::Server,
-    Scope::Storage,
-    Scope::QueryStats,
-    Scope::Cdn,
+const ALL: &[Section] = &[
+    Section::Database,
+    Section::Server,
+    Section::Storage,
+    Section::QueryStats,
+    Section::Cdn,
 ];
 
 #[derive(Debug, Parser)]
@@ -35,23 +35,23 @@ pub enum Command {
         demo: bool,
     },
     /// Apply pending database migrations and exit.
-    #[command(after_help = env_help(&[Scope::Database]))]
+    #[command(after_help = env_help(&[Section::Database]))]
     Migrate,
     /// Insert demo artists, tracks, playlists and generated HLS media (idempotent).
-    #[command(after_help = env_help(&[Scope::Database, Scope::Storage]))]
+    #[command(after_help = env_help(&[Section::Database, Section::Storage]))]
     SeedDemo,
     /// Validate the whole configuration and print the effective values (secrets redacted).
     #[command(after_help = env_help(ALL))]
     CheckConfig,
     /// Print one signed CDN URL for a path (joined to CDN_BASE_URL) or a full URL.
-    #[command(after_help = env_help(&[Scope::Cdn]))]
+    #[command(after_help = env_help(&[Section::Cdn]))]
     Sign(SignArgs),
     /// N+1 query tools.
-    #[command(subcommand, after_help = env_help(&[Scope::QueryStats]))]
+    #[command(subcommand, after_help = env_help(&[Section::QueryStats]))]
     N1(N1Command),
     /// Import audio files: transcode to HLS (AAC-LC, 64 and 160 kbit/s) with ffmpeg,
     /// store the original and the HLS files, and add the tracks to the catalogue.
-    #[command(after_help = env_help(&[Scope::Database, Scope::Storage]))]
+    #[command(after_help = env_help(&[Section::Database, Section::Storage]))]
     Import(ImportArgs),
 }
 
@@ -125,7 +125,7 @@ pub enum N1Command {
     /// Analyze request traces with the live detector's rules: veza's NDJSON, or
     /// OpenTelemetry OTLP JSON from any service (database spans grouped per trace and
     /// parent span).
-    #[command(after_help = env_help(&[Scope::QueryStats]))]
+    #[command(after_help = env_help(&[Section::QueryStats]))]
     Analyze {
         /// Trace file; standard input when absent.
         file: Option<PathBuf>,
@@ -563,13 +563,19 @@ fn sign(args: &SignArgs) -> ExitCode {
         Err(e) => return usage_error(e),
     };
     let mut req = SignRequest::new(url, expires_at, issued_at);
-    req.directory = args.directory;
-    req.token_path = args.token_path.clone();
+    req.scope = if args.directory {
+        crate::store::layout::Scope::Directory
+    } else {
+        crate::store::layout::Scope::File
+    };
     req.user_ip = args.user_ip;
-    req.countries = args.countries.clone();
-    req.countries_blocked = args.countries_blocked.clone();
-    req.speed_limit_kbps = args.speed_limit;
-    req.ignore_params = args.ignore_params;
+    req.bunny = crate::cdn::BunnyOptions {
+        token_path: args.token_path.clone(),
+        countries: args.countries.clone(),
+        countries_blocked: args.countries_blocked.clone(),
+        speed_limit_kbps: args.speed_limit,
+        ignore_params: args.ignore_params,
+    };
     match signer.sign(&req) {
         Ok(signed) => {
             println!("{signed}");

@@ -18,7 +18,7 @@ pub use crate::secret::Secret;
 
 /// Which subcommands read a variable; drives each subcommand's `--help` listing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Scope {
+pub enum Section {
     Database,
     Server,
     Storage,
@@ -29,7 +29,7 @@ pub enum Scope {
 /// One environment variable, declared once.
 pub struct Var<T: 'static> {
     pub name: &'static str,
-    pub scope: Scope,
+    pub scope: Section,
     /// What a valid value looks like; ends the error line of a refused value.
     pub expected: &'static str,
     pub help: &'static str,
@@ -48,7 +48,7 @@ pub struct Var<T: 'static> {
 impl<T> Var<T> {
     const fn new(
         name: &'static str,
-        scope: Scope,
+        scope: Section,
         default: fn() -> T,
         parse: fn(&str) -> Option<T>,
         show: fn(&T) -> String,
@@ -82,7 +82,7 @@ impl<T> Var<T> {
 /// What `--help`, the docs and `check-config` know of a variable, whatever its type.
 pub trait Documented: Sync {
     fn name(&self) -> &'static str;
-    fn scope(&self) -> Scope;
+    fn scope(&self) -> Section;
     fn secret(&self) -> bool;
     fn help(&self) -> &'static str;
     /// The default as documented: the value, `(empty)` or `(unset)`.
@@ -93,7 +93,7 @@ impl<T> Documented for Var<T> {
     fn name(&self) -> &'static str {
         self.name
     }
-    fn scope(&self) -> Scope {
+    fn scope(&self) -> Section {
         self.scope
     }
     fn secret(&self) -> bool {
@@ -215,7 +215,7 @@ const fn secs(n: u64) -> Duration {
 
 pub const DATABASE_URL: Var<DatabaseUrl> = Var::new(
     "DATABASE_URL",
-    Scope::Database,
+    Section::Database,
     DatabaseUrl::embedded_default,
     |s| DatabaseUrl::parse(s.trim()).ok(),
     show_display,
@@ -225,7 +225,7 @@ pub const DATABASE_URL: Var<DatabaseUrl> = Var::new(
 .secret();
 pub const DB_MAX_CONNECTIONS: Var<u32> = Var::new(
     "VEZA_DB_MAX_CONNECTIONS",
-    Scope::Database,
+    Section::Database,
     || 10,
     |s| int_in(s, 1, u32::MAX),
     show_display,
@@ -234,7 +234,7 @@ pub const DB_MAX_CONNECTIONS: Var<u32> = Var::new(
 );
 pub const DB_MIN_CONNECTIONS: Var<u32> = Var::new(
     "VEZA_DB_MIN_CONNECTIONS",
-    Scope::Database,
+    Section::Database,
     || 0,
     |s| s.parse().ok(),
     show_display,
@@ -243,7 +243,7 @@ pub const DB_MIN_CONNECTIONS: Var<u32> = Var::new(
 );
 pub const DB_ACQUIRE_TIMEOUT_MS: Var<u32> = Var::new(
     "VEZA_DB_ACQUIRE_TIMEOUT_MS",
-    Scope::Database,
+    Section::Database,
     || 3000,
     |s| int_in(s, 1, u32::MAX),
     show_display,
@@ -252,7 +252,7 @@ pub const DB_ACQUIRE_TIMEOUT_MS: Var<u32> = Var::new(
 );
 pub const DB_STATEMENT_TIMEOUT: Var<Duration> = Var::new(
     "VEZA_DB_STATEMENT_TIMEOUT",
-    Scope::Database,
+    Section::Database,
     || secs(5),
     |s| duration_in(s, ms(100), secs(600)),
     show_duration,
@@ -261,7 +261,7 @@ pub const DB_STATEMENT_TIMEOUT: Var<Duration> = Var::new(
 );
 pub const DB_LEAK_THRESHOLD: Var<Duration> = Var::new(
     "VEZA_DB_LEAK_THRESHOLD",
-    Scope::Database,
+    Section::Database,
     || secs(10),
     |s| duration_in(s, ms(100), secs(3600)),
     show_duration,
@@ -270,7 +270,7 @@ pub const DB_LEAK_THRESHOLD: Var<Duration> = Var::new(
 );
 pub const BIND: Var<SocketAddr> = Var::new(
     "VEZA_BIND",
-    Scope::Server,
+    Section::Server,
     || SocketAddr::from(([127, 0, 0, 1], 8080)),
     |s| s.parse().ok(),
     show_display,
@@ -279,7 +279,7 @@ pub const BIND: Var<SocketAddr> = Var::new(
 );
 pub const METRICS_BIND: Var<Option<SocketAddr>> = Var::new(
     "VEZA_METRICS_BIND",
-    Scope::Server,
+    Section::Server,
     none,
     |s| s.parse().ok().map(Some),
     show_opt,
@@ -288,7 +288,7 @@ pub const METRICS_BIND: Var<Option<SocketAddr>> = Var::new(
 );
 pub const WORKERS: Var<usize> = Var::new(
     "VEZA_WORKERS",
-    Scope::Server,
+    Section::Server,
     cores,
     |s| int_in(s, 1, 1024),
     show_display,
@@ -298,7 +298,7 @@ pub const WORKERS: Var<usize> = Var::new(
 .documented_default("number of cores");
 pub const MAX_CONNECTIONS: Var<usize> = Var::new(
     "VEZA_MAX_CONNECTIONS",
-    Scope::Server,
+    Section::Server,
     || 25_000,
     |s| int_in(s, 1, 1_000_000),
     show_display,
@@ -307,7 +307,7 @@ pub const MAX_CONNECTIONS: Var<usize> = Var::new(
 );
 pub const CLIENT_REQUEST_TIMEOUT: Var<Duration> = Var::new(
     "VEZA_CLIENT_REQUEST_TIMEOUT",
-    Scope::Server,
+    Section::Server,
     || secs(10),
     |s| duration_in(s, ms(100), secs(600)),
     show_duration,
@@ -316,7 +316,7 @@ pub const CLIENT_REQUEST_TIMEOUT: Var<Duration> = Var::new(
 );
 pub const SHUTDOWN_TIMEOUT: Var<Duration> = Var::new(
     "VEZA_SHUTDOWN_TIMEOUT",
-    Scope::Server,
+    Section::Server,
     || secs(30),
     whole_seconds,
     show_duration,
@@ -325,7 +325,7 @@ pub const SHUTDOWN_TIMEOUT: Var<Duration> = Var::new(
 );
 pub const CATALOGUE_CACHE_SIZE: Var<u64> = Var::new(
     "VEZA_CATALOGUE_CACHE_SIZE",
-    Scope::Server,
+    Section::Server,
     || 10_000,
     |s| int_in(s, 0, 10_000_000),
     show_display,
@@ -334,7 +334,7 @@ pub const CATALOGUE_CACHE_SIZE: Var<u64> = Var::new(
 );
 pub const CATALOGUE_CACHE_TTL: Var<Duration> = Var::new(
     "VEZA_CATALOGUE_CACHE_TTL",
-    Scope::Server,
+    Section::Server,
     || secs(60),
     |s| duration_in(s, secs(1), secs(86_400)),
     show_duration,
@@ -343,7 +343,7 @@ pub const CATALOGUE_CACHE_TTL: Var<Duration> = Var::new(
 );
 pub const AUTO_MIGRATE: Var<bool> = Var::new(
     "VEZA_AUTO_MIGRATE",
-    Scope::Server,
+    Section::Server,
     || true,
     parse_bool,
     show_display,
@@ -352,7 +352,7 @@ pub const AUTO_MIGRATE: Var<bool> = Var::new(
 );
 pub const POOL_STATS_INTERVAL: Var<Duration> = Var::new(
     "VEZA_POOL_STATS_INTERVAL",
-    Scope::Server,
+    Section::Server,
     || secs(15),
     parse_duration,
     show_duration,
@@ -361,7 +361,7 @@ pub const POOL_STATS_INTERVAL: Var<Duration> = Var::new(
 );
 pub const PUBLIC_URL: Var<Option<String>> = Var::new(
     "VEZA_PUBLIC_URL",
-    Scope::Server,
+    Section::Server,
     none,
     |s| http_url(s, true),
     show_opt,
@@ -370,7 +370,7 @@ pub const PUBLIC_URL: Var<Option<String>> = Var::new(
 );
 pub const CORS_ALLOWED_ORIGINS: Var<CorsOrigins> = Var::new(
     "VEZA_CORS_ALLOWED_ORIGINS",
-    Scope::Server,
+    Section::Server,
     || CorsOrigins::Off,
     parse_cors,
     CorsOrigins::show,
@@ -379,7 +379,7 @@ pub const CORS_ALLOWED_ORIGINS: Var<CorsOrigins> = Var::new(
 );
 pub const ORIGIN_SECRET: Var<Option<Secret<String>>> = Var::new(
     "VEZA_ORIGIN_SECRET",
-    Scope::Server,
+    Section::Server,
     none,
     |s| secret_of_at_least(s, MIN_ORIGIN_SECRET),
     show_secret,
@@ -389,7 +389,7 @@ pub const ORIGIN_SECRET: Var<Option<Secret<String>>> = Var::new(
 .secret();
 pub const ORIGIN_SECRET_FILE: Var<Option<PathBuf>> = Var::new(
     "VEZA_ORIGIN_SECRET_FILE",
-    Scope::Server,
+    Section::Server,
     none,
     non_empty_path,
     show_opt_path,
@@ -398,7 +398,7 @@ pub const ORIGIN_SECRET_FILE: Var<Option<PathBuf>> = Var::new(
 );
 pub const ORIGIN_SECRET_HEADER: Var<String> = Var::new(
     "VEZA_ORIGIN_SECRET_HEADER",
-    Scope::Server,
+    Section::Server,
     || "X-Origin-Secret".to_string(),
     |s| {
         let ok = !s.is_empty()
@@ -412,7 +412,7 @@ pub const ORIGIN_SECRET_HEADER: Var<String> = Var::new(
 );
 pub const STORAGE_DIR: Var<PathBuf> = Var::new(
     "VEZA_STORAGE_DIR",
-    Scope::Storage,
+    Section::Storage,
     || PathBuf::from("./data/media"),
     |s| (!s.is_empty()).then(|| PathBuf::from(s)),
     show_path,
@@ -421,7 +421,7 @@ pub const STORAGE_DIR: Var<PathBuf> = Var::new(
 );
 pub const STORAGE_BACKEND: Var<bool> = Var::new(
     "STORAGE_BACKEND",
-    Scope::Storage,
+    Section::Storage,
     || false,
     |s| match s.to_ascii_lowercase().as_str() {
         "local" => Some(false),
@@ -434,7 +434,7 @@ pub const STORAGE_BACKEND: Var<bool> = Var::new(
 );
 pub const S3_BUCKET: Var<Option<String>> = Var::new(
     "S3_BUCKET",
-    Scope::Storage,
+    Section::Storage,
     none,
     non_empty,
     show_opt,
@@ -443,7 +443,7 @@ pub const S3_BUCKET: Var<Option<String>> = Var::new(
 );
 pub const S3_ENDPOINT: Var<Option<String>> = Var::new(
     "S3_ENDPOINT",
-    Scope::Storage,
+    Section::Storage,
     none,
     |s| {
         let u = url::Url::parse(s).ok()?;
@@ -455,7 +455,7 @@ pub const S3_ENDPOINT: Var<Option<String>> = Var::new(
 );
 pub const S3_REGION: Var<String> = Var::new(
     "S3_REGION",
-    Scope::Storage,
+    Section::Storage,
     || "us-east-1".to_string(),
     |s| Some(if s.is_empty() { "us-east-1" } else { s }.to_string()),
     show_display,
@@ -464,7 +464,7 @@ pub const S3_REGION: Var<String> = Var::new(
 );
 pub const S3_FORCE_PATH_STYLE: Var<bool> = Var::new(
     "S3_FORCE_PATH_STYLE",
-    Scope::Storage,
+    Section::Storage,
     || false,
     parse_bool,
     show_display,
@@ -473,7 +473,7 @@ pub const S3_FORCE_PATH_STYLE: Var<bool> = Var::new(
 );
 pub const S3_OPERATION_TIMEOUT: Var<Duration> = Var::new(
     "S3_OPERATION_TIMEOUT",
-    Scope::Storage,
+    Section::Storage,
     || DEFAULT_S3_OPERATION_TIMEOUT,
     |s| duration_in(s, ms(100), secs(600)),
     show_duration,
@@ -482,7 +482,7 @@ pub const S3_OPERATION_TIMEOUT: Var<Duration> = Var::new(
 );
 pub const S3_ACCESS_KEY_ID: Var<Option<String>> = Var::new(
     "S3_ACCESS_KEY_ID",
-    Scope::Storage,
+    Section::Storage,
     none,
     non_empty,
     show_opt,
@@ -491,7 +491,7 @@ pub const S3_ACCESS_KEY_ID: Var<Option<String>> = Var::new(
 );
 pub const S3_SECRET_ACCESS_KEY: Var<Option<Secret<String>>> = Var::new(
     "S3_SECRET_ACCESS_KEY",
-    Scope::Storage,
+    Section::Storage,
     none,
     non_empty_secret,
     show_secret,
@@ -501,7 +501,7 @@ pub const S3_SECRET_ACCESS_KEY: Var<Option<Secret<String>>> = Var::new(
 .secret();
 pub const MEDIA_SIGNING_KEY: Var<Option<Secret<String>>> = Var::new(
     "VEZA_MEDIA_SIGNING_KEY",
-    Scope::Storage,
+    Section::Storage,
     none,
     |s| secret_of_at_least(s, MIN_MEDIA_KEY_BYTES),
     show_secret,
@@ -511,7 +511,7 @@ pub const MEDIA_SIGNING_KEY: Var<Option<Secret<String>>> = Var::new(
 .secret();
 pub const QUERY_STATS: Var<bool> = Var::new(
     "VEZA_QUERY_STATS",
-    Scope::QueryStats,
+    Section::QueryStats,
     || true,
     parse_bool,
     show_display,
@@ -520,7 +520,7 @@ pub const QUERY_STATS: Var<bool> = Var::new(
 );
 pub const N1_THRESHOLD: Var<u32> = Var::new(
     "VEZA_N1_THRESHOLD",
-    Scope::QueryStats,
+    Section::QueryStats,
     || 50,
     |s| int_in(s, 1, u32::MAX),
     show_display,
@@ -529,7 +529,7 @@ pub const N1_THRESHOLD: Var<u32> = Var::new(
 );
 pub const N1_REPEAT_THRESHOLD: Var<u32> = Var::new(
     "VEZA_N1_REPEAT_THRESHOLD",
-    Scope::QueryStats,
+    Section::QueryStats,
     || 5,
     |s| int_in(s, 2, u32::MAX),
     show_display,
@@ -538,7 +538,7 @@ pub const N1_REPEAT_THRESHOLD: Var<u32> = Var::new(
 );
 pub const N1_ALLOW: Var<N1Allowlist> = Var::new(
     "VEZA_N1_ALLOW",
-    Scope::QueryStats,
+    Section::QueryStats,
     N1Allowlist::default,
     N1Allowlist::parse,
     N1Allowlist::show,
@@ -547,7 +547,7 @@ pub const N1_ALLOW: Var<N1Allowlist> = Var::new(
 );
 pub const SLOW_QUERY_MS: Var<u32> = Var::new(
     "VEZA_SLOW_QUERY_MS",
-    Scope::QueryStats,
+    Section::QueryStats,
     || 200,
     |s| int_in(s, 1, u32::MAX),
     show_display,
@@ -556,7 +556,7 @@ pub const SLOW_QUERY_MS: Var<u32> = Var::new(
 );
 pub const CDN_ENABLED: Var<bool> = Var::new(
     "CDN_ENABLED",
-    Scope::Cdn,
+    Section::Cdn,
     || false,
     parse_bool,
     show_display,
@@ -565,7 +565,7 @@ pub const CDN_ENABLED: Var<bool> = Var::new(
 );
 pub const CDN_PROVIDER: Var<Option<Provider>> = Var::new(
     "CDN_PROVIDER",
-    Scope::Cdn,
+    Section::Cdn,
     none,
     |s| s.parse().ok().map(Some),
     show_opt,
@@ -574,7 +574,7 @@ pub const CDN_PROVIDER: Var<Option<Provider>> = Var::new(
 );
 pub const CDN_BASE_URL: Var<Option<String>> = Var::new(
     "CDN_BASE_URL",
-    Scope::Cdn,
+    Section::Cdn,
     none,
     |s| http_url(s, false),
     show_opt,
@@ -583,7 +583,7 @@ pub const CDN_BASE_URL: Var<Option<String>> = Var::new(
 );
 pub const CDN_SECURITY_KEY: Var<Option<Secret<String>>> = Var::new(
     "CDN_SECURITY_KEY",
-    Scope::Cdn,
+    Section::Cdn,
     none,
     non_empty_secret,
     show_secret,
@@ -593,7 +593,7 @@ pub const CDN_SECURITY_KEY: Var<Option<Secret<String>>> = Var::new(
 .secret();
 pub const CDN_SECURITY_KEY_FILE: Var<Option<PathBuf>> = Var::new(
     "CDN_SECURITY_KEY_FILE",
-    Scope::Cdn,
+    Section::Cdn,
     none,
     non_empty_path,
     show_opt_path,
@@ -602,7 +602,7 @@ pub const CDN_SECURITY_KEY_FILE: Var<Option<PathBuf>> = Var::new(
 );
 pub const CDN_URL_TTL: Var<Duration> = Var::new(
     "CDN_URL_TTL",
-    Scope::Cdn,
+    Section::Cdn,
     || secs(3600),
     |s| duration_in(s, MIN_URL_TTL, MAX_URL_TTL),
     show_duration,
@@ -611,7 +611,7 @@ pub const CDN_URL_TTL: Var<Duration> = Var::new(
 );
 pub const CDN_HLS_DELIVERY: Var<Option<HlsDelivery>> = Var::new(
     "CDN_HLS_DELIVERY",
-    Scope::Cdn,
+    Section::Cdn,
     none,
     |s| match s.to_ascii_lowercase().as_str() {
         "edge" => Some(Some(HlsDelivery::Edge)),
@@ -626,7 +626,7 @@ pub const CDN_HLS_DELIVERY: Var<Option<HlsDelivery>> = Var::new(
 .documented_default("bunny: edge, others: rewrite");
 pub const CDN_COOKIE_DOMAIN: Var<Option<String>> = Var::new(
     "CDN_COOKIE_DOMAIN",
-    Scope::Cdn,
+    Section::Cdn,
     none,
     |s| {
         let d = s.trim_start_matches('.');
@@ -641,7 +641,7 @@ pub const CDN_COOKIE_DOMAIN: Var<Option<String>> = Var::new(
 );
 pub const CDN_SIGNATURE_REUSE: Var<Duration> = Var::new(
     "CDN_SIGNATURE_REUSE",
-    Scope::Cdn,
+    Section::Cdn,
     || secs(300),
     |s| match s {
         "0" => Some(Duration::ZERO),
@@ -653,7 +653,7 @@ pub const CDN_SIGNATURE_REUSE: Var<Duration> = Var::new(
 );
 pub const CDN_SIGNER_THREADS: Var<usize> = Var::new(
     "CDN_SIGNER_THREADS",
-    Scope::Cdn,
+    Section::Cdn,
     cores,
     |s| int_in(s, 1, 64),
     show_display,
@@ -663,7 +663,7 @@ pub const CDN_SIGNER_THREADS: Var<usize> = Var::new(
 .documented_default("number of cores");
 pub const CDN_BUNNY_TOKEN_VERSION: Var<BunnyTokenVersion> = Var::new(
     "CDN_BUNNY_TOKEN_VERSION",
-    Scope::Cdn,
+    Section::Cdn,
     || BunnyTokenVersion::V2,
     |s| match s {
         "1" => Some(BunnyTokenVersion::V1Legacy),
@@ -682,7 +682,7 @@ pub const CDN_BUNNY_TOKEN_VERSION: Var<BunnyTokenVersion> = Var::new(
 );
 pub const CDN_CLOUDFRONT_KEY_PAIR_ID: Var<Option<String>> = Var::new(
     "CDN_CLOUDFRONT_KEY_PAIR_ID",
-    Scope::Cdn,
+    Section::Cdn,
     none,
     non_empty,
     show_opt,
@@ -691,7 +691,7 @@ pub const CDN_CLOUDFRONT_KEY_PAIR_ID: Var<Option<String>> = Var::new(
 );
 pub const CDN_CLOUDFRONT_PRIVATE_KEY_FILE: Var<Option<PathBuf>> = Var::new(
     "CDN_CLOUDFRONT_PRIVATE_KEY_FILE",
-    Scope::Cdn,
+    Section::Cdn,
     none,
     non_empty_path,
     show_opt_path,
@@ -700,7 +700,7 @@ pub const CDN_CLOUDFRONT_PRIVATE_KEY_FILE: Var<Option<PathBuf>> = Var::new(
 );
 pub const CDN_CLOUDFRONT_HASH: Var<CloudFrontHash> = Var::new(
     "CDN_CLOUDFRONT_HASH",
-    Scope::Cdn,
+    Section::Cdn,
     || CloudFrontHash::Sha1,
     |s| match s.to_ascii_lowercase().as_str() {
         "sha1" => Some(CloudFrontHash::Sha1),
@@ -719,7 +719,7 @@ pub const CDN_CLOUDFRONT_HASH: Var<CloudFrontHash> = Var::new(
 );
 pub const CDN_CLOUDFLARE_URL_SAFE: Var<bool> = Var::new(
     "CDN_CLOUDFLARE_URL_SAFE",
-    Scope::Cdn,
+    Section::Cdn,
     || false,
     parse_bool,
     show_display,
@@ -728,7 +728,7 @@ pub const CDN_CLOUDFLARE_URL_SAFE: Var<bool> = Var::new(
 );
 pub const CDN_AKAMAI_TOKEN_NAME: Var<String> = Var::new(
     "CDN_AKAMAI_TOKEN_NAME",
-    Scope::Cdn,
+    Section::Cdn,
     || "__token__".to_string(),
     |s| {
         let ok = !s.is_empty()
@@ -745,7 +745,7 @@ pub const CDN_AKAMAI_TOKEN_NAME: Var<String> = Var::new(
 /// value is not echoed (it may hold the key).
 pub const CDN_NGINX_SECURE_LINK_EXPRESSION: Var<String> = Var::new(
     "CDN_NGINX_SECURE_LINK_EXPRESSION",
-    Scope::Cdn,
+    Section::Cdn,
     || DEFAULT_NGINX_EXPRESSION.to_string(),
     |s| match s {
         "" => Some(DEFAULT_NGINX_EXPRESSION.to_string()),
@@ -820,7 +820,7 @@ pub fn env_var(name: &str) -> Option<&'static dyn Documented> {
 }
 
 /// Text for a subcommand's `--help`: every variable it reads, with its default.
-pub fn env_help(scopes: &[Scope]) -> String {
+pub fn env_help(scopes: &[Section]) -> String {
     let mut out = String::from("Environment variables (also read from ./.env):\n");
     for v in ENV_VARS.iter().filter(|v| scopes.contains(&v.scope())) {
         out.push_str(&format!(

@@ -7,6 +7,7 @@ use veza::cdn::{
     BunnyTokenVersion, CloudFrontHash, PreparedSigner, Provider, ProviderConfig, SignError,
     SignRequest, VerifyContext, VerifyError,
 };
+use veza::store::layout::Scope;
 
 // ---------------------------------------------------------------------------------------
 // Bunny: BunnyWay/BunnyCDN.TokenAuthentication, e2e/inputs.json (commit 919fe7d6) and
@@ -80,13 +81,17 @@ fn bunny_req(c: &BunnyCase) -> SignRequest {
         BUNNY_EXPIRES,
         0,
     );
-    r.directory = c.directory;
-    r.token_path = (!c.token_path.is_empty()).then(|| c.token_path.to_string());
+    r.scope = if c.directory {
+        Scope::Directory
+    } else {
+        Scope::File
+    };
+    r.bunny.token_path = (!c.token_path.is_empty()).then(|| c.token_path.to_string());
     r.user_ip = (!c.ip.is_empty()).then(|| c.ip.parse::<IpAddr>().unwrap());
-    r.countries = split(c.countries);
-    r.countries_blocked = split(c.blocked);
-    r.ignore_params = c.ignore;
-    r.speed_limit_kbps = (c.limit > 0).then_some(c.limit);
+    r.bunny.countries = split(c.countries);
+    r.bunny.countries_blocked = split(c.blocked);
+    r.bunny.ignore_params = c.ignore;
+    r.bunny.speed_limit_kbps = (c.limit > 0).then_some(c.limit);
     r
 }
 
@@ -176,25 +181,25 @@ fn bunny_official_csharp_and_rust_unit_vectors() {
     // predate the packed-IP scheme).
     let s = bunny(BunnyTokenVersion::V2);
     let mut r = SignRequest::new("https://token-tester.b-cdn.net/300kb.jpg", BUNNY_EXPIRES, 0);
-    r.countries = vec!["CA".into()];
-    r.token_path = Some("/".into());
+    r.bunny.countries = vec!["CA".into()];
+    r.bunny.token_path = Some("/".into());
     assert_eq!(
         s.sign(&r).unwrap(),
         "https://token-tester.b-cdn.net/300kb.jpg?token=HS256-JWU7jhpnBGI-O54AYDAtrlZT86Ied4RTO2-Y8mUj60A&token_countries=CA&token_path=%2F&expires=1598024587"
     );
     let mut r = SignRequest::new("https://token-tester.b-cdn.net/300kb.jpg", BUNNY_EXPIRES, 0);
-    r.countries_blocked = vec!["CA".into()];
+    r.bunny.countries_blocked = vec!["CA".into()];
     assert_eq!(
         s.sign(&r).unwrap(),
         "https://token-tester.b-cdn.net/300kb.jpg?token=HS256-zKGmNRBaHRmB4THCwmIQK5U21wH-S9KaJ6Ht7Kq9Zlw&token_countries_blocked=CA&expires=1598024587"
     );
     let mut r = SignRequest::new("https://token-tester.b-cdn.net/abc/", BUNNY_EXPIRES, 0);
-    r.directory = true;
+    r.scope = Scope::Directory;
     assert_eq!(
         s.sign(&r).unwrap(),
         "https://token-tester.b-cdn.net/bcdn_token=HS256-bTMv4RVOkjx2UXLfVDl-JIygaxfSIQP8UCnCy7CILuY&expires=1598024587/abc/"
     );
-    r.token_path = Some("/abc".into());
+    r.bunny.token_path = Some("/abc".into());
     assert_eq!(
         s.sign(&r).unwrap(),
         "https://token-tester.b-cdn.net/bcdn_token=HS256-uVZvT3SbEoVKYJyDJgbcsDmSFf73cv-uNUVaJiKWpbQ&token_path=%2Fabc&expires=1598024587/abc/"
@@ -208,7 +213,7 @@ fn bunny_official_csharp_and_rust_unit_vectors() {
         s.sign(&r).unwrap(),
         "https://token-tester.b-cdn.net/300kb.jpg?token=HS256-q6oRQr-5ccQ-piO1HSEQu1DVMy9UMppRxGlIQwoeM5Y&v=123&expires=1598024587"
     );
-    r.ignore_params = true;
+    r.bunny.ignore_params = true;
     assert_eq!(
         s.sign(&r).unwrap(),
         "https://token-tester.b-cdn.net/300kb.jpg?token=HS256-1lwWBD_c1IAGSj1UKPoxreu8ePDQ-Z9FoWLcRn_RRH0&token_ignore_params=true&expires=1598024587"
@@ -220,13 +225,13 @@ fn bunny_legacy_vectors() {
     // Official legacy C# tests, as listed in /work/shared/notes/signing.md.
     let s = bunny(BunnyTokenVersion::V1Legacy);
     let mut r = SignRequest::new("https://token-tester.b-cdn.net/abc/", BUNNY_EXPIRES, 0);
-    r.directory = true;
+    r.scope = Scope::Directory;
     assert_eq!(
         s.sign(&r).unwrap(),
         "https://token-tester.b-cdn.net/bcdn_token=e0fYj-NC_YeROS_0gTGvscP7HR_Du78I7WBVSDV8P4E&expires=1598024587/abc/"
     );
     let mut r = SignRequest::new("https://token-tester.b-cdn.net/300kb.jpg", BUNNY_EXPIRES, 0);
-    r.countries_blocked = vec!["CA".into()];
+    r.bunny.countries_blocked = vec!["CA".into()];
     let url = s.sign(&r).unwrap();
     assert_eq!(
         url,
@@ -270,14 +275,14 @@ fn cloudfront_botocore_vectors() {
         let s = cf(pem, CloudFrontHash::Sha1, false);
         let mut r = SignRequest::new(CF_URL, 2000000000, 1700000000);
         assert_eq!(s.sign(&r).unwrap(), CF_CANNED_SHA1);
-        r.directory = true;
+        r.scope = Scope::Directory;
         assert_eq!(s.sign(&r).unwrap(), CF_CUSTOM_WILDCARD_SHA1);
-        r.directory = false;
+        r.scope = Scope::File;
         r.user_ip = Some("203.0.113.7".parse().unwrap());
         assert_eq!(s.sign(&r).unwrap(), CF_CUSTOM_IP_SHA1);
 
         let s = cf(pem, CloudFrontHash::Sha1, true);
-        r.directory = true;
+        r.scope = Scope::Directory;
         r.user_ip = Some("2001:db8::1".parse().unwrap());
         assert_eq!(s.sign(&r).unwrap(), CF_CUSTOM_WILD_IP6_START_SHA1);
 
@@ -291,7 +296,7 @@ fn cloudfront_botocore_vectors() {
 fn cloudfront_unsupported_and_redacted() {
     let s = cf(CF_PKCS1, CloudFrontHash::Sha1, false);
     let mut r = SignRequest::new(CF_URL, 2000000000, 0);
-    r.countries = vec!["US".into()];
+    r.bunny.countries = vec!["US".into()];
     assert_eq!(
         s.sign(&r),
         Err(SignError::Unsupported {
@@ -325,7 +330,7 @@ fn akamai_edgeauth_vectors() {
             "{base}/hls/42/playlist.m3u8?__token__=exp=2000000000~acl=/hls/42/playlist.m3u8~hmac=4b97e5e244f954c2590e6ce69276a5211f0db3a55b6dd878bfe2964e2fc5d6b6"
         )
     );
-    r.directory = true;
+    r.scope = Scope::Directory;
     assert_eq!(
         s.sign(&r).unwrap(),
         format!(
@@ -361,7 +366,7 @@ fn akamai_verify_and_tamper() {
         2000000000,
         1700000000,
     );
-    r.directory = true;
+    r.scope = Scope::Directory;
     let url = s.sign(&r).unwrap();
     let ctx = VerifyContext {
         now: 1800000000,
@@ -415,7 +420,7 @@ fn akamai_verify_and_tamper() {
         Err(VerifyError::PathMismatch)
     );
     let mut r = SignRequest::new("https://cdn.example.com/a.mp4", 2000000000, 0);
-    r.countries = vec!["US".into()];
+    r.bunny.countries = vec!["US".into()];
     assert!(matches!(s.sign(&r), Err(SignError::Unsupported { .. })));
 }
 
@@ -478,7 +483,7 @@ fn cloudflare_construction_and_verify() {
         })
     );
     let mut r3 = r;
-    r3.countries = vec!["US".into()];
+    r3.bunny.countries = vec!["US".into()];
     assert!(matches!(s.sign(&r3), Err(SignError::Unsupported { .. })));
 }
 
@@ -501,7 +506,7 @@ fn nginx_official_and_verify() {
     let ctx = VerifyContext {
         now: 2147483000,
         client_ip: r.user_ip,
-        directory: false,
+        scope: Scope::File,
     };
     s.verify(&url, &ctx).unwrap();
     assert_eq!(

@@ -19,9 +19,10 @@ use proptest::sample::select;
 use veza::cdn::{
     BunnyTokenVersion, PreparedSigner, Provider, ProviderConfig, SignRequest, VerifyContext,
 };
-use veza::delivery::local_token::{LocalSigner, Scope};
+use veza::delivery::local_token::LocalSigner;
 use veza::delivery::paths::validate_hls_name;
 use veza::n1::normalize;
+use veza::store::layout::Scope;
 use veza::store::layout::{directory_of, validate_key, validate_segment};
 
 /// `n` cases, no regression files written next to the sources (a failure prints its
@@ -451,10 +452,11 @@ proptest! {
             Some(q) => format!("{origin}{path}?{q}"),
             None => format!("{origin}{path}"),
         };
+        let scope = if directory { Scope::Directory } else { Scope::File };
         let mut req = SignRequest::new(url, issued_at + ttl, issued_at);
-        req.directory = directory;
+        req.scope = scope;
         let signed = signer.sign(&req).unwrap();
-        let ctx = VerifyContext { now: issued_at, client_ip: None, directory };
+        let ctx = VerifyContext { now: issued_at, client_ip: None, scope };
         prop_assert_eq!(signer.verify(&signed, &ctx), Ok(()), "{}", signed);
         // Still valid at the last second, expired after (Cloudflare: the rule's TTL).
         let last = match f {
@@ -468,7 +470,7 @@ proptest! {
         prop_assert!(signer.verify(&signed, &expired).is_err(), "valid after expiry");
         // nginx's scope lives in the edge's location: the other scope refuses the token.
         if f == Flavour::Nginx {
-            let other = VerifyContext { directory: !directory, ..ctx };
+            let other = VerifyContext { scope: if directory { Scope::File } else { Scope::Directory }, ..ctx };
             prop_assert!(signer.verify(&signed, &other).is_err());
         }
         // A directory token covers a sibling file.

@@ -19,12 +19,13 @@ use veza::cdn::{
     BunnyTokenVersion, CloudFrontHash, KeyMaterial, PreparedSigner, Provider, ProviderConfig,
     SignRequest, VerifyContext, token_forms,
 };
-use veza::delivery::local_token::{LocalSigner, Scope};
+use veza::delivery::local_token::LocalSigner;
 use veza::delivery::paths;
 use veza::delivery::playlist::{RewriteError, is_media_playlist, rewrite_segments, segment_names};
 use veza::n1::{
     DetectorConfig, FingerprintId, Format, Report, analyze, analyze_input, classify, normalize,
 };
+use veza::store::layout::Scope;
 
 /// A harness: panics when an invariant breaks.
 pub type Harness = fn(&[u8]);
@@ -199,7 +200,7 @@ fn context_for(req: &SignRequest) -> VerifyContext {
             req.expires_at - 1
         },
         client_ip: req.user_ip,
-        directory: req.directory,
+        scope: req.scope,
     }
 }
 
@@ -303,13 +304,19 @@ pub fn cdn_sign(data: &[u8]) {
         url,
         expires_at,
         issued_at,
-        directory: flags & 0x01 != 0,
-        token_path: (!token_path.is_empty()).then_some(token_path),
+        scope: if flags & 0x01 != 0 {
+            Scope::Directory
+        } else {
+            Scope::File
+        },
         user_ip: (flags & 0x02 != 0).then_some(ip),
-        countries: list(&countries),
-        countries_blocked: list(&blocked),
-        speed_limit_kbps: (flags & 0x04 != 0).then_some(speed),
-        ignore_params: ip_kind & 0x02 != 0,
+        bunny: veza::cdn::BunnyOptions {
+            token_path: (!token_path.is_empty()).then_some(token_path),
+            countries: list(&countries),
+            countries_blocked: list(&blocked),
+            speed_limit_kbps: (flags & 0x04 != 0).then_some(speed),
+            ignore_params: ip_kind & 0x02 != 0,
+        },
     };
     let signer = PreparedSigner::new(&cfg);
     if let Some(twin) = &twin {
@@ -400,11 +407,11 @@ pub fn cdn_url(data: &[u8]) {
         let _ = token_forms::cookies(p, &url, "hdnts");
     }
     for (signer, ip) in url_signers() {
-        for directory in [false, true] {
+        for scope in [Scope::File, Scope::Directory] {
             let ctx = VerifyContext {
                 now: 1_700_000_000,
                 client_ip: *ip,
-                directory,
+                scope,
             };
             let _ = signer.verify(&url, &ctx);
             if signer.provider() == Provider::CloudFront {
@@ -413,7 +420,11 @@ pub fn cdn_url(data: &[u8]) {
             let mut req = SignRequest::new(url.clone(), 1_700_003_600, 1_700_000_000);
             req.user_ip = *ip;
             // Cloudflare cannot sign a directory.
-            req.directory = directory && signer.provider() != Provider::Cloudflare;
+            req.scope = if signer.provider() == Provider::Cloudflare {
+                Scope::File
+            } else {
+                scope
+            };
             if let Ok(signed) = signer.sign(&req) {
                 let _ = token_forms::nginx_path_form(&signed);
                 let ctx = context_for(&req);
@@ -915,7 +926,11 @@ pub fn config(data: &[u8]) {
             1_700_003_600,
             1_700_000_000,
         );
-        req.directory = signer.provider() != Provider::Cloudflare;
+        req.scope = if signer.provider() != Provider::Cloudflare {
+            Scope::Directory
+        } else {
+            Scope::File
+        };
         let _ = signer.sign(&req);
     }
 }

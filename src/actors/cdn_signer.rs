@@ -22,6 +22,7 @@ use crate::cdn::CdnConfig;
 use crate::cdn::{PreparedSigner, SignError, SignRequest, keys};
 use crate::clock::unix_now;
 use crate::metrics::Metrics;
+use crate::store::layout::Scope;
 
 pub const MAILBOX_CAPACITY: usize = 1024;
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);
@@ -151,7 +152,7 @@ impl Actor for CdnSigner {
 #[derive(Debug, Clone)]
 pub struct SignUrl {
     pub path: String,
-    pub directory: bool,
+    pub scope: Scope,
     /// The expiry to sign with; `None`: now + `CDN_URL_TTL`, rounded up to the bucket.
     pub expires_at: Option<u64>,
 }
@@ -187,7 +188,7 @@ impl Handler<SignUrl> for CdnSigner {
         let signer = self.signer();
         let result = join_base(self.cfg.base_url.as_deref(), &msg.path).and_then(|url| {
             let mut req = SignRequest::new(url, expires_at, now);
-            req.directory = msg.directory;
+            req.scope = msg.scope;
             signer.sign(&req)
         });
         let outcome = if result.is_ok() { "ok" } else { "error" };
@@ -235,7 +236,7 @@ impl Handler<SignSegments> for CdnSigner {
                     return Ok(Vec::new());
                 };
                 let mut req = SignRequest::new(url_of(first)?, msg.expires_at, now);
-                req.directory = true;
+                req.scope = Scope::Directory;
                 let signed = signer.sign(&req)?;
                 signatures += 1;
                 let query = crate::cdn::token_forms::token_query(&signed)?;
@@ -332,9 +333,9 @@ impl SignatureCache {
     }
 }
 
-fn url_key(path: &str, directory: bool) -> String {
+fn url_key(path: &str, scope: Scope) -> String {
     let mut k = String::with_capacity(path.len() + 1);
-    k.push(if directory { 'd' } else { 'f' });
+    k.push_str(scope.as_str());
     k.push_str(path);
     k
 }
@@ -404,15 +405,15 @@ impl Signers {
             .inc();
     }
 
-    /// Sign `path` (a directory token when `directory`), reusing this bucket's
-    /// signature when one exists.
+    /// Sign `path` (or its directory, by `scope`), reusing this bucket's signature when
+    /// one exists.
     pub async fn sign_url(
         &self,
         path: String,
-        directory: bool,
+        scope: Scope,
     ) -> Result<Result<SignedUrl, SignError>, MailboxError> {
         let expires_at = self.reuse.expiry(unix_now(), self.ttl);
-        let key = self.reuse.enabled().then(|| url_key(&path, directory));
+        let key = self.reuse.enabled().then(|| url_key(&path, scope));
         if let Some(k) = &key {
             let hit = self
                 .reuse
@@ -427,7 +428,7 @@ impl Signers {
         let actor = self.pick().ok_or(MailboxError::Closed)?;
         let msg = SignUrl {
             path,
-            directory,
+            scope,
             expires_at: Some(expires_at),
         };
         let result = actor.send(msg).await;

@@ -18,9 +18,10 @@ use std::fmt;
 use hmac::Mac;
 
 use super::{
-    BUNNY_ONLY_OPTIONS, HmacSha256, Provider, ProviderConfig, SignError, SignRequest, SplitUrl,
+    Expressible, HmacSha256, Provider, ProviderConfig, SignError, SignRequest, SplitUrl,
     VerifyContext, VerifyError, reject,
 };
+use crate::store::layout::Scope;
 
 const P: Provider = Provider::Akamai;
 
@@ -112,7 +113,7 @@ impl AkamaiSigner {
     }
 
     pub fn sign(&self, req: &SignRequest) -> Result<String, SignError> {
-        reject(P, req, BUNNY_ONLY_OPTIONS)?;
+        reject(P, req, Expressible::DIRECTORY_AND_IP)?;
         let u = SplitUrl::parse(&req.url)?;
         // `&` too: the token goes unencoded into the query, where `&` would cut it short.
         if u.path.contains(['~', '!', '&']) {
@@ -123,7 +124,7 @@ impl AkamaiSigner {
         if super::query_param(u.query, &self.token_name).is_some() {
             return Err(SignError::InvalidUrl("url already carries a token".into()));
         }
-        let token = if req.directory {
+        let token = if req.scope == Scope::Directory {
             let mut acl = super::directory_prefix(u.path).to_owned();
             acl.push('*');
             self.token(&acl, req)

@@ -33,6 +33,7 @@ use super::{
     BunnyTokenVersion, HmacSha256, KeyMaterial, Provider, ProviderConfig, SignError, SignRequest,
     SplitUrl, VerifyContext, VerifyError, encode_value, hmac_key, percent_decode, query_pairs,
 };
+use crate::store::layout::Scope;
 
 const P: Provider = Provider::Bunny;
 
@@ -176,11 +177,11 @@ impl BunnySigner {
                 }
             }
         }
-        let countries = join_countries(&req.countries, "countries")?;
-        let blocked = join_countries(&req.countries_blocked, "countries_blocked")?;
-        let limit = req.speed_limit_kbps.filter(|l| *l > 0);
+        let countries = join_countries(&req.bunny.countries, "countries")?;
+        let blocked = join_countries(&req.bunny.countries_blocked, "countries_blocked")?;
+        let limit = req.bunny.speed_limit_kbps.filter(|l| *l > 0);
 
-        if req.ignore_params {
+        if req.bunny.ignore_params {
             if countries.is_some() || blocked.is_some() || limit.is_some() {
                 return Err(SignError::Unsupported {
                     provider: P,
@@ -201,7 +202,7 @@ impl BunnySigner {
             }
         }
 
-        let token_path = match &req.token_path {
+        let token_path = match &req.bunny.token_path {
             Some(tp) => {
                 if !tp.starts_with('/') {
                     return Err(SignError::InvalidRequest(
@@ -215,7 +216,7 @@ impl BunnySigner {
                 }
                 Some(tp.clone())
             }
-            None if req.directory && !decoded_path.ends_with('/') => {
+            None if req.scope == Scope::Directory && !decoded_path.ends_with('/') => {
                 Some(super::directory_prefix(&decoded_path).to_owned())
             }
             None => None,
@@ -250,7 +251,7 @@ impl BunnySigner {
 
         let mut out = String::with_capacity(req.url.len() + token.len() + url_data.len() + 40);
         out.push_str(u.origin);
-        if req.directory {
+        if req.scope == Scope::Directory {
             out.push_str("/bcdn_token=");
             out.push_str(&token);
             out.push_str(&url_data);
@@ -361,7 +362,7 @@ mod tests {
     #[test]
     fn hls_directory_derives_token_path() {
         let mut req = SignRequest::new("https://z.b-cdn.net/hls/42/index.m3u8", 2000000000, 0);
-        req.directory = true;
+        req.scope = Scope::Directory;
         let s = signer();
         let url = s.sign(&req).unwrap();
         assert!(
@@ -385,8 +386,8 @@ mod tests {
     #[test]
     fn ignore_params_with_geo_is_refused() {
         let mut req = SignRequest::new("https://z.b-cdn.net/a.mp4", 2000000000, 0);
-        req.ignore_params = true;
-        req.countries = vec!["US".into()];
+        req.bunny.ignore_params = true;
+        req.bunny.countries = vec!["US".into()];
         assert!(matches!(
             signer().sign(&req),
             Err(SignError::Unsupported { .. })

@@ -20,8 +20,8 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use hmac::Mac;
 
 use super::{
-    HmacSha256, Provider, ProviderConfig, SignError, SignRequest, SplitUrl, VerifyContext,
-    VerifyError, encode_value, hmac_key, reject,
+    Expressible, HmacSha256, Provider, ProviderConfig, SignError, SignRequest, SplitUrl,
+    VerifyContext, VerifyError, encode_value, hmac_key, reject,
 };
 
 const P: Provider = Provider::Cloudflare;
@@ -63,15 +63,10 @@ impl CloudflareSigner {
         reject(
             P,
             req,
-            &[
-                "directory",
-                "token_path",
-                "user_ip",
-                "countries",
-                "countries_blocked",
-                "speed_limit_kbps",
-                "ignore_params",
-            ],
+            Expressible {
+                directory: false,
+                user_ip: false,
+            },
         )?;
         if req.issued_at == 0 {
             return Err(SignError::InvalidRequest(
@@ -156,6 +151,7 @@ impl CloudflareSigner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::layout::Scope;
 
     fn signer(url_safe: bool) -> CloudflareSigner {
         let mut c = ProviderConfig::new(Provider::Cloudflare, "mysecrettoken");
@@ -183,7 +179,7 @@ mod tests {
             1700003600,
             1700000000,
         );
-        req.directory = true;
+        req.scope = Scope::Directory;
         assert_eq!(
             signer(false).sign(&req),
             Err(SignError::Unsupported {

@@ -31,9 +31,9 @@ use base64::engine::general_purpose::STANDARD;
 use sha1::{Digest, Sha1};
 
 use super::{
-    BUNNY_ONLY_OPTIONS, CloudFrontHash, Provider, ProviderConfig, SignError, SignRequest, SplitUrl,
-    reject,
+    CloudFrontHash, Expressible, Provider, ProviderConfig, SignError, SignRequest, SplitUrl, reject,
 };
+use crate::store::layout::Scope;
 
 const P: Provider = Provider::CloudFront;
 
@@ -282,7 +282,7 @@ impl CloudFrontSigner {
     }
 
     pub fn sign(&self, req: &SignRequest) -> Result<String, SignError> {
-        reject(P, req, BUNNY_ONLY_OPTIONS)?;
+        reject(P, req, Expressible::DIRECTORY_AND_IP)?;
         let u = SplitUrl::parse(&req.url)?;
         for reserved in [
             "Expires",
@@ -297,12 +297,12 @@ impl CloudFrontSigner {
                 )));
             }
         }
-        let custom = req.directory || req.user_ip.is_some() || self.start_time;
+        let custom = req.scope == Scope::Directory || req.user_ip.is_some() || self.start_time;
         let mut out = String::with_capacity(req.url.len() + 800);
         out.push_str(&req.url);
         out.push(if u.query.is_some() { '&' } else { '?' });
         let signature = if custom {
-            let resource = if req.directory {
+            let resource = if req.scope == Scope::Directory {
                 format!("{}{}*", u.origin, super::directory_prefix(u.path))
             } else {
                 req.url.clone()

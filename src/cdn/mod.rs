@@ -22,6 +22,8 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
+use crate::store::layout::Scope;
+
 use hmac::{Hmac, Mac};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
 use sha2::Sha256;
@@ -96,15 +98,42 @@ pub struct SignRequest {
     /// Unix seconds, "now": Cloudflare timestamp, Akamai `st=` (omitted when 0),
     /// CloudFront `DateGreaterThan` (only with `cloudfront_start_time`).
     pub issued_at: u64,
-    /// Sign the path's directory (prefix up to the last `/`) so HLS/DASH segments are authorised.
-    pub directory: bool,
-    /// Bunny only: explicit `token_path` scope.
-    pub token_path: Option<String>,
+    /// What the signature covers: the file, or its directory (the prefix up to the last
+    /// `/`, so HLS/DASH segments are authorised).
+    pub scope: Scope,
     pub user_ip: Option<IpAddr>,
+    /// Options only Bunny's token scheme can express; the other providers refuse them.
+    pub bunny: BunnyOptions,
+}
+
+/// The options of Bunny's token scheme that no other provider can express.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BunnyOptions {
+    /// An explicit `token_path` scope.
+    pub token_path: Option<String>,
     pub countries: Vec<String>,
     pub countries_blocked: Vec<String>,
     pub speed_limit_kbps: Option<u64>,
     pub ignore_params: bool,
+}
+
+impl BunnyOptions {
+    /// The first option set, by its name in errors.
+    fn first_used(&self) -> Option<&'static str> {
+        let set = |list: &[String]| list.iter().any(|c| !c.trim().is_empty());
+        [
+            ("token_path", self.token_path.is_some()),
+            ("countries", set(&self.countries)),
+            ("countries_blocked", set(&self.countries_blocked)),
+            (
+                "speed_limit_kbps",
+                self.speed_limit_kbps.is_some_and(|l| l > 0),
+            ),
+            ("ignore_params", self.ignore_params),
+        ]
+        .into_iter()
+        .find_map(|(name, used)| used.then_some(name))
+    }
 }
 
 impl SignRequest {
@@ -169,7 +198,7 @@ pub struct VerifyContext {
     /// The client address the edge sees.
     pub client_ip: Option<IpAddr>,
     /// nginx only: the location signs the directory prefix instead of `$uri`.
-    pub directory: bool,
+    pub scope: Scope,
 }
 
 pub use crate::secret::KeyMaterial;
@@ -340,37 +369,38 @@ fn check_times(req: &SignRequest) -> Result<(), SignError> {
     Ok(())
 }
 
-/// Reject options a provider cannot express.
-/// Options only Bunny's token scheme can express; the other providers refuse them.
-pub(crate) const BUNNY_ONLY_OPTIONS: &[&str] = &[
-    "token_path",
-    "countries",
-    "countries_blocked",
-    "speed_limit_kbps",
-    "ignore_params",
-];
+/// What a provider's scheme can express beyond a plain file URL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Expressible {
+    pub directory: bool,
+    pub user_ip: bool,
+}
 
+impl Expressible {
+    pub(crate) const DIRECTORY_AND_IP: Expressible = Expressible {
+        directory: true,
+        user_ip: true,
+    };
+}
+
+/// Refuse a request whose options the provider cannot express: Bunny's own options
+/// always, a directory scope or a client IP where the scheme has none.
 pub(crate) fn reject(
     provider: Provider,
     req: &SignRequest,
-    options: &[&'static str],
+    can: Expressible,
 ) -> Result<(), SignError> {
-    for &option in options {
-        let used = match option {
-            "directory" => req.directory,
-            "token_path" => req.token_path.is_some(),
-            "user_ip" => req.user_ip.is_some(),
-            "countries" => req.countries.iter().any(|c| !c.trim().is_empty()),
-            "countries_blocked" => req.countries_blocked.iter().any(|c| !c.trim().is_empty()),
-            "speed_limit_kbps" => req.speed_limit_kbps.is_some_and(|l| l > 0),
-            "ignore_params" => req.ignore_params,
-            _ => false,
-        };
-        if used {
-            return Err(SignError::Unsupported { provider, option });
-        }
+    let unsupported = if req.scope == Scope::Directory && !can.directory {
+        Some("directory")
+    } else if req.user_ip.is_some() && !can.user_ip {
+        Some("user_ip")
+    } else {
+        req.bunny.first_used()
+    };
+    match unsupported {
+        Some(option) => Err(SignError::Unsupported { provider, option }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// A URL split without normalisation: `origin` = `scheme://authority`, `path` (raw, starts

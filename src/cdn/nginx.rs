@@ -24,9 +24,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use md5::{Digest, Md5};
 
 use super::{
-    BUNNY_ONLY_OPTIONS, KeyMaterial, Provider, ProviderConfig, SignError, SignRequest, SplitUrl,
+    Expressible, KeyMaterial, Provider, ProviderConfig, SignError, SignRequest, SplitUrl,
     VerifyContext, VerifyError, reject,
 };
+use crate::store::layout::Scope;
 
 const P: Provider = Provider::Nginx;
 
@@ -121,7 +122,7 @@ pub fn check_expression(expression: &str) -> Result<(), SignError> {
     parse_expression(expression).map(|_| ())
 }
 
-fn nginx_uri(raw_path: &str, directory: bool) -> Result<String, SignError> {
+fn nginx_uri(raw_path: &str, scope: Scope) -> Result<String, SignError> {
     let decoded = super::percent_decode(raw_path)?;
     if decoded.contains("//")
         || decoded.contains("/./")
@@ -133,7 +134,7 @@ fn nginx_uri(raw_path: &str, directory: bool) -> Result<String, SignError> {
             "path is not normalised (nginx would rewrite $uri)".into(),
         ));
     }
-    Ok(if directory {
+    Ok(if scope == Scope::Directory {
         super::directory_prefix(&decoded).to_owned()
     } else {
         decoded
@@ -170,7 +171,7 @@ impl NginxSigner {
     }
 
     pub fn sign(&self, req: &SignRequest) -> Result<String, SignError> {
-        reject(P, req, BUNNY_ONLY_OPTIONS)?;
+        reject(P, req, Expressible::DIRECTORY_AND_IP)?;
         if self.uses_ip != req.user_ip.is_some() {
             return if self.uses_ip {
                 Err(SignError::InvalidRequest(
@@ -191,7 +192,7 @@ impl NginxSigner {
                 "url already carries md5/expires".into(),
             ));
         }
-        let uri = nginx_uri(u.path, req.directory)?;
+        let uri = nginx_uri(u.path, req.scope)?;
         let expires = req.expires_at.to_string();
         let ip = req.user_ip.map(|i| i.to_string());
         let digest = self.md5(&expires, &uri, ip.as_deref());
@@ -216,7 +217,7 @@ impl NginxSigner {
         let given = URL_SAFE_NO_PAD
             .decode(md5.trim_end_matches('='))
             .map_err(|_| VerifyError::BadSignature)?;
-        let uri = nginx_uri(u.path, ctx.directory).map_err(|_| VerifyError::Malformed("path"))?;
+        let uri = nginx_uri(u.path, ctx.scope).map_err(|_| VerifyError::Malformed("path"))?;
         let ip = ctx.client_ip.map(|i| i.to_string());
         let expected = self.md5(expires, &uri, ip.as_deref());
         if !super::ct_eq(&expected, &given) {
@@ -290,9 +291,12 @@ mod tests {
 
     #[test]
     fn decoded_uri_and_normalisation() {
-        assert_eq!(nginx_uri("/a%20b.txt", false).unwrap(), "/a b.txt");
-        assert_eq!(nginx_uri("/hls/42/i.m3u8", true).unwrap(), "/hls/42/");
-        assert!(nginx_uri("/a//b", false).is_err());
-        assert!(nginx_uri("/a/%2E%2E/b", false).is_err());
+        assert_eq!(nginx_uri("/a%20b.txt", Scope::File).unwrap(), "/a b.txt");
+        assert_eq!(
+            nginx_uri("/hls/42/i.m3u8", Scope::Directory).unwrap(),
+            "/hls/42/"
+        );
+        assert!(nginx_uri("/a//b", Scope::File).is_err());
+        assert!(nginx_uri("/a/%2E%2E/b", Scope::File).is_err());
     }
 }

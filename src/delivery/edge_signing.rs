@@ -9,14 +9,14 @@ use super::{CdnDelivery, DeliveryUrl, FallbackReason, SIGN_TIMEOUT, SignedCookie
 use crate::actors::cdn_signer::{SignSegments, SignedUrl};
 use crate::cdn::{HlsDelivery, Provider, token_forms};
 use crate::clock::unix_now;
-use crate::store::layout::directory_of;
+use crate::store::layout::{Scope, directory_of};
 
 /// Edge and cookies modes: the URL (and cookies) for the HLS directory of `key`.
 pub(super) async fn sign_directory(
     cdn: &CdnDelivery,
     key: &str,
 ) -> Result<DeliveryUrl, FallbackReason> {
-    let signed = sign(cdn, format!("/{key}"), true, key).await?;
+    let signed = sign(cdn, format!("/{key}"), Scope::Directory, key).await?;
     let provider = cdn.edge.provider;
     let fail = |e: crate::cdn::SignError| {
         log::warn!("CDN {provider} HLS token for {key} unusable, falling back: {e}");
@@ -71,7 +71,7 @@ pub(super) async fn sign_download(
             percent_encoding::NON_ALPHANUMERIC,
         )
     );
-    let signed = sign(cdn, path, false, key).await?;
+    let signed = sign(cdn, path, Scope::File, key).await?;
     Ok(DeliveryUrl {
         url: signed.url,
         expires_at: signed.expires_at,
@@ -109,10 +109,10 @@ pub(super) async fn sign_segments(
 async fn sign(
     cdn: &CdnDelivery,
     path: String,
-    directory: bool,
+    scope: Scope,
     key: &str,
 ) -> Result<SignedUrl, FallbackReason> {
-    match tokio::time::timeout(SIGN_TIMEOUT, cdn.signers.sign_url(path, directory)).await {
+    match tokio::time::timeout(SIGN_TIMEOUT, cdn.signers.sign_url(path, scope)).await {
         Ok(Ok(Ok(signed))) => Ok(signed),
         Ok(Ok(Err(e))) => {
             log::warn!("CDN signing failed for {key}, falling back: {e}");

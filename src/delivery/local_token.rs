@@ -12,30 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::Mac;
 
 use crate::cdn::HmacSha256;
-use crate::store::layout::directory_of;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
-    Directory,
-    File,
-}
-
-impl Scope {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Directory => "d",
-            Scope::File => "f",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Scope> {
-        match s {
-            "d" => Some(Scope::Directory),
-            "f" => Some(Scope::File),
-            _ => None,
-        }
-    }
-}
+use crate::store::layout::Scope;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenError {
@@ -87,18 +64,11 @@ impl LocalSigner {
         m
     }
 
-    fn signed_path(scope: Scope, key: &str) -> &str {
-        match scope {
-            Scope::Directory => directory_of(key),
-            Scope::File => key,
-        }
-    }
-
     /// The path (and query) of a signed URL for `key`.
     pub fn sign(&self, scope: Scope, key: &str, expires: u64, filename: Option<&str>) -> String {
         let fname = filename.unwrap_or("");
         let token = URL_SAFE_NO_PAD.encode(
-            self.mac(scope, expires, Self::signed_path(scope, key), fname)
+            self.mac(scope, expires, scope.covered(key), fname)
                 .finalize()
                 .into_bytes(),
         );
@@ -126,14 +96,9 @@ impl LocalSigner {
         let tag = URL_SAFE_NO_PAD
             .decode(token)
             .map_err(|_| TokenError::Malformed)?;
-        self.mac(
-            scope,
-            expires,
-            Self::signed_path(scope, key),
-            filename.unwrap_or(""),
-        )
-        .verify_slice(&tag)
-        .map_err(|_| TokenError::BadSignature)?;
+        self.mac(scope, expires, scope.covered(key), filename.unwrap_or(""))
+            .verify_slice(&tag)
+            .map_err(|_| TokenError::BadSignature)?;
         if now > expires {
             return Err(TokenError::Expired);
         }

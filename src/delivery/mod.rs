@@ -21,9 +21,10 @@ use crate::clock::unix_now;
 use crate::db::conn::Conn;
 use crate::metrics::Metrics;
 use crate::store::layout::NameError;
+use crate::store::layout::Scope;
 use crate::store::{Opened, StorageError, Store, StoreKind};
 use catalogue::{CatalogueCache, DeliveryInfo};
-use local_token::{LocalSigner, Scope};
+use local_token::LocalSigner;
 
 pub use signed_media::MediaToken;
 

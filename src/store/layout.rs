@@ -74,6 +74,41 @@ pub fn validate_key(raw: &str) -> Result<&str, NameError> {
     Ok(raw)
 }
 
+/// What a token or signature covers: one file, or every file of its directory (HLS,
+/// so relative segment URLs inherit it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Scope {
+    Directory,
+    #[default]
+    File,
+}
+
+impl Scope {
+    /// The letter of `/media/{scope}/…` URLs and cache keys.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Directory => "d",
+            Scope::File => "f",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Scope> {
+        match s {
+            "d" => Some(Scope::Directory),
+            "f" => Some(Scope::File),
+            _ => None,
+        }
+    }
+
+    /// The part of `key` this scope covers: the key itself, or its directory.
+    pub fn covered(self, key: &str) -> &str {
+        match self {
+            Scope::Directory => directory_of(key),
+            Scope::File => key,
+        }
+    }
+}
+
 /// The directory a key lives in, with its trailing slash (`hls/3/`).
 pub fn directory_of(key: &str) -> &str {
     key.rfind('/').map_or("", |i| &key[..=i])

@@ -180,7 +180,7 @@ fn sign_prints_one_reproducible_url() {
     let ctx = VerifyContext {
         now,
         client_ip: None,
-        directory: false,
+        scope: veza::store::layout::Scope::File,
     };
     bunny.verify(&url, &ctx).unwrap();
 
@@ -237,7 +237,7 @@ fn sign_prints_one_reproducible_url() {
             &VerifyContext {
                 now: 1_700_000_100,
                 client_ip: None,
-                directory: false,
+                scope: veza::store::layout::Scope::File,
             },
         )
         .unwrap();
@@ -347,7 +347,7 @@ fn sign_with_cloudfront_and_akamai() {
     let ctx = VerifyContext {
         now: 1_700_000_100,
         client_ip: None,
-        directory: true,
+        scope: veza::store::layout::Scope::Directory,
     };
     // The token's ACL covers every file of the directory when the token is attached to
     // it, which is what rewrite mode does (tests/api/hls_delivery.rs)…
@@ -369,7 +369,7 @@ fn verifies(signer: &PreparedSigner, url: &str) -> bool {
     let ctx = VerifyContext {
         now: chrono::Utc::now().timestamp() as u64,
         client_ip: None,
-        directory: true,
+        scope: veza::store::layout::Scope::Directory,
     };
     signer.verify(url, &ctx).is_ok()
 }

@@ -730,7 +730,7 @@ async fn sigterm_under_load_completes_accepted_requests_and_exits_0() {
     catalogue_owns(&db, "extra/big.bin").await;
     let signer = veza::delivery::local_token::LocalSigner::new(MEDIA_KEY.as_bytes()).unwrap();
     let big = signer.sign(
-        veza::delivery::local_token::Scope::File,
+        veza::store::layout::Scope::File,
         "extra/big.bin",
         veza::clock::unix_now() + 3600,
         None,
@@ -878,7 +878,7 @@ async fn shutdown_timeout_bounds_a_stalled_download() {
     catalogue_owns(&db, "extra/big.bin").await;
     let signer = veza::delivery::local_token::LocalSigner::new(MEDIA_KEY.as_bytes()).unwrap();
     let big = signer.sign(
-        veza::delivery::local_token::Scope::File,
+        veza::store::layout::Scope::File,
         "extra/big.bin",
         veza::clock::unix_now() + 3600,
         None,

@@ -506,7 +506,7 @@ async fn cloudflare_streams_are_rewritten_with_one_signed_url_per_segment() {
     let ctx = || VerifyContext {
         now: chrono::Utc::now().timestamp() as u64,
         client_ip: None,
-        directory: false,
+        scope: veza::store::layout::Scope::File,
     };
 
     // Cloudflare's token cannot cover a directory, so the service serves the playlists
@@ -611,7 +611,7 @@ async fn bunny_signs_hls_directories() {
         let ctx = VerifyContext {
             now,
             client_ip: None,
-            directory: true,
+            scope: veza::store::layout::Scope::Directory,
         };
         signer.verify(url, &ctx).unwrap();
         // The token covers the segments next to the playlist, not another track.

@@ -8,8 +8,8 @@ use serde::Deserialize;
 
 use super::files::{read_request, serve};
 use crate::db::conn::Conn;
-use crate::delivery::local_token::Scope;
 use crate::delivery::{MediaToken, Service};
+use crate::store::layout::Scope;
 use crate::web::error::ApiError;
 
 #[derive(Debug, Deserialize)]
