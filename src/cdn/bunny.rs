@@ -155,52 +155,8 @@ impl BunnySigner {
         }
         let decoded_path = percent_decode(u.path)?;
 
-        let mut params: BTreeMap<String, String> = BTreeMap::new();
-        if let Some(q) = u.query {
-            for (k, v) in query_pairs(q) {
-                let k = percent_decode(k)?;
-                // token_path / token_ignore_params are read by the edge, not signed as
-                // plain parameters: a URL carrying them would not verify (found by fuzzing).
-                if matches!(
-                    k.as_str(),
-                    "token" | "expires" | "bcdn_token" | "token_path" | "token_ignore_params"
-                ) {
-                    return Err(SignError::InvalidUrl(format!(
-                        "url already carries reserved parameter {k:?}"
-                    )));
-                }
-                let v = percent_decode(v)?;
-                if params.insert(k.clone(), v).is_some() {
-                    return Err(SignError::InvalidUrl(format!(
-                        "duplicate query parameter {k:?} is not supported"
-                    )));
-                }
-            }
-        }
-        let countries = join_countries(&req.bunny.countries, "countries")?;
-        let blocked = join_countries(&req.bunny.countries_blocked, "countries_blocked")?;
-        let limit = req.bunny.speed_limit_kbps.filter(|l| *l > 0);
-
-        if req.bunny.ignore_params {
-            if countries.is_some() || blocked.is_some() || limit.is_some() {
-                return Err(SignError::Unsupported {
-                    provider: P,
-                    option: "ignore_params combined with countries or speed limit",
-                });
-            }
-            params.clear();
-            params.insert("token_ignore_params".into(), "true".into());
-        } else {
-            if let Some(c) = countries {
-                params.insert("token_countries".into(), c);
-            }
-            if let Some(c) = blocked {
-                params.insert("token_countries_blocked".into(), c);
-            }
-            if let Some(l) = limit {
-                params.insert("limit".into(), l.to_string());
-            }
-        }
+        let mut params = url_params(u.query)?;
+        apply_options(&mut params, &req.bunny)?;
 
         let token_path = match &req.bunny.token_path {
             Some(tp) => {
@@ -332,6 +288,66 @@ impl BunnySigner {
         }
         Ok(())
     }
+}
+
+/// The URL's own query parameters, decoded, which Bunny signs; parameters the edge
+/// reads as its own are refused.
+fn url_params(query: Option<&str>) -> Result<BTreeMap<String, String>, SignError> {
+    let mut params: BTreeMap<String, String> = BTreeMap::new();
+    if let Some(q) = query {
+        for (k, v) in query_pairs(q) {
+            let k = percent_decode(k)?;
+            // token_path / token_ignore_params are read by the edge, not signed as
+            // plain parameters: a URL carrying them would not verify (found by fuzzing).
+            if matches!(
+                k.as_str(),
+                "token" | "expires" | "bcdn_token" | "token_path" | "token_ignore_params"
+            ) {
+                return Err(SignError::InvalidUrl(format!(
+                    "url already carries reserved parameter {k:?}"
+                )));
+            }
+            let v = percent_decode(v)?;
+            if params.insert(k.clone(), v).is_some() {
+                return Err(SignError::InvalidUrl(format!(
+                    "duplicate query parameter {k:?} is not supported"
+                )));
+            }
+        }
+    }
+    Ok(params)
+}
+
+/// Bunny's own options as the signed parameters the edge checks.
+fn apply_options(
+    params: &mut BTreeMap<String, String>,
+    opts: &super::BunnyOptions,
+) -> Result<(), SignError> {
+    let countries = join_countries(&opts.countries, "countries")?;
+    let blocked = join_countries(&opts.countries_blocked, "countries_blocked")?;
+    let limit = opts.speed_limit_kbps.filter(|l| *l > 0);
+
+    if opts.ignore_params {
+        if countries.is_some() || blocked.is_some() || limit.is_some() {
+            return Err(SignError::Unsupported {
+                provider: P,
+                option: "ignore_params combined with countries or speed limit",
+            });
+        }
+        params.clear();
+        params.insert("token_ignore_params".into(), "true".into());
+    } else {
+        if let Some(c) = countries {
+            params.insert("token_countries".into(), c);
+        }
+        if let Some(c) = blocked {
+            params.insert("token_countries_blocked".into(), c);
+        }
+        if let Some(l) = limit {
+            params.insert("limit".into(), l.to_string());
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

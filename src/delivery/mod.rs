@@ -205,6 +205,12 @@ impl Service {
         ttl: Duration,
         metrics: Metrics,
     ) -> Service {
+        // Every reason's series exists at zero from the start.
+        for reason in FallbackReason::ALL {
+            metrics
+                .cdn_fallback_total
+                .with_label_values(&[reason.as_str()]);
+        }
         Service {
             store,
             cdn,

@@ -270,6 +270,9 @@ impl<'a> Lexer<'a> {
         }
     }
 
+    // One state machine over the bytes, on every statement's path: split into
+    // functions, its states would be scattered and each call would re-check the cursor.
+    #[allow(clippy::too_many_lines)]
     fn lex(&mut self) -> Option<Tok<'a>> {
         let b = self.b;
         let mut space = false;

@@ -45,6 +45,8 @@ enum PlaylistTracks {
     Position,
 }
 
+// The schema in one piece: every table and index of the catalogue, top to bottom.
+#[allow(clippy::too_many_lines)]
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
