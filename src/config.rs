@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cdn::{BunnyTokenVersion, CloudFrontHash, Provider};
-pub use crate::cdn::{CdnConfig, HlsDelivery, KeySource};
-pub use crate::secret::Secret;
+use crate::cdn::{CdnConfig, HlsDelivery, KeySource};
+use crate::secret::Secret;
 
 /// Which subcommands read a variable; drives each subcommand's `--help` listing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

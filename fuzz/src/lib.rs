@@ -871,7 +871,8 @@ const SECRET_VARS: &[&str] = &[
 /// Input: lines `NAME=value`; `NAME` is a documented variable or a number (index into
 /// `ENV_VARS`); other lines are ignored.
 pub fn config(data: &[u8]) {
-    use veza::config::{ENV_VARS, KeySource};
+    use veza::cdn::KeySource;
+    use veza::config::ENV_VARS;
 
     let s = text(data);
     let mut map = BTreeMap::new();
