@@ -10,21 +10,23 @@
 //! `FIGURES <name> <json>` line (appended to `$VEZA_FAULTS_REPORT` when set).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::common::binary::{Served, serve};
+use crate::common::poll;
+use crate::common::postgres::{self, Backend, fresh_database};
+use crate::common::s3s_fs::{BUCKET, S3Server, upload_dir};
 use crate::helpers::{
-    Backend, Options, TestApp, fresh_database, in_ci, link_demo_media, logs, metric, poll,
-    postgres_available, spawn_app,
+    Options, TestApp, link_demo_media, logs, metric, spawn_app, spawn_app_over, test_routes,
 };
+use crate::s3::s3_options;
 
 // ---------------------------------------------------------------------------------------
 // Scale and figures
@@ -79,18 +81,34 @@ fn figures(name: &str, value: &serde_json::Value) {
 
 const MEDIA_KEY: &str = "faults-media-signing-key-0123456789abcdef";
 
+/// `veza serve --demo` (the real binary) in `dir`, over `database_url`, the demo media
+/// linked into its storage directory `dir/media`; logs quiet but for start and stop.
+fn start_veza(dir: tempfile::TempDir, database_url: &str, env: &[(&str, &str)]) -> Served {
+    link_demo_media(&dir.path().join("media"));
+    let mut all = vec![
+        ("DATABASE_URL", database_url),
+        ("VEZA_MEDIA_SIGNING_KEY", MEDIA_KEY),
+        (
+            "RUST_LOG",
+            "warn,veza::cli=info,veza::startup=info,actix_server=info",
+        ),
+    ];
+    all.extend_from_slice(env);
+    serve(dir, &["serve", "--demo"], &all)
+}
+
 // ---------------------------------------------------------------------------------------
 // Load generator
 
 /// One request of the mix.
 #[derive(Clone, Debug)]
-struct Req {
-    kind: &'static str,
-    path: String,
-    range: Option<&'static str>,
+pub struct Req {
+    pub kind: &'static str,
+    pub path: String,
+    pub range: Option<&'static str>,
 }
 
-fn req(kind: &'static str, path: impl Into<String>) -> Req {
+pub fn req(kind: &'static str, path: impl Into<String>) -> Req {
     Req {
         kind,
         path: path.into(),
@@ -100,21 +118,21 @@ fn req(kind: &'static str, path: impl Into<String>) -> Req {
 
 /// What one request got.
 #[derive(Clone, Debug)]
-struct Sample {
+pub struct Sample {
     /// When it was sent, from the start of the load.
-    at: Duration,
-    kind: &'static str,
-    status: Option<u16>,
+    pub at: Duration,
+    pub kind: &'static str,
+    pub status: Option<u16>,
     /// `error.code` of a JSON error answer.
-    code: Option<String>,
+    pub code: Option<String>,
     /// A transport error: before any answer (`send: …`) or while reading the body
     /// (`body: …`).
-    error: Option<String>,
-    latency: Duration,
+    pub error: Option<String>,
+    pub latency: Duration,
 }
 
 impl Sample {
-    fn outcome(&self) -> String {
+    pub fn outcome(&self) -> String {
         match (&self.status, &self.code, &self.error) {
             (_, _, Some(e)) if e.starts_with("send") => "no answer".to_string(),
             (Some(s), _, Some(_)) => format!("{s} truncated body"),
@@ -124,18 +142,18 @@ impl Sample {
         }
     }
 
-    fn ok(&self) -> bool {
+    pub fn ok(&self) -> bool {
         self.error.is_none() && self.status.is_some_and(|s| (200..400).contains(&s))
     }
 }
 
-struct Load {
+pub struct Load {
     started: Instant,
     stop: Arc<AtomicBool>,
     tasks: Vec<tokio::task::JoinHandle<Vec<Sample>>>,
 }
 
-fn client(conns: usize) -> reqwest::Client {
+pub fn client(conns: usize) -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(conns)
@@ -145,7 +163,7 @@ fn client(conns: usize) -> reqwest::Client {
 }
 
 /// `conns` concurrent clients cycling through `reqs` against `base` until stopped.
-fn start_load(base: &str, reqs: Vec<Req>, conns: usize) -> Load {
+pub fn start_load(base: &str, reqs: Vec<Req>, conns: usize) -> Load {
     let reqs = Arc::new(reqs);
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
@@ -179,7 +197,12 @@ fn start_load(base: &str, reqs: Vec<Req>, conns: usize) -> Load {
     }
 }
 
-async fn one_request(client: &reqwest::Client, base: &str, r: &Req, started: Instant) -> Sample {
+pub async fn one_request(
+    client: &reqwest::Client,
+    base: &str,
+    r: &Req,
+    started: Instant,
+) -> Sample {
     let at = started.elapsed();
     let t = Instant::now();
     let mut b = client.get(format!("{base}{}", r.path));
@@ -215,11 +238,11 @@ async fn one_request(client: &reqwest::Client, base: &str, r: &Req, started: Ins
 }
 
 impl Load {
-    fn elapsed(&self) -> Duration {
+    pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
     }
 
-    async fn finish(self) -> Vec<Sample> {
+    pub async fn finish(self) -> Vec<Sample> {
         self.stop.store(true, Ordering::Relaxed);
         let mut all = Vec::new();
         for t in self.tasks {
@@ -231,7 +254,7 @@ impl Load {
 }
 
 /// Counts by outcome, and latency figures, of some samples.
-fn summary(samples: &[&Sample]) -> serde_json::Value {
+pub fn summary(samples: &[&Sample]) -> serde_json::Value {
     let mut outcomes = BTreeMap::new();
     for s in samples {
         *outcomes.entry(s.outcome()).or_insert(0usize) += 1;
@@ -253,16 +276,62 @@ fn summary(samples: &[&Sample]) -> serde_json::Value {
     })
 }
 
-fn round(x: f64) -> f64 {
+pub fn round(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }
 
-fn max_latency(samples: &[&Sample]) -> Duration {
+pub fn max_latency(samples: &[&Sample]) -> Duration {
     samples.iter().map(|s| s.latency).max().unwrap_or_default()
 }
 
+/// The first segment a media playlist names.
+pub fn first_segment(playlist: &str) -> String {
+    playlist
+        .lines()
+        .find(|l| l.ends_with(".ts"))
+        .unwrap()
+        .to_string()
+}
+
+/// When `status()` first answers `want`, asked until `within` has passed.
+pub async fn when_status<F, Fut>(within: Duration, want: u16, status: F) -> Option<Instant>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = u16>,
+{
+    crate::common::poll(within, || async {
+        (status().await == want).then(Instant::now)
+    })
+    .await
+}
+
+/// The samples of a load around a fault that began at `fault_at` and ended at
+/// `restored_at` (times from the start of the load).
+pub struct Phases<'a> {
+    /// Answered before the fault.
+    pub before: Vec<&'a Sample>,
+    /// Sent while it lasted, or in flight when it began.
+    pub during: Vec<&'a Sample>,
+    /// Sent after it.
+    pub after: Vec<&'a Sample>,
+}
+
+pub fn phases(samples: &[Sample], fault_at: Duration, restored_at: Duration) -> Phases<'_> {
+    Phases {
+        before: samples
+            .iter()
+            .filter(|s| s.at + s.latency < fault_at)
+            .collect(),
+        during: samples
+            .iter()
+            .filter(|s| s.at + s.latency >= fault_at && s.at < restored_at)
+            .collect(),
+        after: samples.iter().filter(|s| s.at >= restored_at).collect(),
+    }
+}
+
 /// The path and query of an absolute URL the service returned.
-fn path_of(url: &str) -> String {
+pub fn path_of(url: &str) -> String {
     let u = url::Url::parse(url).unwrap();
     match u.query() {
         Some(q) => format!("{}?{q}", u.path()),
@@ -274,7 +343,7 @@ fn path_of(url: &str) -> String {
 /// `/stream` and `/download` answers, and (with `media`) the `/media` playlists, a
 /// 64 KiB range of each original through `/media`, and one HLS segment per track from
 /// the origin.
-async fn request_mix(base: &str, media: bool) -> Vec<Req> {
+pub async fn request_mix(base: &str, media: bool) -> Vec<Req> {
     let c = client(1);
     let json = |path: String| {
         let c = c.clone();
@@ -319,142 +388,14 @@ async fn request_mix(base: &str, media: bool) -> Vec<Req> {
             .text()
             .await
             .unwrap();
-        let segment = playlist
-            .lines()
-            .find(|l| l.ends_with(".ts"))
-            .unwrap()
-            .to_string();
+        let segment = first_segment(&playlist);
         out.push(req("segment", format!("/hls/{id}/{segment}")));
     }
     out
 }
 
 // ---------------------------------------------------------------------------------------
-// The real binary
-
-/// `veza serve --demo` in a child process, its stderr collected; killed on drop.
-struct Veza {
-    child: Child,
-    port: u16,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Drop for Veza {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Add a track whose original is `key`: `/media` serves only what a track owns.
-async fn catalogue_owns(database_url: &str, key: &str) {
-    use sea_orm::ConnectionTrait;
-    let db = sea_orm::Database::connect(database_url).await.unwrap();
-    db.execute_unprepared(&format!(
-        "INSERT INTO tracks (title, artist_id, duration_ms, storage_key, hls_prefix, content_type, byte_size, created_at) \
-         VALUES ('Big', 1, 1000, '{key}', 'hls/big', 'application/octet-stream', 0, CURRENT_TIMESTAMP)"
-    ))
-    .await
-    .unwrap();
-}
-
-impl Veza {
-    /// Start on port 0 over `database_url`, with the demo media linked into `storage`.
-    async fn start(database_url: &str, storage: &Path, env: &[(&str, &str)]) -> Veza {
-        link_demo_media(storage);
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_veza"));
-        cmd.args(["serve", "--demo"])
-            .current_dir(storage.parent().unwrap())
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap())
-            .env("DATABASE_URL", database_url)
-            .env("VEZA_STORAGE_DIR", storage)
-            .env("VEZA_BIND", "127.0.0.1:0")
-            .env("VEZA_WORKERS", "2")
-            .env("VEZA_MEDIA_SIGNING_KEY", MEDIA_KEY)
-            .env(
-                "RUST_LOG",
-                "warn,veza::cli=info,veza::startup=info,actix_server=info",
-            )
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().unwrap();
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let find = || {
-            lines.lock().unwrap().iter().find_map(|l| {
-                l.split("veza listening on http://127.0.0.1:")
-                    .nth(1)
-                    .and_then(|p| p.trim().parse::<u16>().ok())
-            })
-        };
-        let port = poll(Duration::from_secs(120), || async { find() }).await;
-        let Some(port) = port else {
-            panic!("veza did not start: {:?}", lines.lock().unwrap());
-        };
-        Veza { child, port, lines }
-    }
-
-    fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args(["-s", sig, &self.pid().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -s {sig}");
-    }
-
-    fn count(&self, needle: &str) -> usize {
-        self.lines
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|l| l.contains(needle))
-            .count()
-    }
-
-    /// Wait for the exit; its code and when it happened.
-    async fn wait_exit(&mut self, deadline: Duration) -> Option<(Option<i32>, Instant)> {
-        let child = &mut self.child;
-        let mut check = || {
-            child
-                .try_wait()
-                .unwrap()
-                .map(|s| (s.code(), Instant::now()))
-        };
-        let end = Instant::now() + deadline;
-        loop {
-            if let Some(v) = check() {
-                return Some(v);
-            }
-            if Instant::now() > end {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-}
+// Soak
 
 /// Resident set size (kB), open descriptors, and those that are not sockets (files,
 /// pipes, eventfds: what a leak would grow; sockets follow the clients' connections).
@@ -483,42 +424,23 @@ fn rss_and_fds(pid: u32) -> Option<(u64, usize, usize)> {
     Some((rss, fds, others))
 }
 
-/// Whether a process is running (not exited, not a zombie).
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false)
-}
-
-// ---------------------------------------------------------------------------------------
-// Soak
-
 /// The soak: sustained load on PostgreSQL through every kind of request, the real binary
 /// sampled every second. Nothing may fail, no request may take longer than the acquire
 /// timeout plus a margin, memory and descriptors must stay flat.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn soak_on_postgres_holds_latency_memory_and_descriptors() {
-    if !postgres_available().await {
+    if !postgres::available().await {
         return;
     }
     let sc = scale();
     let dir = tempfile::tempdir().unwrap();
     let (url, _db) = fresh_database(Backend::Postgres, dir.path()).await;
     let acquire = Duration::from_millis(3000);
-    let mut veza = Veza::start(
-        &url,
-        &dir.path().join("media"),
-        &[("VEZA_DB_ACQUIRE_TIMEOUT_MS", "3000")],
-    )
-    .await;
-    let reqs = request_mix(&veza.base(), true).await;
+    let mut veza = start_veza(dir, &url, &[("VEZA_DB_ACQUIRE_TIMEOUT_MS", "3000")]);
+    let reqs = request_mix(&veza.base, true).await;
     let pid = veza.pid();
 
-    let load = start_load(&veza.base(), reqs, sc.soak_conns);
+    let load = start_load(&veza.base, reqs, sc.soak_conns);
     let mut resources = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     while load.elapsed() < sc.soak {
@@ -603,6 +525,29 @@ async fn soak_on_postgres_holds_latency_memory_and_descriptors() {
 
 // ---------------------------------------------------------------------------------------
 // SIGTERM
+
+/// Add a track whose original is `key`: `/media` serves only what a track owns.
+async fn catalogue_owns(database_url: &str, key: &str) {
+    use sea_orm::ConnectionTrait;
+    let db = sea_orm::Database::connect(database_url).await.unwrap();
+    db.execute_unprepared(&format!(
+        "INSERT INTO tracks (title, artist_id, duration_ms, storage_key, hls_prefix, content_type, byte_size, created_at) \
+         VALUES ('Big', 1, 1000, '{key}', 'hls/big', 'application/octet-stream', 0, CURRENT_TIMESTAMP)"
+    ))
+    .await
+    .unwrap();
+}
+
+/// Whether a process is running (not exited, not a zombie).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
 
 /// A file of `len` bytes whose every 4 KiB block starts with its index (little endian).
 fn write_patterned(path: &Path, len: usize) {
@@ -714,19 +659,16 @@ async fn raw_download(
     Ok((status, length, received, intact && checked == received))
 }
 
-/// SIGTERM under load on the real binary: requests in flight when the signal arrives —
-/// including long downloads read slowly — complete with their whole body, new
-/// connections are refused from the signal on, and the process exits 0 once they are
-/// done, within `VEZA_SHUTDOWN_TIMEOUT`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_under_load_completes_accepted_requests_and_exits_0() {
-    let sc = scale();
+/// The size of the big file the downloads below fetch.
+const BIG: usize = 32 * 1024 * 1024;
+
+/// The real binary (`VEZA_SHUTDOWN_TIMEOUT` = `shutdown_timeout`) whose catalogue owns a
+/// [`BIG`]-byte patterned file, and the signed `/media` path of that file.
+async fn serve_a_big_file(shutdown_timeout: &str) -> (Served, String) {
     let dir = tempfile::tempdir().unwrap();
-    let storage = dir.path().join("media");
-    const BIG: usize = 32 * 1024 * 1024;
-    write_patterned(&storage.join("extra/big.bin"), BIG);
+    write_patterned(&dir.path().join("media/extra/big.bin"), BIG);
     let db = format!("sqlite://{}/veza.db?mode=rwc", dir.path().display());
-    let mut veza = Veza::start(&db, &storage, &[("VEZA_SHUTDOWN_TIMEOUT", "10s")]).await;
+    let veza = start_veza(dir, &db, &[("VEZA_SHUTDOWN_TIMEOUT", shutdown_timeout)]);
     catalogue_owns(&db, "extra/big.bin").await;
     let signer = veza::delivery::local_token::LocalSigner::new(MEDIA_KEY.as_bytes()).unwrap();
     let big = signer.sign(
@@ -735,7 +677,18 @@ async fn sigterm_under_load_completes_accepted_requests_and_exits_0() {
         veza::actors::cdn_signer::unix_now() + 3600,
         None,
     );
-    let reqs = request_mix(&veza.base(), true).await;
+    (veza, big)
+}
+
+/// SIGTERM under load on the real binary: requests in flight when the signal arrives —
+/// including long downloads read slowly — complete with their whole body, new
+/// connections are refused from the signal on, and the process exits 0 once they are
+/// done, within `VEZA_SHUTDOWN_TIMEOUT`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_completes_accepted_requests_and_exits_0() {
+    let sc = scale();
+    let (mut veza, big) = serve_a_big_file("10s").await;
+    let reqs = request_mix(&veza.base, true).await;
 
     // Three long downloads read slowly (each lasts one phase plus 5 s) and the request
     // mix; the signal after one phase, with most of every download still to come.
@@ -761,7 +714,7 @@ async fn sigterm_under_load_completes_accepted_requests_and_exits_0() {
             (p, task, watcher)
         })
         .collect();
-    let load = start_load(&veza.base(), reqs, sc.conns);
+    let load = start_load(&veza.base, reqs, sc.conns);
     poll(sc.phase + Duration::from_secs(10), || async {
         (load.elapsed() >= sc.phase
             && downloads
@@ -870,19 +823,7 @@ async fn sigterm_under_load_completes_accepted_requests_and_exits_0() {
 /// dropped when it runs out, and the process still exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_timeout_bounds_a_stalled_download() {
-    let dir = tempfile::tempdir().unwrap();
-    let storage = dir.path().join("media");
-    write_patterned(&storage.join("extra/big.bin"), 32 * 1024 * 1024);
-    let db = format!("sqlite://{}/veza.db?mode=rwc", dir.path().display());
-    let mut veza = Veza::start(&db, &storage, &[("VEZA_SHUTDOWN_TIMEOUT", "2s")]).await;
-    catalogue_owns(&db, "extra/big.bin").await;
-    let signer = veza::delivery::local_token::LocalSigner::new(MEDIA_KEY.as_bytes()).unwrap();
-    let big = signer.sign(
-        veza::delivery::local_token::Scope::File,
-        "extra/big.bin",
-        veza::actors::cdn_signer::unix_now() + 3600,
-        None,
-    );
+    let (mut veza, big) = serve_a_big_file("2s").await;
     let p = Arc::new(Progress::default());
     let (addr, p2) = (veza.addr(), p.clone());
     let stalled =
@@ -912,19 +853,6 @@ async fn shutdown_timeout_bounds_a_stalled_download() {
 // ---------------------------------------------------------------------------------------
 // Database faults
 
-/// Requests that only need the database.
-fn db_mix() -> Vec<Req> {
-    let mut out = Vec::new();
-    for id in 1..=20 {
-        out.push(req("catalogue", format!("/api/v1/tracks/{id}")));
-        out.push(req("catalogue", "/api/v1/tracks?limit=20"));
-        out.push(req("playlist", format!("/api/v1/playlists/{}", 1 + id % 3)));
-        out.push(req("stream", format!("/api/v1/tracks/{id}/stream")));
-        out.push(req("download", format!("/api/v1/tracks/{id}/download")));
-    }
-    out
-}
-
 fn database_name(url: &str) -> String {
     url::Url::parse(url)
         .unwrap()
@@ -936,9 +864,7 @@ fn database_name(url: &str) -> String {
 /// Terminate every backend of `db` (never the admin connection's own).
 async fn terminate_backends(db: &str) -> u64 {
     use sea_orm::{ConnectionTrait, Database, Statement};
-    let admin = Database::connect(crate::helpers::admin_url())
-        .await
-        .unwrap();
+    let admin = Database::connect(postgres::admin_url()).await.unwrap();
     let rows = admin
         .query_all_raw(Statement::from_sql_and_values(
             sea_orm::DbBackend::Postgres,
@@ -954,7 +880,7 @@ async fn terminate_backends(db: &str) -> u64 {
 /// of 503 `db_unavailable`, never a 500, then every request served again — no restart.
 #[actix_web::test]
 async fn terminated_postgres_backends_cost_a_short_burst_of_503_then_recover() {
-    if !postgres_available().await {
+    if !postgres::available().await {
         return;
     }
     let sc = scale();
@@ -967,7 +893,11 @@ async fn terminated_postgres_backends_cost_a_short_burst_of_503_then_recover() {
     )
     .await;
     let db = database_name(app.config.database.url.expose());
-    let load = start_load(&app.address, db_mix(), sc.conns);
+    let load = start_load(
+        &app.address,
+        request_mix(&app.address, false).await,
+        sc.conns,
+    );
     tokio::time::sleep(sc.phase).await;
     let killed_at = load.elapsed();
     let terminated = terminate_backends(&db).await;
@@ -1109,11 +1039,11 @@ async fn pump(
 /// within a few seconds.
 #[actix_web::test]
 async fn a_partition_from_postgres_gives_prompt_503_and_recovers() {
-    if !postgres_available().await {
+    if !postgres::available().await {
         return;
     }
     let sc = scale();
-    let admin = url::Url::parse(&crate::helpers::admin_url()).unwrap();
+    let admin = url::Url::parse(&postgres::admin_url()).unwrap();
     let upstream = tokio::net::lookup_host((
         admin.host_str().unwrap().to_string(),
         admin.port().unwrap_or(5432),
@@ -1129,7 +1059,7 @@ async fn a_partition_from_postgres_gives_prompt_503_and_recovers() {
     via_proxy.set_host(Some("127.0.0.1")).unwrap();
     via_proxy.set_port(Some(proxy.port)).unwrap();
     let acquire = Duration::from_millis(1000);
-    let app = crate::helpers::spawn_app_over(
+    let app = spawn_app_over(
         Backend::Postgres,
         via_proxy.as_str(),
         &dir.path().join("media"),
@@ -1140,7 +1070,7 @@ async fn a_partition_from_postgres_gives_prompt_503_and_recovers() {
             .env("VEZA_POOL_STATS_INTERVAL", "250ms"),
     )
     .await;
-    let bound = acquire + crate::faults::STATEMENT_TIMEOUT + Duration::from_millis(1500);
+    let bound = acquire + STATEMENT_TIMEOUT + Duration::from_millis(1500);
     let metrics_client = client(1);
     let scrape = || {
         let (c, url) = (metrics_client.clone(), format!("{}/metrics", app.address));
@@ -1160,38 +1090,30 @@ async fn a_partition_from_postgres_gives_prompt_503_and_recovers() {
     };
     let timeouts_before = counted(&scrape().await);
 
-    let load = start_load(&app.address, db_mix(), sc.conns);
+    let load = start_load(
+        &app.address,
+        request_mix(&app.address, false).await,
+        sc.conns,
+    );
     tokio::time::sleep(sc.phase).await;
     let cut_at = load.elapsed();
     let cut = Instant::now();
     proxy.set(false);
-    let deep_503 = poll(Duration::from_secs(10), || async {
-        (deep().await == 503).then(Instant::now)
-    })
-    .await;
+    let deep_503 = when_status(Duration::from_secs(10), 503, &deep).await;
     tokio::time::sleep((sc.phase * 2).saturating_sub(cut.elapsed())).await;
     let during_metrics = scrape().await;
     let restored_at = load.elapsed();
     let restored = Instant::now();
     proxy.set(true);
-    let deep_200 = poll(Duration::from_secs(15), || async {
-        (deep().await == 200).then(Instant::now)
-    })
-    .await;
+    let deep_200 = when_status(Duration::from_secs(15), 200, &deep).await;
     tokio::time::sleep(bound + sc.phase / 2).await;
     let samples = load.finish().await;
 
-    // Answered before the partition; sent while it lasted (or in flight when it began);
-    // sent after it.
-    let before: Vec<&Sample> = samples
-        .iter()
-        .filter(|s| s.at + s.latency < cut_at)
-        .collect();
-    let during: Vec<&Sample> = samples
-        .iter()
-        .filter(|s| s.at + s.latency >= cut_at && s.at < restored_at)
-        .collect();
-    let after: Vec<&Sample> = samples.iter().filter(|s| s.at >= restored_at).collect();
+    let Phases {
+        before,
+        during,
+        after,
+    } = phases(&samples, cut_at, restored_at);
     let first_ok_after = after
         .iter()
         .find(|s| s.ok())
@@ -1212,7 +1134,7 @@ async fn a_partition_from_postgres_gives_prompt_503_and_recovers() {
         "pg_partition",
         &json!({
             "connections": sc.conns, "db_max_connections": 10, "acquire_timeout_ms": 1000,
-            "statement_timeout_ms": crate::faults::STATEMENT_TIMEOUT.as_millis() as u64,
+            "statement_timeout_ms": STATEMENT_TIMEOUT.as_millis() as u64,
             "partition_s": round(restored.duration_since(cut).as_secs_f64()),
             "before": summary(&before), "during": summary(&during), "after": summary(&after),
             "health_deep_503_after_ms": deep_503.map(|t| t.duration_since(cut).as_millis() as u64),
@@ -1290,105 +1212,6 @@ pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(1);
 // ---------------------------------------------------------------------------------------
 // Storage faults
 
-fn s3s_fs_binary() -> Option<PathBuf> {
-    let home = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin"));
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = home
-        .into_iter()
-        .chain(std::env::split_paths(&path))
-        .map(|d| d.join("s3s-fs"))
-        .find(|p| p.is_file());
-    if found.is_none() {
-        assert!(!in_ci(), "s3s-fs is not installed and CI=true");
-        eprintln!(
-            "skipping: s3s-fs not installed (cargo install s3s-fs@0.14.1 --locked --features binary)"
-        );
-    }
-    found
-}
-
-/// An s3s-fs process that can be stalled (SIGSTOP), killed and restarted on the same
-/// port and root.
-struct S3Proc {
-    bin: PathBuf,
-    port: u16,
-    root: tempfile::TempDir,
-    child: Option<Child>,
-}
-
-impl Drop for S3Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-impl S3Proc {
-    async fn start() -> Option<S3Proc> {
-        let bin = s3s_fs_binary()?;
-        let root = tempfile::tempdir().unwrap();
-        std::fs::create_dir(root.path().join(crate::s3::BUCKET)).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut s = S3Proc {
-            bin,
-            port,
-            root,
-            child: None,
-        };
-        s.restart().await;
-        Some(s)
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    async fn restart(&mut self) {
-        let child = Command::new(&self.bin)
-            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--access-key", crate::s3::ACCESS_KEY])
-            .args(["--secret-key", crate::s3::SECRET_KEY])
-            .arg(self.root.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let port = self.port;
-        poll(Duration::from_secs(15), || async {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .ok()
-                .map(|_| ())
-        })
-        .await
-        .expect("s3s-fs listening");
-    }
-
-    fn signal(&self, sig: &str) {
-        if let Some(c) = &self.child {
-            Command::new("kill")
-                .args(["-s", sig, &c.id().to_string()])
-                .status()
-                .unwrap();
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-s", "CONT", &c.id().to_string()])
-                .status();
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
 fn of_kind(v: &[&Sample], k: &str) -> Vec<Sample> {
     v.iter()
         .filter(|s| s.kind == k)
@@ -1413,11 +1236,7 @@ async fn s3_mix(app: &TestApp) -> Vec<Req> {
             .text()
             .await
             .unwrap();
-        let segment = playlist
-            .lines()
-            .find(|l| l.ends_with(".ts"))
-            .unwrap()
-            .to_string();
+        let segment = first_segment(&playlist);
         out.push(req("origin", format!("/hls/{id}/{segment}")));
         out.push(req("origin", format!("/hls/{id}/media.m3u8")));
         out.push(req("media", master));
@@ -1434,24 +1253,15 @@ async fn s3_mix(app: &TestApp) -> Vec<Req> {
 /// port and root) → recovery without a restart of the service.
 #[actix_web::test]
 async fn a_stalled_or_dead_s3_answers_502_in_bounded_time_and_recovers() {
-    let Some(mut s3) = S3Proc::start().await else {
+    let Some(mut s3) = S3Server::start().await else {
         return;
     };
     let sc = scale();
     let op_timeout = Duration::from_secs(2);
-    let opts = Options::default()
-        .seeded()
-        .env("STORAGE_BACKEND", "s3")
-        .env("S3_BUCKET", crate::s3::BUCKET)
-        .env("S3_ENDPOINT", s3.endpoint())
-        .env("S3_FORCE_PATH_STYLE", "true")
-        .env("S3_REGION", "us-east-1")
-        .env("S3_ACCESS_KEY_ID", crate::s3::ACCESS_KEY)
-        .env("S3_SECRET_ACCESS_KEY", crate::s3::SECRET_KEY)
-        .env("S3_OPERATION_TIMEOUT", "2s");
+    let opts = s3_options(&s3, BUCKET).env("S3_OPERATION_TIMEOUT", "2s");
     let app = spawn_app(Backend::Sqlite, opts).await;
     let local = app.config.storage_dir.clone();
-    crate::s3::upload_dir(&s3.endpoint(), &local).await;
+    upload_dir(&s3.endpoint, &local).await;
     std::fs::remove_dir_all(&local).unwrap();
     let reqs = s3_mix(&app).await;
     let bound = op_timeout + Duration::from_millis(1500);
@@ -1467,10 +1277,7 @@ async fn a_stalled_or_dead_s3_answers_502_in_bounded_time_and_recovers() {
             "stalled" => s3.signal("STOP"),
             _ => s3.kill(),
         }
-        let deep_503 = poll(Duration::from_secs(10), || async {
-            (deep().await == 503).then(Instant::now)
-        })
-        .await;
+        let deep_503 = when_status(Duration::from_secs(10), 503, &deep).await;
         tokio::time::sleep((sc.phase * 2).saturating_sub(faulted.elapsed())).await;
         let restored_at = load.elapsed();
         let restored = Instant::now();
@@ -1478,22 +1285,15 @@ async fn a_stalled_or_dead_s3_answers_502_in_bounded_time_and_recovers() {
             "stalled" => s3.signal("CONT"),
             _ => s3.restart().await,
         }
-        let deep_200 = poll(Duration::from_secs(15), || async {
-            (deep().await == 200).then(Instant::now)
-        })
-        .await;
+        let deep_200 = when_status(Duration::from_secs(15), 200, &deep).await;
         tokio::time::sleep(bound + sc.phase / 2).await;
         let samples = load.finish().await;
 
-        let before: Vec<&Sample> = samples
-            .iter()
-            .filter(|s| s.at + s.latency < fault_at)
-            .collect();
-        let during: Vec<&Sample> = samples
-            .iter()
-            .filter(|s| s.at + s.latency >= fault_at && s.at < restored_at)
-            .collect();
-        let after: Vec<&Sample> = samples.iter().filter(|s| s.at >= restored_at).collect();
+        let Phases {
+            before,
+            during,
+            after,
+        } = phases(&samples, fault_at, restored_at);
         let (d_origin, d_media, d_presign) = (
             of_kind(&during, "origin"),
             of_kind(&during, "media"),
@@ -1929,7 +1729,7 @@ async fn max_connections_caps_each_worker() {
     let app = spawn_app(
         Backend::Sqlite,
         Options::default()
-            .routes(crate::helpers::test_routes())
+            .routes(test_routes())
             .env("VEZA_WORKERS", "1")
             .env("VEZA_MAX_CONNECTIONS", "8"),
     )

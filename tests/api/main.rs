@@ -8,6 +8,9 @@
     clippy::cast_sign_loss
 )]
 
+#[path = "../common/mod.rs"]
+mod common;
+
 mod browser;
 mod catalogue;
 mod cdn;

@@ -8,7 +8,9 @@ use std::process::Output;
 use sea_orm::ConnectionTrait;
 use veza::cdn::{PreparedSigner, Provider, ProviderConfig, VerifyContext, VerifyError};
 
-use crate::helpers::{Backend, Options, logs, spawn_app, veza};
+use crate::common::binary::veza;
+use crate::common::postgres::Backend;
+use crate::helpers::{Options, logs, spawn_app};
 
 fn texts(out: &Output) -> (String, String) {
     (
