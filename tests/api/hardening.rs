@@ -1,7 +1,7 @@
-//! The security review's findings (issue 12), each proven from the outside: credentials
-//! never printed, weak or secret-carrying settings refused with exit 2, the HLS origin
-//! never reading outside the storage root, `/health/deep` without error details, and
-//! `veza sign` for an expiry in the past.
+//! Hardening, each point proven from the outside (the findings of issue 12's security
+//! review): credentials never printed, weak or secret-carrying settings refused with
+//! exit 2, the HLS origin never reading outside the storage root, `/health/deep` without
+//! error details, and `veza sign` for an expiry in the past.
 
 use std::process::Output;
 
