@@ -27,7 +27,8 @@ pub fn in_ci() -> bool {
 }
 
 /// The one skip rule: a test that cannot run here fails under `CI=true`, naming why;
-/// elsewhere it prints `SKIPPED <test>: <why>` to stderr and the caller returns.
+/// elsewhere it prints `SKIPPED <test>: <why>` to stderr (uncaptured) and the caller
+/// returns.
 pub fn skip(why: &str) {
     let current = std::thread::current();
     let test = current.name().unwrap_or("a test");
@@ -35,7 +36,10 @@ pub fn skip(why: &str) {
         !in_ci(),
         "{test} cannot run: {why}; CI=true, where no test may skip (scripts/setup.sh installs what the tests need)"
     );
-    eprintln!("SKIPPED {test}: {why}");
+    // Straight to the process's stderr: the test harness captures `eprintln!` of a
+    // passing test, and a skip must show in the run's output.
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
 }
 
 /// A TCP port free on 127.0.0.1 at the time of the call.
