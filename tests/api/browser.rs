@@ -11,6 +11,7 @@
 //! them), nginx or s3s-fs are missing, except with `CI=true`, where that is a failure
 //! (`tests/common`'s skip rule).
 
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -347,6 +348,24 @@ fn cdn_options(edge_port: u16, mode: &str) -> Options {
         .env("CDN_HLS_DELIVERY", mode)
 }
 
+/// The service (seeded, CDN on in `mode`, `CDN_URL_TTL` = `ttl` if given) behind a real
+/// nginx CDN edge ([`edge_servers`]) on a port of its own.
+async fn behind_an_edge(nginx: &Path, mode: &str, ttl: Option<&str>) -> (TestApp, Nginx) {
+    let edge_port = free_port();
+    let mut opts = cdn_options(edge_port, mode);
+    if let Some(ttl) = ttl {
+        opts = opts.env("CDN_URL_TTL", ttl);
+    }
+    let app = spawn_app(Backend::Sqlite, opts).await;
+    let edge = Nginx::start(
+        nginx,
+        edge_port,
+        &edge_servers(edge_port, port_of(&app.address)),
+    )
+    .await;
+    (app, edge)
+}
+
 /// The track's segment file names, from the storage directory.
 fn segment_names(app: &TestApp) -> Vec<String> {
     let mut names: Vec<String> =
@@ -633,14 +652,7 @@ async fn browser_plays_through_an_nginx_edge_in_rewrite_mode() {
         return;
     }
     let Some(nginx) = tools::nginx() else { return };
-    let edge_port = free_port();
-    let app = spawn_app(Backend::Sqlite, cdn_options(edge_port, "rewrite")).await;
-    let edge = Nginx::start(
-        &nginx,
-        edge_port,
-        &edge_servers(edge_port, port_of(&app.address)),
-    )
-    .await;
+    let (app, edge) = behind_an_edge(&nginx, "rewrite", None).await;
     assert_origin_needs_the_secret(&app).await;
 
     let r = play_in_browser(&app.address, TRACK, json!({})).await;
@@ -687,14 +699,7 @@ async fn browser_plays_through_an_nginx_edge_in_edge_mode() {
         return;
     }
     let Some(nginx) = tools::nginx() else { return };
-    let edge_port = free_port();
-    let app = spawn_app(Backend::Sqlite, cdn_options(edge_port, "edge")).await;
-    let edge = Nginx::start(
-        &nginx,
-        edge_port,
-        &edge_servers(edge_port, port_of(&app.address)),
-    )
-    .await;
+    let (app, edge) = behind_an_edge(&nginx, "edge", None).await;
     assert_origin_needs_the_secret(&app).await;
 
     let r = play_in_browser(&app.address, TRACK, json!({})).await;
@@ -777,18 +782,7 @@ async fn browser_reports_an_expired_stream_instead_of_hanging() {
     }
     let Some(nginx) = tools::nginx() else { return };
     for mode in ["rewrite", "edge"] {
-        let edge_port = free_port();
-        let app = spawn_app(
-            Backend::Sqlite,
-            cdn_options(edge_port, mode).env("CDN_URL_TTL", "2s"),
-        )
-        .await;
-        let _edge = Nginx::start(
-            &nginx,
-            edge_port,
-            &edge_servers(edge_port, port_of(&app.address)),
-        )
-        .await;
+        let (app, _edge) = behind_an_edge(&nginx, mode, Some("2s")).await;
         let (status, body) = app
             .get_json(&format!("/api/v1/tracks/{TRACK}/stream"))
             .await;
@@ -842,18 +836,7 @@ async fn browser_reports_segments_refused_after_expiry_during_playback() {
         return;
     }
     let Some(nginx) = tools::nginx() else { return };
-    let edge_port = free_port();
-    let app = spawn_app(
-        Backend::Sqlite,
-        cdn_options(edge_port, "rewrite").env("CDN_URL_TTL", "2s"),
-    )
-    .await;
-    let edge = Nginx::start(
-        &nginx,
-        edge_port,
-        &edge_servers(edge_port, port_of(&app.address)),
-    )
-    .await;
+    let (app, edge) = behind_an_edge(&nginx, "rewrite", Some("2s")).await;
     let first_segment = 5.990_747; // demo track 1's first EXTINF, as decoded
     let r = play_with(
         &app.address,
