@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The full-length load and fault scenarios (docs/RELIABILITY.md, "Load and faults"): the
-# tests of tests/api/faults.rs with VEZA_FAULTS_FULL=1 — a 60 s soak at 256 connections
+# tests of tests/api/faults/ with VEZA_FAULTS_FULL=1 — a 60 s soak at 256 connections
 # (in-process load generator, real binary on PostgreSQL), SIGTERM under load, PostgreSQL
 # backends terminated and a partition to PostgreSQL, S3 stalled and killed, CDN key file
 # faults and a CloudFront signing flood, slow clients and the connection cap — one at a

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The full-length soak (docs/RELIABILITY.md, "Load and faults"): `veza serve` (release
 # build) on PostgreSQL under wrk for DURATION seconds at CONNECTIONS connections, with the
-# request mix of tests/api/faults.rs — catalogue, playlists, /stream and /download
+# request mix of tests/api/faults/load.rs — catalogue, playlists, /stream and /download
 # answers, /media playlists and 64 KiB ranges of the originals, one HLS segment per track
 # from the origin — while the server's RSS and open descriptors are sampled every second.
 # Fails on any answer other than 2xx/3xx, any socket error or timeout, a request slower

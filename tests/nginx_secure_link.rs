@@ -2,49 +2,17 @@
 //! End-to-end check of the nginx signer against a real nginx `secure_link` module.
 //!
 //! Skipped (with a message) when nginx is not installed, except with `CI=true`, where a
-//! missing nginx is a failure.
+//! missing nginx is a failure (`tests/common`'s skip rule).
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod common;
 
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::nginx::Nginx;
 use veza::cdn::{PreparedSigner, Provider, ProviderConfig, SignRequest};
 
 const SECRET: &str = "s3cr3t-for-tests";
-
-fn find_nginx() -> Option<PathBuf> {
-    ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
-        .or_else(|| {
-            let out = Command::new("which").arg("nginx").output().ok()?;
-            let p = String::from_utf8(out.stdout).ok()?.trim().to_owned();
-            (!p.is_empty()).then(|| PathBuf::from(p))
-        })
-}
-
-/// Kills nginx when the test ends, even on panic.
-struct NginxGuard {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Drop for NginxGuard {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn write(root: &Path, rel: &str, body: &[u8]) {
     let p = root.join(rel);
@@ -70,22 +38,10 @@ fn make_world_readable(dir: &Path) {
 #[cfg(not(unix))]
 fn make_world_readable(_: &Path) {}
 
-fn conf(tmp: &Path, root: &Path, port: u16) -> String {
-    let t = tmp.display();
+/// The server block: `/files/` signed per file, `/hls/{id}/` signed for the directory.
+fn server(root: &Path, port: u16) -> String {
     format!(
-        r#"daemon off;
-master_process off;
-worker_processes 1;
-pid {t}/nginx.pid;
-error_log {t}/error.log info;
-events {{ worker_connections 64; }}
-http {{
-    access_log {t}/access.log;
-    client_body_temp_path {t}/client_body;
-    proxy_temp_path {t}/proxy;
-    fastcgi_temp_path {t}/fastcgi;
-    uwsgi_temp_path {t}/uwsgi;
-    scgi_temp_path {t}/scgi;
+        r#"
     server {{
         listen 127.0.0.1:{port};
         root {root};
@@ -104,7 +60,6 @@ http {{
             if ($secure_link = "0") {{ return 410; }}
         }}
     }}
-}}
 "#,
         root = root.display()
     )
@@ -120,12 +75,7 @@ async fn get(client: &reqwest::Client, url: &str) -> (u16, Vec<u8>) {
 // One scenario against one real nginx: each provider option checked in turn.
 #[allow(clippy::too_many_lines)]
 async fn nginx_secure_link_accepts_signed_urls() {
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    let Some(nginx) = find_nginx() else {
-        if ci {
-            panic!("CI=true but nginx is not installed (apt-get install -y nginx)");
-        }
-        eprintln!("SKIP nginx_secure_link: nginx binary not found (apt-get install -y nginx)");
+    let Some(bin) = common::tools::nginx() else {
         return;
     };
 
@@ -138,44 +88,19 @@ async fn nginx_secure_link_accepts_signed_urls() {
     write(&root, "hls/43/seg1.ts", b"OTHER-STREAM");
     make_world_readable(tmp.path());
 
-    let port = free_port();
-    let conf_path = tmp.path().join("nginx.conf");
-    std::fs::write(&conf_path, conf(tmp.path(), &root, port)).unwrap();
-    let log = tmp.path().join("stderr.log");
-    let child = Command::new(&nginx)
-        .arg("-p")
-        .arg(tmp.path())
-        .arg("-c")
-        .arg(&conf_path)
-        .arg("-e")
-        .arg(tmp.path().join("error.log"))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut guard = NginxGuard { child, log };
-
+    let port = common::free_port();
+    let nginx = Nginx::start(&bin, port, &server(&root, port)).await;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Ok(r) = client.get(format!("{base}/health")).send().await
-            && r.status().as_u16() == 204
-        {
-            break;
-        }
-        if let Some(status) = guard.child.try_wait().unwrap() {
-            panic!(
-                "nginx exited early ({status}): {}",
-                std::fs::read_to_string(&guard.log).unwrap_or_default()
-            );
-        }
-        assert!(Instant::now() < deadline, "nginx did not come up in time");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let base = nginx.base.clone();
+    let up = common::poll(Duration::from_secs(15), || async {
+        let r = client.get(format!("{base}/health")).send().await.ok()?;
+        (r.status().as_u16() == 204).then_some(())
+    })
+    .await;
+    assert!(up.is_some(), "nginx did not come up in time");
 
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -253,5 +178,5 @@ async fn nginx_secure_link_accepts_signed_urls() {
         403
     );
 
-    drop(guard);
+    drop(nginx);
 }

@@ -3,17 +3,19 @@
 //! and runbook stay valid and consistent.
 //!
 //! - promtool checks and unit tests (skipped when promtool is missing, except
-//!   with `CI=true`; `apt-get install prometheus` provides it);
+//!   with `CI=true`: `tests/common`'s skip rule; `apt-get install prometheus`
+//!   provides it);
 //! - grafana/dashboard-linter rules on every dashboard JSON, with the
 //!   exclusions of the `.lint` file beside them;
 //! - every alert has a `severity` and a `runbook_url` whose anchor is a
 //!   heading of `docs/RUNBOOK.md`;
 //! - every rule file is loaded by `conf/prometheus.yml`.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::ErrorKind;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
@@ -54,25 +56,8 @@ fn files_with_ext(dir: &str, ext: &str) -> Vec<String> {
 
 // ---------------------------------------------------------------- promtool
 
-/// `true` if promtool can be run; otherwise prints why the test is skipped
-/// (or panics when running in CI, where a skip would hide breakage).
-fn promtool_available() -> bool {
-    match Command::new("promtool").arg("--version").output() {
-        Ok(_) => true,
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "promtool not installed but CI=true (apt-get install prometheus)"
-            );
-            eprintln!("skipping: promtool not installed (apt-get install prometheus)");
-            false
-        }
-        Err(e) => panic!("cannot run promtool: {e}"),
-    }
-}
-
-fn run_promtool(args: &[&str]) {
-    let output = Command::new("promtool")
+fn run_promtool(promtool: &Path, args: &[&str]) {
+    let output = Command::new(promtool)
         .args(args)
         .current_dir(root())
         .output()
@@ -89,11 +74,12 @@ fn run_promtool(args: &[&str]) {
 
 #[test]
 fn promtool_check_rules() {
-    if promtool_available() {
-        let mut args = vec!["check", "rules"];
-        args.extend(RULE_FILES);
-        run_promtool(&args);
-    }
+    let Some(promtool) = common::tools::promtool() else {
+        return;
+    };
+    let mut args = vec!["check", "rules"];
+    args.extend(RULE_FILES);
+    run_promtool(&promtool, &args);
 }
 
 #[test]
@@ -112,19 +98,21 @@ fn every_rule_file_is_checked_and_loaded_by_prometheus() {
 
 #[test]
 fn promtool_test_rules() {
-    if promtool_available() {
-        let tests = files_with_ext(RULE_TESTS_DIR, ".yml");
-        let mut args = vec!["test", "rules"];
-        args.extend(tests.iter().map(String::as_str));
-        run_promtool(&args);
-    }
+    let Some(promtool) = common::tools::promtool() else {
+        return;
+    };
+    let tests = files_with_ext(RULE_TESTS_DIR, ".yml");
+    let mut args = vec!["test", "rules"];
+    args.extend(tests.iter().map(String::as_str));
+    run_promtool(&promtool, &args);
 }
 
 #[test]
 fn promtool_check_config() {
-    if promtool_available() {
-        run_promtool(&["check", "config", PROMETHEUS_CONFIG]);
-    }
+    let Some(promtool) = common::tools::promtool() else {
+        return;
+    };
+    run_promtool(&promtool, &["check", "config", PROMETHEUS_CONFIG]);
 }
 
 // ---------------------------------------------------------------- dashboards

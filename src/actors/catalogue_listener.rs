@@ -11,9 +11,9 @@ use std::time::Duration;
 use actix::prelude::*;
 use sea_orm::sqlx::postgres::PgListener;
 
-use crate::secret::Secret;
 use crate::delivery::catalogue::{CatalogueCache, EvictionCause};
 use crate::metrics::Metrics;
+use crate::secret::Secret;
 
 /// The channel the migration's trigger notifies; the payload is a track id, or `*` for
 /// every track (TRUNCATE).

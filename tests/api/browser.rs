@@ -8,18 +8,23 @@
 //! page that CORS keeps out.
 //!
 //! Skipped (saying why) when node, Chromium, `node_modules` (`scripts/setup.sh` installs
-//! them), nginx or s3s-fs are missing, except with `CI=true`, where that is a failure.
+//! them), nginx or s3s-fs are missing, except with `CI=true`, where that is a failure
+//! (`tests/common`'s skip rule).
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::helpers::{Backend, Options, TestApp, in_ci, poll, spawn_app};
-use crate::s3::{BUCKET, S3Server, s3_options, start_s3, upload_dir};
+use crate::common::chromium;
+use crate::common::nginx::Nginx;
+use crate::common::postgres::Backend;
+use crate::common::s3s_fs::{BUCKET, S3Server, upload_dir};
+use crate::common::{free_port, poll, tools};
+use crate::helpers::{Options, TestApp, spawn_app};
+use crate::s3::s3_options;
 
 /// The track every scenario plays: demo track 1, ~27 s of AAC-LC in 6 s segments.
 const TRACK: i64 = 1;
@@ -33,49 +38,6 @@ const ORIGIN_SECRET: &str = "origin-secret-Zr81mQ";
 // ---------------------------------------------------------------------------------------
 // The harness
 // ---------------------------------------------------------------------------------------
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn chromium() -> PathBuf {
-    std::env::var_os("CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from)
-}
-
-fn node() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join("node"))
-        .find(|p| p.is_file())
-}
-
-/// Whether the browser harness can run: node on PATH, Chromium, and the npm packages of
-/// package-lock.json. Missing → false (printing why), or a panic under CI=true.
-pub fn browser_available() -> bool {
-    let missing = if node().is_none() {
-        Some("node is not on PATH".to_string())
-    } else if !chromium().is_file() {
-        Some(format!("{} is missing", chromium().display()))
-    } else if !repo()
-        .join("node_modules/playwright-core/package.json")
-        .is_file()
-        || !repo().join("node_modules/hls.js/dist/hls.min.js").is_file()
-    {
-        Some("node_modules lacks playwright-core or hls.js".to_string())
-    } else {
-        None
-    };
-    match missing {
-        None => true,
-        Some(why) if in_ci() => {
-            panic!("{why} and CI=true (scripts/setup.sh installs chromium and the npm packages)")
-        }
-        Some(why) => {
-            eprintln!("skipping the browser test: {why} (run scripts/setup.sh)");
-            false
-        }
-    }
-}
 
 /// One hls.js error as the page recorded it.
 #[derive(Debug, Clone, Deserialize)]
@@ -209,7 +171,7 @@ pub struct Play {
 
 /// Runs the harness: the page (on its own origin) asks `{api_base}/api/v1/tracks/{track}/stream`
 /// for a URL and plays it with hls.js configured with `hls_config` (merged over the
-/// defaults). Call [`browser_available`] first.
+/// defaults). Call [`chromium::available`] first.
 pub async fn play_in_browser(
     api_base: &str,
     track: i64,
@@ -228,15 +190,15 @@ pub async fn play_with(
     static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let _turn = ONE_BROWSER.lock().await;
     let timeout = play.timeout.unwrap_or(PLAY_TIMEOUT);
-    let node = node().unwrap_or_else(|| panic!("node is not on PATH"));
+    let node = tools::node().unwrap_or_else(|| panic!("node is not on PATH"));
     let mut cmd = tokio::process::Command::new(node);
-    cmd.current_dir(repo())
+    cmd.current_dir(chromium::repo())
         .arg("tests/browser/play.mjs")
         .args(["--api", api_base])
         .args(["--track", &track.to_string()])
         .args(["--timeout-ms", &timeout.as_millis().to_string()])
         .args(["--hls-config", &hls_config.to_string()])
-        .env("CHROMIUM", chromium())
+        .env("CHROMIUM", chromium::chromium())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -293,139 +255,8 @@ pub async fn play_with(
     result
 }
 
-// ---------------------------------------------------------------------------------------
-// nginx (the same approach as tests/nginx_secure_link.rs: a temp prefix, a free port,
-// daemon off, killed on drop)
-// ---------------------------------------------------------------------------------------
-
-fn find_nginx() -> Option<PathBuf> {
-    let found = ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file());
-    if found.is_none() {
-        if in_ci() {
-            panic!("nginx is not installed and CI=true (scripts/setup.sh installs it)");
-        }
-        eprintln!("skipping: nginx is not installed (apt-get install nginx)");
-    }
-    found
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn port_of(base: &str) -> u16 {
     url::Url::parse(base).unwrap().port().unwrap()
-}
-
-/// A running nginx; killed on drop.
-struct Nginx {
-    child: std::process::Child,
-    dir: tempfile::TempDir,
-    base: String,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The access-log format of every test nginx: status, method, request URI (with its
-/// query), cache status.
-const LOG_FORMAT: &str =
-    r#"log_format veza '$status $request_method $request_uri $upstream_cache_status';"#;
-
-impl Nginx {
-    /// Start nginx on `port` with `servers` (server blocks; `{tmp}` stands for the prefix).
-    async fn start(nginx: &Path, port: u16, servers: &str) -> Nginx {
-        let dir = tempfile::tempdir().unwrap();
-        let t = dir.path().display().to_string();
-        let conf = format!(
-            "daemon off;
-master_process off;
-worker_processes 1;
-pid {t}/nginx.pid;
-error_log {t}/error.log info;
-events {{ worker_connections 256; }}
-http {{
-    {LOG_FORMAT}
-    access_log {t}/access.log veza;
-    client_body_temp_path {t}/client_body;
-    proxy_temp_path {t}/proxy;
-    fastcgi_temp_path {t}/fastcgi;
-    uwsgi_temp_path {t}/uwsgi;
-    scgi_temp_path {t}/scgi;
-    types {{ application/vnd.apple.mpegurl m3u8; video/mp2t ts; }}
-{servers}
-}}
-",
-            servers = servers.replace("{tmp}", &t)
-        );
-        let conf_path = dir.path().join("nginx.conf");
-        std::fs::write(&conf_path, conf).unwrap();
-        let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
-        let child = std::process::Command::new(nginx)
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-c")
-            .arg(&conf_path)
-            .arg("-e")
-            .arg(dir.path().join("error.log"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .unwrap();
-        let mut n = Nginx {
-            child,
-            dir,
-            base: format!("http://127.0.0.1:{port}"),
-        };
-        let end = Instant::now() + Duration::from_secs(15);
-        loop {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                break;
-            }
-            if let Some(status) = n.child.try_wait().unwrap() {
-                panic!(
-                    "nginx exited early ({status}): {} {}",
-                    std::fs::read_to_string(n.dir.path().join("stderr.log")).unwrap_or_default(),
-                    std::fs::read_to_string(n.dir.path().join("error.log")).unwrap_or_default()
-                );
-            }
-            assert!(Instant::now() < end, "nginx did not listen within 15 s");
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        n
-    }
-
-    /// The access log: (status, method, request URI, cache status) per line.
-    fn access_log(&self) -> Vec<(u16, String, String, String)> {
-        std::fs::read_to_string(self.dir.path().join("access.log"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| {
-                let mut f = l.split(' ');
-                Some((
-                    f.next()?.parse().ok()?,
-                    f.next()?.to_string(),
-                    f.next()?.to_string(),
-                    f.next().unwrap_or("-").to_string(),
-                ))
-            })
-            .collect()
-    }
 }
 
 /// CORS for the browser, added by nginx to every answer (errors too, so the player sees
@@ -515,6 +346,24 @@ fn cdn_options(edge_port: u16, mode: &str) -> Options {
         .env("CDN_BASE_URL", format!("http://127.0.0.1:{edge_port}"))
         .env("CDN_SECURITY_KEY", EDGE_SECRET)
         .env("CDN_HLS_DELIVERY", mode)
+}
+
+/// The service (seeded, CDN on in `mode`, `CDN_URL_TTL` = `ttl` if given) behind a real
+/// nginx CDN edge ([`edge_servers`]) on a port of its own.
+async fn behind_an_edge(nginx: &Path, mode: &str, ttl: Option<&str>) -> (TestApp, Nginx) {
+    let edge_port = free_port();
+    let mut opts = cdn_options(edge_port, mode);
+    if let Some(ttl) = ttl {
+        opts = opts.env("CDN_URL_TTL", ttl);
+    }
+    let app = spawn_app(Backend::Sqlite, opts).await;
+    let edge = Nginx::start(
+        nginx,
+        edge_port,
+        &edge_servers(edge_port, port_of(&app.address)),
+    )
+    .await;
+    (app, edge)
 }
 
 /// The track's segment file names, from the storage directory.
@@ -633,7 +482,7 @@ fn path_and_query(u: &str) -> String {
 /// (a) The embedded default: local storage, no CDN, the service's own `/media` URLs.
 #[actix_web::test]
 async fn browser_plays_the_embedded_default() {
-    if !browser_available() {
+    if !chromium::available() {
         return;
     }
     let app = spawn_app(
@@ -693,7 +542,7 @@ async fn browser_plays_the_embedded_default() {
 /// (a') An explicit origin list naming the page's origin plays too (`Vary: Origin` path).
 #[actix_web::test]
 async fn browser_plays_with_an_explicit_origin_list() {
-    if !browser_available() {
+    if !chromium::available() {
         return;
     }
     let page_port = free_port();
@@ -723,11 +572,13 @@ async fn browser_plays_with_an_explicit_origin_list() {
 /// presigned S3 URL, so the browser takes segments straight from the bucket.
 #[actix_web::test]
 async fn browser_plays_segments_straight_from_s3() {
-    if !browser_available() {
+    if !chromium::available() {
         return;
     }
-    let Some(nginx) = find_nginx() else { return };
-    let Some(s3) = start_s3().await else { return };
+    let Some(nginx) = tools::nginx() else { return };
+    let Some(s3) = S3Server::start().await else {
+        return;
+    };
     let proxy_port = free_port();
     let proxy = Nginx::start(
         &nginx,
@@ -797,18 +648,11 @@ async fn upload_to_bucket(app: &TestApp, s3: &S3Server) {
 /// file; nginx checks each, pulls from the `/hls` origin with the origin secret, caches.
 #[actix_web::test]
 async fn browser_plays_through_an_nginx_edge_in_rewrite_mode() {
-    if !browser_available() {
+    if !chromium::available() {
         return;
     }
-    let Some(nginx) = find_nginx() else { return };
-    let edge_port = free_port();
-    let app = spawn_app(Backend::Sqlite, cdn_options(edge_port, "rewrite")).await;
-    let edge = Nginx::start(
-        &nginx,
-        edge_port,
-        &edge_servers(edge_port, port_of(&app.address)),
-    )
-    .await;
+    let Some(nginx) = tools::nginx() else { return };
+    let (app, edge) = behind_an_edge(&nginx, "rewrite", None).await;
     assert_origin_needs_the_secret(&app).await;
 
     let r = play_in_browser(&app.address, TRACK, json!({})).await;
@@ -851,18 +695,11 @@ async fn browser_plays_through_an_nginx_edge_in_rewrite_mode() {
 /// the edge serves the playlists and every relative segment URI inherits it.
 #[actix_web::test]
 async fn browser_plays_through_an_nginx_edge_in_edge_mode() {
-    if !browser_available() {
+    if !chromium::available() {
         return;
     }
-    let Some(nginx) = find_nginx() else { return };
-    let edge_port = free_port();
-    let app = spawn_app(Backend::Sqlite, cdn_options(edge_port, "edge")).await;
-    let edge = Nginx::start(
-        &nginx,
-        edge_port,
-        &edge_servers(edge_port, port_of(&app.address)),
-    )
-    .await;
+    let Some(nginx) = tools::nginx() else { return };
+    let (app, edge) = behind_an_edge(&nginx, "edge", None).await;
     assert_origin_needs_the_secret(&app).await;
 
     let r = play_in_browser(&app.address, TRACK, json!({})).await;
@@ -940,23 +777,12 @@ async fn wait_until_past(t: i64) {
 /// deadline instead of hanging.
 #[actix_web::test]
 async fn browser_reports_an_expired_stream_instead_of_hanging() {
-    if !browser_available() {
+    if !chromium::available() {
         return;
     }
-    let Some(nginx) = find_nginx() else { return };
+    let Some(nginx) = tools::nginx() else { return };
     for mode in ["rewrite", "edge"] {
-        let edge_port = free_port();
-        let app = spawn_app(
-            Backend::Sqlite,
-            cdn_options(edge_port, mode).env("CDN_URL_TTL", "2s"),
-        )
-        .await;
-        let _edge = Nginx::start(
-            &nginx,
-            edge_port,
-            &edge_servers(edge_port, port_of(&app.address)),
-        )
-        .await;
+        let (app, _edge) = behind_an_edge(&nginx, mode, Some("2s")).await;
         let (status, body) = app
             .get_json(&format!("/api/v1/tracks/{TRACK}/stream"))
             .await;
@@ -1006,22 +832,11 @@ async fn browser_reports_an_expired_stream_instead_of_hanging() {
 /// goes past it, and hls.js then reports a fatal fragment error: an error, not a hang.
 #[actix_web::test]
 async fn browser_reports_segments_refused_after_expiry_during_playback() {
-    if !browser_available() {
+    if !chromium::available() {
         return;
     }
-    let Some(nginx) = find_nginx() else { return };
-    let edge_port = free_port();
-    let app = spawn_app(
-        Backend::Sqlite,
-        cdn_options(edge_port, "rewrite").env("CDN_URL_TTL", "2s"),
-    )
-    .await;
-    let edge = Nginx::start(
-        &nginx,
-        edge_port,
-        &edge_servers(edge_port, port_of(&app.address)),
-    )
-    .await;
+    let Some(nginx) = tools::nginx() else { return };
+    let (app, edge) = behind_an_edge(&nginx, "rewrite", Some("2s")).await;
     let first_segment = 5.990_747; // demo track 1's first EXTINF, as decoded
     let r = play_with(
         &app.address,
@@ -1080,7 +895,7 @@ async fn browser_reports_segments_refused_after_expiry_during_playback() {
 /// `/stream` answer: the browser blocks it and the harness reports the failure.
 #[actix_web::test]
 async fn browser_cannot_play_without_cors() {
-    if !browser_available() {
+    if !chromium::available() {
         return;
     }
     let app = spawn_app(Backend::Sqlite, Options::default().seeded()).await;
@@ -1116,7 +931,7 @@ async fn browser_cannot_play_without_cors() {
 /// (f') An origin list without the page's origin blocks it just the same.
 #[actix_web::test]
 async fn browser_cannot_play_from_an_origin_not_in_the_list() {
-    if !browser_available() {
+    if !chromium::available() {
         return;
     }
     let app = spawn_app(

@@ -4,7 +4,8 @@ use chrono::Utc;
 use sea_orm::{ActiveModelTrait, Set};
 use veza::db::entities::{playlist, playlist_track};
 
-use crate::helpers::{Options, TestApp, backends, metric, spawn_app};
+use crate::common::postgres::backends;
+use crate::helpers::{Options, TestApp, metric, spawn_app};
 
 #[actix_web::test]
 async fn health_endpoints_answer() {

@@ -7,8 +7,11 @@ use std::time::Duration;
 use veza::actors::cdn_signer::Reload;
 use veza::cdn::{PreparedSigner, Provider, ProviderConfig, VerifyContext};
 
+use crate::common::binary::veza;
+use crate::common::poll;
+use crate::common::postgres::Backend;
 use crate::delivery::delivery_json;
-use crate::helpers::{Backend, Options, metric, poll, spawn_app, veza};
+use crate::helpers::{Options, metric, spawn_app};
 
 const SECRET: &str = "s3cr3t-key-XYZ";
 const CF_KEY: &str = concat!(

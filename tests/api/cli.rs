@@ -1,7 +1,7 @@
 //! The `veza` binary: configuration errors exit 2 naming the variable, secrets never
 //! printed, the offline N+1 analyzer, and docs kept in sync with the code.
 
-use crate::helpers::veza;
+use crate::common::binary::veza;
 use std::collections::BTreeSet;
 
 #[test]

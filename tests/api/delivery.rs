@@ -10,7 +10,9 @@ use reqwest::header::{self, HeaderMap};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use url::Url;
 
-use crate::helpers::{Backend, Options, TestApp, backends, poll, spawn_app};
+use crate::common::poll;
+use crate::common::postgres::{Backend, backends};
+use crate::helpers::{Options, TestApp, spawn_app};
 
 /// The local storage root of an app (`VEZA_STORAGE_DIR`, i.e. `dir/media`).
 pub fn media_root(app: &TestApp) -> PathBuf {

@@ -1,119 +1,17 @@
-//! Spawns the real application on port 0 with a fresh database per test — a new SQLite
-//! file, or a new PostgreSQL database created for the test and dropped afterwards —
-//! and drives it over HTTP (zero2prod's `tests/api/helpers.rs` pattern).
+//! Spawns the application in-process on port 0 with a fresh database per test (a new
+//! SQLite file, or a new PostgreSQL database created for the test and dropped
+//! afterwards: `tests/common/postgres.rs`) and drives it over HTTP (zero2prod's
+//! `tests/api/helpers.rs` pattern); plus the demo media, metrics and log helpers and
+//! the test-only routes. The processes beside it (the real binary, s3s-fs, nginx,
+//! Chromium, PostgreSQL) are fixtures of `tests/common`.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use sea_orm::{ConnectionTrait, Database};
 use veza::config::Config;
 use veza::startup::{Application, ExtraRoutes, Handles};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-pub fn admin_url() -> String {
-    std::env::var("VEZA_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
-}
-
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// Whether PostgreSQL answers; under CI=true an unreachable PostgreSQL fails the run.
-pub async fn postgres_available() -> bool {
-    let ok = match Database::connect(admin_url()).await {
-        Ok(c) => c.execute_unprepared("SELECT 1").await.is_ok(),
-        Err(_) => false,
-    };
-    if !ok {
-        if in_ci() {
-            panic!("PostgreSQL at VEZA_TEST_DATABASE_URL is unreachable and CI=true");
-        }
-        eprintln!(
-            "skipping the PostgreSQL variant: {} is unreachable (set VEZA_TEST_DATABASE_URL)",
-            admin_url()
-        );
-    }
-    ok
-}
-
-/// Every backend a database test must run on.
-pub async fn backends() -> Vec<Backend> {
-    let mut v = vec![Backend::Sqlite];
-    if postgres_available().await {
-        v.push(Backend::Postgres);
-    }
-    v
-}
-
-/// A PostgreSQL database created for one test and dropped (forcefully) afterwards.
-pub struct TestDatabase {
-    name: Option<String>,
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        if let Some(name) = self.name.take() {
-            // Drop runs outside any async context we can rely on: use a private runtime.
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async move {
-                    if let Ok(c) = Database::connect(admin_url()).await {
-                        let _ = c
-                            .execute_unprepared(&format!(
-                                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                            ))
-                            .await;
-                    }
-                });
-            })
-            .join();
-        }
-    }
-}
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-pub fn unique_name() -> String {
-    format!(
-        "veza_test_{}_{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    )
-}
-
-pub async fn fresh_database(backend: Backend, dir: &std::path::Path) -> (String, TestDatabase) {
-    match backend {
-        Backend::Sqlite => (
-            format!("sqlite://{}?mode=rwc", dir.join("veza.db").display()),
-            TestDatabase { name: None },
-        ),
-        Backend::Postgres => {
-            let name = unique_name();
-            let admin = Database::connect(admin_url()).await.unwrap();
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-                .await
-                .unwrap();
-            let mut url = url::Url::parse(&admin_url()).unwrap();
-            url.set_path(&name);
-            (url.to_string(), TestDatabase { name: Some(name) })
-        }
-    }
-}
+use crate::common::postgres::{Backend, TestDatabase, fresh_database};
 
 pub struct TestApp {
     pub address: String,
@@ -164,7 +62,7 @@ pub async fn spawn_app_over(
     opts: Options,
 ) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let database = TestDatabase { name: None };
+    let database = TestDatabase::none();
     start_app(
         backend,
         dir,
@@ -326,24 +224,6 @@ pub fn metric(text: &str, series: &str) -> Option<f64> {
     })
 }
 
-/// Poll `check` until it returns Some or the deadline passes.
-pub async fn poll<T, F, Fut>(deadline: Duration, mut check: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let end = Instant::now() + deadline;
-    loop {
-        if let Some(v) = check().await {
-            return Some(v);
-        }
-        if Instant::now() >= end {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
 /// Captured log lines of this test process (a `log` logger installed once).
 pub fn logs() -> &'static std::sync::Mutex<Vec<String>> {
     struct Capture;
@@ -456,18 +336,4 @@ pub mod routes {
         }
         Ok(HttpResponse::Ok().json(rows))
     }
-}
-
-/// Run the `veza` binary with exactly `env` (plus PATH), in an empty directory.
-pub fn veza(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_veza"));
-    cmd.args(args)
-        .current_dir(dir.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().unwrap()
 }

@@ -9,8 +9,10 @@ use reqwest::header;
 use url::Url;
 use veza::cdn::{PreparedSigner, Provider, ProviderConfig, VerifyContext};
 
+use crate::common::binary::veza;
+use crate::common::postgres::Backend;
 use crate::delivery::{delivery_json, header, playlist_entries};
-use crate::helpers::{Backend, Options, TestApp, spawn_app, veza};
+use crate::helpers::{Options, TestApp, spawn_app};
 
 const CF_KEY: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

@@ -12,9 +12,12 @@ use sea_orm::{ConnectionTrait, Database, EntityTrait, PaginatorTrait};
 use url::Url;
 use veza::db::entities::{artist, playlist_track, track};
 
+use crate::common::binary::veza;
+use crate::common::postgres::{Backend, backends, fresh_database};
+use crate::common::s3s_fs::{ACCESS_KEY, BUCKET, S3Server, SECRET_KEY, files_under, s3_client};
+use crate::common::{poll, tools};
 use crate::delivery::{delivery_json, playlist_entries};
-use crate::helpers::{Backend, Options, backends, fresh_database, in_ci, spawn_app_over, veza};
-use crate::s3::{ACCESS_KEY, BUCKET, S3Server, SECRET_KEY, files_under, s3_client, start_s3};
+use crate::helpers::{Options, TestApp, spawn_app_over};
 
 /// The AAC encoder's priming: ffmpeg's `aac` encoder emits 1024 samples before the
 /// first input sample, and MPEG-TS has no edit list to tell a player to drop them.
@@ -23,16 +26,10 @@ const PRIMING: i64 = 1024;
 const FRAME: i64 = 1024;
 const RATE: i64 = 44_100;
 
-/// Whether ffmpeg and ffprobe are installed; under CI=true their absence fails.
+/// Whether ffmpeg and ffprobe (what `veza import` runs) are installed: false after the
+/// skip rule.
 fn tools_installed() -> bool {
-    match veza::import::Tools::from_env() {
-        Ok(_) => true,
-        Err(e) if in_ci() => panic!("{e} (and CI=true: scripts/setup.sh installs it)"),
-        Err(e) => {
-            eprintln!("skipping: {e}");
-            false
-        }
-    }
+    tools::ffmpeg_and_ffprobe().is_some()
 }
 
 fn ffmpeg(args: &[&str]) {
@@ -229,7 +226,7 @@ fn local_keys(root: &Path) -> BTreeSet<String> {
 
 /// The keys a track's import must have stored: the original, the three playlists and
 /// the segments the media playlists name (read from storage through the app).
-async fn expected_keys(app: &crate::helpers::TestApp, t: &track::Model) -> BTreeSet<String> {
+async fn expected_keys(app: &TestApp, t: &track::Model) -> BTreeSet<String> {
     let mut keys = BTreeSet::from([t.storage_key.clone()]);
     let id = t.id;
     for name in ["master.m3u8", "a64.m3u8", "a160.m3u8"] {
@@ -307,7 +304,7 @@ fn assert_decoded_length(what: &str, decoded: i64, duration_ms: i64) -> i64 {
 
 /// Check the master playlist the stream URL points at: two AAC-LC renditions with
 /// measured bandwidths, the 64 kbit/s one first.
-async fn check_master(app: &crate::helpers::TestApp, url: &str) -> Vec<(u64, u64)> {
+async fn check_master(app: &TestApp, url: &str) -> Vec<(u64, u64)> {
     let r = app.client.get(url).send().await.unwrap();
     assert_eq!(r.status(), 200, "{url}");
     let master = r.text().await.unwrap();
@@ -397,6 +394,8 @@ fn media_segments(media: &str, playlist_url: &Url) -> Vec<(u64, String)> {
 }
 
 /// Import the three inputs into one catalogue and storage, then serve and play them.
+// One end-to-end scenario: import, then every way of playing what was imported.
+#[allow(clippy::too_many_lines)]
 async fn import_and_play(backend: Backend, s3: Option<&S3Server>) {
     let inputs = inputs();
     let dir = tempfile::tempdir().unwrap();
@@ -579,7 +578,9 @@ async fn imported_files_play_from_s3() {
     if !tools_installed() {
         return;
     }
-    let Some(s3) = start_s3().await else { return };
+    let Some(s3) = S3Server::start().await else {
+        return;
+    };
     import_and_play(Backend::Sqlite, Some(&s3)).await;
 }
 
@@ -747,7 +748,9 @@ async fn bad_inputs_leave_nothing_in_the_bucket() {
     if !tools_installed() {
         return;
     }
-    let Some(s3) = start_s3().await else { return };
+    let Some(s3) = S3Server::start().await else {
+        return;
+    };
     bad_inputs_leave_nothing(Some(&s3)).await;
 }
 
@@ -809,7 +812,7 @@ async fn a_failed_insert_deletes_the_uploads() {
         return;
     }
     failed_insert_rolls_back(None).await;
-    if let Some(s3) = start_s3().await {
+    if let Some(s3) = S3Server::start().await {
         failed_insert_rolls_back(Some(&s3)).await;
     }
 }
@@ -873,7 +876,7 @@ async fn an_interrupt_stops_cleanly() {
     let child = cmd.spawn().unwrap();
     // Wait until ffmpeg is running on the snapshot.
     let running = || ffmpeg_pids_under(env.tmp.path());
-    let found = crate::helpers::poll(std::time::Duration::from_secs(30), || async {
+    let found = poll(std::time::Duration::from_secs(30), || async {
         (!running().is_empty()).then_some(())
     })
     .await;
@@ -895,7 +898,7 @@ async fn an_interrupt_stops_cleanly() {
         "{stderr}"
     );
     assert!(text(&out.stdout).is_empty());
-    let gone = crate::helpers::poll(std::time::Duration::from_secs(5), || async {
+    let gone = poll(std::time::Duration::from_secs(5), || async {
         running().is_empty().then_some(())
     })
     .await;

@@ -8,12 +8,16 @@
     clippy::cast_sign_loss
 )]
 
+#[path = "../common/mod.rs"]
+mod common;
+
 mod browser;
 mod catalogue;
 mod cdn;
 mod cli;
 mod delivery;
 mod faults;
+mod hardening;
 mod helpers;
 mod hls_delivery;
 mod import;
@@ -22,6 +26,5 @@ mod observability;
 mod playback;
 mod pool;
 mod s3;
-mod security_review;
 mod startup_errors;
 mod takedown;

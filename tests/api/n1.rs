@@ -12,7 +12,8 @@ use veza::n1::normalize;
 use veza::startup::ExtraRoutes;
 use veza::web::error::ApiError;
 
-use crate::helpers::{Backend, Options, backends, logs, metric, spawn_app, test_routes};
+use crate::common::postgres::{Backend, backends};
+use crate::helpers::{Options, logs, metric, spawn_app, test_routes};
 
 fn suspicions(text: &str, route: &str, kind: &str) -> f64 {
     metric(

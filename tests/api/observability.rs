@@ -10,25 +10,9 @@ use std::time::Duration;
 use veza::config::Config;
 use veza::startup::Application;
 
-use crate::helpers::{Backend, Options, in_ci, metric, poll, spawn_app, test_routes};
-
-/// A tool from Debian's prometheus package; skipping is refused under CI=true.
-fn tool(name: &str) -> Option<String> {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {name}")])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-    if found.is_none() {
-        assert!(
-            !in_ci(),
-            "{name} is not installed and CI=true (apt-get install prometheus)"
-        );
-        eprintln!("skipping: {name} not installed (apt-get install prometheus)");
-    }
-    found
-}
+use crate::common::postgres::Backend;
+use crate::common::{free_port, poll, tools};
+use crate::helpers::{Options, metric, spawn_app, test_routes};
 
 #[actix_web::test]
 async fn every_metric_is_unique_has_help_and_is_documented() {
@@ -66,7 +50,7 @@ async fn every_metric_is_unique_has_help_and_is_documented() {
 
 #[actix_web::test]
 async fn a_live_scrape_passes_promtool_check_metrics() {
-    let Some(promtool) = tool("promtool") else {
+    let Some(promtool) = tools::promtool() else {
         return;
     };
     let app = spawn_app(
@@ -210,14 +194,6 @@ impl Drop for KillOnDrop {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The alert expressions of alerting/alert_rules.yml (block scalars after `expr: |`).
 fn alert_exprs() -> Vec<(String, String)> {
     let text = std::fs::read_to_string(concat!(
@@ -330,7 +306,7 @@ async fn slow(
 
 #[actix_web::test]
 async fn prometheus_scrapes_two_instances_and_every_panel_and_alert_evaluates() {
-    let Some(prometheus) = tool("prometheus") else {
+    let Some(prometheus) = tools::prometheus() else {
         return;
     };
     let routes: veza::startup::ExtraRoutes =

@@ -3,96 +3,19 @@
 //! the last, the downloads decoded too, and a catalogue seeded by the old synthetic
 //! generator upgraded in place.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::path::Path;
+use std::process::Command;
 
-use crate::helpers::in_ci;
+use crate::common::binary::{Served, serve, veza};
+use crate::common::tools;
 
 /// One AAC frame at 44.1 kHz, in milliseconds: how far a decoded stream may be from the
 /// catalogue's duration.
 pub const AAC_FRAME_MS: f64 = 1024.0 * 1000.0 / 44_100.0;
 
-/// A tool from PATH; `None` (skip, saying why) when missing, a failure under CI=true.
-pub fn tool(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file());
-    if found.is_none() {
-        if in_ci() {
-            panic!("{name} is not installed and CI=true (scripts/setup.sh installs it)");
-        }
-        eprintln!("skipping: {name} not installed (apt-get install ffmpeg)");
-    }
-    found
-}
-
-/// The real `veza` binary, serving; killed on drop.
-pub struct Served {
-    child: Child,
-    pub base: String,
-    pub dir: tempfile::TempDir,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Run `veza {args}` on port 0 with a fresh SQLite database and storage directory (plus
-/// `env`), and wait for it to say where it listens.
-pub fn serve_binary(args: &[&str], env: &[(&str, String)]) -> Served {
-    let dir = tempfile::tempdir().unwrap();
-    serve_binary_in(dir, args, env)
-}
-
-pub fn serve_binary_in(dir: tempfile::TempDir, args: &[&str], env: &[(&str, String)]) -> Served {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_veza"));
-    cmd.args(args)
-        .current_dir(dir.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap())
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}/veza.db?mode=rwc", dir.path().display()),
-        )
-        .env("VEZA_STORAGE_DIR", dir.path().join("media"))
-        .env("VEZA_BIND", "127.0.0.1:0")
-        .env("VEZA_WORKERS", "2")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut tx = Some(tx);
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("veza listening on ").nth(1)
-                && let Some(tx) = tx.take()
-            {
-                let _ = tx.send(Ok(rest.trim().to_string()));
-            } else if line.contains("ERROR")
-                && let Some(tx) = &tx
-            {
-                let _ = tx.send(Err(line));
-            }
-        }
-    });
-    // The first start renders 20 tracks of audio (slower in a debug build).
-    let base = match rx.recv_timeout(Duration::from_secs(240)) {
-        Ok(Ok(base)) => base,
-        Ok(Err(line)) => panic!("veza {args:?} failed to start: {line}"),
-        Err(_) => panic!("veza {args:?} did not report its address within 240 s"),
-    };
-    Served { child, base, dir }
+/// `veza serve --demo` on a fresh SQLite database and storage directory.
+fn serve_demo() -> Served {
+    serve(tempfile::tempdir().unwrap(), &["serve", "--demo"], &[])
 }
 
 /// What ffmpeg made of a URL or file: exit success, its stderr at `-v error`, and the
@@ -124,10 +47,10 @@ async fn json(client: &reqwest::Client, url: &str) -> serde_json::Value {
 
 #[actix_web::test]
 async fn every_demo_track_streams_and_downloads_as_decodable_audio() {
-    let Some(ffmpeg) = tool("ffmpeg") else {
+    let Some(ffmpeg) = tools::ffmpeg() else {
         return;
     };
-    let served = serve_binary(&["serve", "--demo"], &[]);
+    let served = serve_demo();
     let client = reqwest::Client::new();
     let tracks = json(&client, &format!("{}/api/v1/tracks?limit=100", served.base)).await;
     let items = tracks["items"].as_array().unwrap();
@@ -193,10 +116,10 @@ async fn every_demo_track_streams_and_downloads_as_decodable_audio() {
 
 #[actix_web::test]
 async fn the_master_playlist_describes_the_real_stream() {
-    let Some(ffprobe) = tool("ffprobe") else {
+    let Some(ffprobe) = tools::ffprobe() else {
         return;
     };
-    let served = serve_binary(&["serve", "--demo"], &[]);
+    let served = serve_demo();
     let client = reqwest::Client::new();
     let hls = served.dir.path().join("media/hls/5");
     let master = std::fs::read_to_string(hls.join("master.m3u8")).unwrap();
@@ -288,7 +211,7 @@ fn a_catalogue_seeded_with_the_old_synthetic_media_is_upgraded() {
         ("VEZA_STORAGE_DIR", media.to_str().unwrap()),
     ];
     let seed = || {
-        let out = crate::helpers::veza(&["seed-demo"], &env);
+        let out = veza(&["seed-demo"], &env);
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert_eq!(out.status.code(), Some(0), "{stderr}");
         stderr
@@ -342,7 +265,7 @@ fn a_catalogue_seeded_with_the_old_synthetic_media_is_upgraded() {
         let wav = media.join(format!("tracks/{id}/original.wav"));
         assert_eq!(byte_size as u64, std::fs::metadata(wav).unwrap().len());
     }
-    if let Some(ffmpeg) = tool("ffmpeg") {
+    if let Some(ffmpeg) = tools::ffmpeg() {
         let d = decode(&ffmpeg, hls.join("master.m3u8").to_str().unwrap());
         assert!(d.ok && d.errors.is_empty(), "{}", d.errors);
         assert!(d.ms >= 19_900.0, "{}", d.ms);

@@ -1,14 +1,14 @@
 //! The DbPool actor: pool statistics, saturation, an unreachable database, shutdown,
 //! and failure visibility (heartbeat, /health/deep, restarts).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use veza::actors::db_pool::{Failure, SampleNow, SimulateFailure};
 
-use crate::helpers::{Options, backends, metric, poll, spawn_app, test_routes};
+use crate::common::binary::{Served, serve};
+use crate::common::poll;
+use crate::common::postgres::{self, Backend, backends};
+use crate::helpers::{Options, metric, spawn_app, test_routes};
 
 fn state(text: &str, s: &str) -> f64 {
     metric(text, &format!("veza_db_connections{{state=\"{s}\"}}")).unwrap()
@@ -155,7 +155,7 @@ async fn saturation_answers_every_request_and_counts_timeouts() {
 #[actix_web::test]
 async fn a_wedged_sampler_turns_health_deep_503_within_three_intervals() {
     let app = spawn_app(
-        crate::helpers::Backend::Sqlite,
+        Backend::Sqlite,
         Options::default().env("VEZA_POOL_STATS_INTERVAL", "250ms"),
     )
     .await;
@@ -188,7 +188,7 @@ async fn a_wedged_sampler_turns_health_deep_503_within_three_intervals() {
 #[actix_web::test]
 async fn a_dead_sampler_is_restarted_and_counted() {
     let app = spawn_app(
-        crate::helpers::Backend::Sqlite,
+        Backend::Sqlite,
         Options::default().env("VEZA_POOL_STATS_INTERVAL", "250ms"),
     )
     .await;
@@ -208,86 +208,11 @@ async fn a_dead_sampler_is_restarted_and_counted() {
     assert_eq!(app.get("/health/deep").await.status(), 200);
 }
 
-/// Runs the real binary; collects stderr lines; finds the bound port in the log.
-struct Running {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-    port: u16,
-}
-
-fn start_binary(env: &[(&str, &str)]) -> Running {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_veza"));
-    cmd.arg("serve")
-        .current_dir(dir.path())
-        .env("VEZA_BIND", "127.0.0.1:0")
-        .env("VEZA_WORKERS", "1")
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}/v.db?mode=rwc", dir.path().display()),
-        )
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let stderr = child.stderr.take().unwrap();
-    let sink = lines.clone();
-    std::thread::spawn(move || {
-        let _keep = dir;
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push(line);
-        }
-    });
-    let end = Instant::now() + Duration::from_secs(20);
-    let port = loop {
-        let found = lines.lock().unwrap().iter().find_map(|l| {
-            l.split("veza listening on http://127.0.0.1:")
-                .nth(1)
-                .and_then(|p| p.trim().parse().ok())
-        });
-        if let Some(p) = found {
-            break p;
-        }
-        assert!(
-            Instant::now() < end,
-            "service did not start: {:?}",
-            lines.lock().unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Running { child, lines, port }
-}
-
-impl Running {
-    fn count(&self, needle: &str) -> usize {
-        self.lines
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|l| l.contains(needle))
-            .count()
-    }
-
-    fn terminate(&mut self) -> Option<i32> {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        let end = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            if Instant::now() > end {
-                let _ = self.child.kill();
-                panic!("no exit 20 s after SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
+/// The real binary (`veza serve`, one worker, SQLite unless `env` says otherwise).
+fn start_binary(env: &[(&str, &str)]) -> Served {
+    let mut all = vec![("VEZA_WORKERS", "1")];
+    all.extend_from_slice(env);
+    serve(tempfile::tempdir().unwrap(), &["serve"], &all)
 }
 
 #[actix_web::test]
@@ -381,10 +306,7 @@ async fn sigterm_exits_0_and_no_sample_follows_the_pool_close() {
     .await
     .expect("sampler running");
     // SIGHUP (key rotation) must never terminate the service, CDN or not.
-    Command::new("kill")
-        .args(["-HUP", &app.child.id().to_string()])
-        .status()
-        .unwrap();
+    app.signal("HUP");
     poll(Duration::from_secs(5), || async {
         (app.count("nothing to reload") == 1).then_some(())
     })
@@ -411,12 +333,12 @@ async fn sigterm_exits_0_and_no_sample_follows_the_pool_close() {
 
 #[actix_web::test]
 async fn migrations_are_applied_once_the_database_appears() {
-    if !crate::helpers::postgres_available().await {
+    if !postgres::available().await {
         return;
     }
     // A database that does not exist yet: connections fail as if it were down.
-    let name = crate::helpers::unique_name();
-    let mut url = url::Url::parse(&crate::helpers::admin_url()).unwrap();
+    let name = postgres::unique_name();
+    let mut url = url::Url::parse(&postgres::admin_url()).unwrap();
     url.set_path(&name);
     let mut app = start_binary(&[
         ("DATABASE_URL", url.as_str()),
@@ -433,7 +355,7 @@ async fn migrations_are_applied_once_the_database_appears() {
     );
 
     use sea_orm::ConnectionTrait;
-    let admin = sea_orm::Database::connect(crate::helpers::admin_url())
+    let admin = sea_orm::Database::connect(postgres::admin_url())
         .await
         .unwrap();
     admin

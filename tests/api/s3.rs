@@ -3,151 +3,18 @@
 //! the bucket, storage in `/health/deep`, and CDN → S3 fallback. Plus the S3 credential
 //! variables in `check-config`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use reqwest::header;
 use url::Url;
 use veza::cdn::{PreparedSigner, Provider, ProviderConfig, VerifyContext};
 
+use crate::common::binary::veza;
+use crate::common::poll;
+use crate::common::postgres::{Backend, backends};
+use crate::common::s3s_fs::{ACCESS_KEY, BUCKET, S3Server, SECRET_KEY, files_under, upload_dir};
 use crate::delivery::{assert_json_error, delivery_json, header, playlist_entries};
-use crate::helpers::veza;
-use crate::helpers::{Backend, Options, TestApp, backends, in_ci, metric, poll, spawn_app};
-
-pub const ACCESS_KEY: &str = "veza-test-access";
-pub const SECRET_KEY: &str = "veza-test-secret-Kq93jd0";
-pub const BUCKET: &str = "veza-media";
-
-/// A running s3s-fs; killed on drop.
-pub struct S3Server {
-    child: Child,
-    pub endpoint: String,
-    pub root: tempfile::TempDir,
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn s3s_fs_binary() -> Option<PathBuf> {
-    let home = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin"));
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    home.into_iter()
-        .chain(std::env::split_paths(&path))
-        .map(|d| d.join("s3s-fs"))
-        .find(|p| p.is_file())
-}
-
-/// Start s3s-fs on a free port with bucket [`BUCKET`]; `None` (skip) when it is not
-/// installed, except under CI=true where that fails the test.
-pub async fn start_s3() -> Option<S3Server> {
-    let Some(bin) = s3s_fs_binary() else {
-        if in_ci() {
-            panic!("s3s-fs is not installed and CI=true");
-        }
-        eprintln!(
-            "skipping: s3s-fs not installed (cargo install s3s-fs@0.14.1 --locked --features binary)"
-        );
-        return None;
-    };
-    let root = tempfile::tempdir().unwrap();
-    std::fs::create_dir(root.path().join(BUCKET)).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let log = std::fs::File::create(root.path().join("s3s-fs.log")).unwrap();
-    let child = Command::new(bin)
-        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-        .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
-        .arg(root.path())
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let mut server = S3Server {
-        child,
-        endpoint: format!("http://127.0.0.1:{port}"),
-        root,
-    };
-    let up = poll(Duration::from_secs(15), || async {
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .ok()
-            .map(|_| ())
-    })
-    .await;
-    if up.is_none() {
-        let exited = server.child.try_wait().unwrap();
-        let log = std::fs::read_to_string(server.root.path().join("s3s-fs.log")).unwrap();
-        panic!("s3s-fs did not accept connections on {port} within 15s ({exited:?}): {log}");
-    }
-    Some(server)
-}
-
-/// A test-side S3 client for the server (not the application's).
-pub fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
-    use aws_sdk_s3::config::{BehaviorVersion, Builder, Credentials, Region};
-    let conf = Builder::new()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .force_path_style(true)
-        .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"))
-        .build();
-    aws_sdk_s3::Client::from_conf(conf)
-}
-
-/// Every file under `root`, as (key with `/` separators, path).
-pub fn files_under(root: &Path) -> Vec<(String, PathBuf)> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(root).unwrap();
-                let key = rel
-                    .components()
-                    .map(|c| c.as_os_str().to_str().unwrap())
-                    .collect::<Vec<_>>()
-                    .join("/");
-                out.push((key, p));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-/// Upload everything under `root` to the bucket with the same relative keys.
-pub async fn upload_dir(endpoint: &str, root: &Path) -> usize {
-    let client = s3_client(endpoint);
-    let files = files_under(root);
-    for (key, path) in &files {
-        client
-            .put_object()
-            .bucket(BUCKET)
-            .key(key)
-            .body(aws_sdk_s3::primitives::ByteStream::from(
-                std::fs::read(path).unwrap(),
-            ))
-            .send()
-            .await
-            .unwrap_or_else(|e| {
-                panic!("put {key}: {}", aws_sdk_s3::error::DisplayErrorContext(&e))
-            });
-    }
-    files.len()
-}
+use crate::helpers::{Options, TestApp, metric, spawn_app};
 
 /// Options for an app whose storage is the s3s-fs bucket.
 pub fn s3_options(s3: &S3Server, bucket: &str) -> Options {
@@ -212,7 +79,9 @@ fn replace_param(url: &str, name: &str, f: impl Fn(&str) -> String) -> String {
 
 #[actix_web::test]
 async fn s3_downloads_are_presigned_and_checked_by_the_server() {
-    let Some(s3) = start_s3().await else { return };
+    let Some(s3) = S3Server::start().await else {
+        return;
+    };
     for backend in backends().await {
         let (app, demo) = s3_app(backend, &s3, s3_options(&s3, BUCKET)).await;
         let plain = reqwest::Client::new();
@@ -268,7 +137,9 @@ async fn s3_downloads_are_presigned_and_checked_by_the_server() {
 
 #[actix_web::test]
 async fn expired_presigned_urls_are_refused() {
-    let Some(s3) = start_s3().await else { return };
+    let Some(s3) = S3Server::start().await else {
+        return;
+    };
     let (app, _) = s3_app(
         Backend::Sqlite,
         &s3,
@@ -295,7 +166,9 @@ async fn expired_presigned_urls_are_refused() {
 
 #[actix_web::test]
 async fn s3_streams_go_through_media_with_presigned_segments() {
-    let Some(s3) = start_s3().await else { return };
+    let Some(s3) = S3Server::start().await else {
+        return;
+    };
     for backend in backends().await {
         let (app, demo) = s3_app(backend, &s3, s3_options(&s3, BUCKET)).await;
         let body = delivery_json(&app, 3, "stream").await;
@@ -381,7 +254,9 @@ async fn s3_streams_go_through_media_with_presigned_segments() {
 
 #[actix_web::test]
 async fn hls_origin_streams_from_the_bucket() {
-    let Some(s3) = start_s3().await else { return };
+    let Some(s3) = S3Server::start().await else {
+        return;
+    };
     for backend in backends().await {
         let (app, demo) = s3_app(backend, &s3, s3_options(&s3, BUCKET)).await;
         let media = String::from_utf8(demo.get("hls/1/media.m3u8").to_vec()).unwrap();
@@ -450,7 +325,9 @@ async fn hls_origin_streams_from_the_bucket() {
 /// HEAD must announce the object's length, as the local origin (actix-files) does.
 #[actix_web::test]
 async fn hls_origin_head_on_s3_reports_the_object_length() {
-    let Some(s3) = start_s3().await else { return };
+    let Some(s3) = S3Server::start().await else {
+        return;
+    };
     let (app, demo) = s3_app(Backend::Sqlite, &s3, s3_options(&s3, BUCKET)).await;
     let media = String::from_utf8(demo.get("hls/1/media.m3u8").to_vec()).unwrap();
     let seg = playlist_entries(&media)[0].clone();
@@ -468,7 +345,9 @@ async fn hls_origin_head_on_s3_reports_the_object_length() {
 
 #[actix_web::test]
 async fn a_wrong_bucket_fails_readiness_not_startup() {
-    let Some(s3) = start_s3().await else { return };
+    let Some(s3) = S3Server::start().await else {
+        return;
+    };
     let app = spawn_app(Backend::Sqlite, s3_options(&s3, "no-such-bucket")).await;
     assert_eq!(app.get("/health").await.status(), 200);
     let (status, body) = app.get_json("/health/deep").await;
@@ -489,7 +368,9 @@ async fn a_wrong_bucket_fails_readiness_not_startup() {
 
 #[actix_web::test]
 async fn cloudflare_streams_are_rewritten_with_one_signed_url_per_segment() {
-    let Some(s3) = start_s3().await else { return };
+    let Some(s3) = S3Server::start().await else {
+        return;
+    };
     let (app, demo) = s3_app(
         Backend::Sqlite,
         &s3,

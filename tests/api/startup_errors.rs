@@ -3,7 +3,8 @@
 
 use std::net::TcpListener;
 
-use crate::helpers::veza;
+use crate::common::binary::veza;
+use crate::common::postgres;
 
 /// Run the binary; return (exit code, stderr lines that are not log lines).
 fn run(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, Vec<String>) {
@@ -69,14 +70,7 @@ fn a_taken_port_is_one_line_and_exit_1() {
 #[test]
 fn a_privileged_port_without_privileges_is_one_line_and_exit_1() {
     // Tests run as root here: drop to nobody for this one run.
-    let Some(setpriv) = ["/usr/bin/setpriv", "/bin/setpriv"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-    else {
-        if crate::helpers::in_ci() {
-            panic!("setpriv (util-linux) is missing and CI=true");
-        }
-        eprintln!("skipping: setpriv not installed");
+    let Some(setpriv) = crate::common::tools::setpriv() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -100,7 +94,7 @@ fn a_privileged_port_without_privileges_is_one_line_and_exit_1() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
     if stderr.contains("setpriv:") {
-        eprintln!("skipping: cannot drop privileges here: {stderr}");
+        crate::common::skip(&format!("cannot drop privileges here: {stderr}"));
         return;
     }
     assert_eq!(out.status.code(), Some(1), "{stderr}");
@@ -186,10 +180,10 @@ fn an_unreachable_database_names_host_port_and_cause() {
 
 #[actix_web::test]
 async fn a_rejected_login_or_missing_database_quotes_the_server() {
-    if !crate::helpers::postgres_available().await {
+    if !postgres::available().await {
         return;
     }
-    let admin = url::Url::parse(&crate::helpers::admin_url()).unwrap();
+    let admin = url::Url::parse(&postgres::admin_url()).unwrap();
     let mut missing = admin.clone();
     missing.set_path("veza_no_such_database_x");
     let mut stranger = admin;

@@ -8,10 +8,9 @@ use std::time::{Duration, Instant};
 
 use sea_orm::{ConnectionTrait, Database};
 
-use crate::helpers::{
-    Backend, Options, TestApp, fresh_database, metric, poll, postgres_available, spawn_app,
-    spawn_app_over,
-};
+use crate::common::poll;
+use crate::common::postgres::{self, Backend, fresh_database};
+use crate::helpers::{Options, TestApp, metric, spawn_app, spawn_app_over};
 
 /// The bound the issue sets for a takedown to reach every instance.
 const TAKEDOWN_BOUND: Duration = Duration::from_secs(1);
@@ -57,7 +56,7 @@ async fn listening(app: &TestApp) {
 
 #[actix_web::test]
 async fn takedowns_reach_two_instances_within_a_second_also_after_listen_is_killed() {
-    if !postgres_available().await {
+    if !postgres::available().await {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

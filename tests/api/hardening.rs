@@ -1,14 +1,16 @@
-//! The security review's findings (issue 12), each proven from the outside: credentials
-//! never printed, weak or secret-carrying settings refused with exit 2, the HLS origin
-//! never reading outside the storage root, `/health/deep` without error details, and
-//! `veza sign` for an expiry in the past.
+//! Hardening, each point proven from the outside (the findings of issue 12's security
+//! review): credentials never printed, weak or secret-carrying settings refused with
+//! exit 2, the HLS origin never reading outside the storage root, `/health/deep` without
+//! error details, and `veza sign` for an expiry in the past.
 
 use std::process::Output;
 
 use sea_orm::ConnectionTrait;
 use veza::cdn::{PreparedSigner, Provider, ProviderConfig, VerifyContext, VerifyError};
 
-use crate::helpers::{Backend, Options, logs, spawn_app, veza};
+use crate::common::binary::veza;
+use crate::common::postgres::Backend;
+use crate::helpers::{Options, logs, spawn_app};
 
 fn texts(out: &Output) -> (String, String) {
     (
