@@ -1,81 +1,13 @@
 //! Pure N+1 decision over one request's [`RequestSummary`], plus a
-//! [`LogRateLimiter`] for the warning lines.
-//!
-//! Four kinds of [`Finding`]:
-//! * `total`: the request ran at least `total_threshold` statements;
-//! * `repeat` (the N+1): one query shape ran at least `repeat_threshold`
-//!   times with differing parameters, or with unknown parameters;
-//! * `sequence` (the MN+1): a loop ran the same 2 to [`MAX_SEQUENCE_SHAPES`]
-//!   shapes in the same order at least [`MIN_SEQUENCE_REPS`] times, e.g.
-//!   `SELECT author` then `SELECT tags` per post; one finding naming the
-//!   shapes in order, instead of one `repeat` per shape;
-//! * `redundant`: one shape ran at least `repeat_threshold` times with the
-//!   *same* parameters: a cacheable duplicate, not an N+1.
-//!
-//! Shapes are counted per request regardless of statement order: a loop
-//! whose run is broken by an interleaved statement, and repeats issued
-//! concurrently (`join_all`) with overlapping execution, are both caught.
-//! Sentry's N+1 detector, which needs *consecutive, non-overlapping* spans,
-//! misses both (getsentry/sentry#93090, #49805).
-//!
-//! # Sequences
-//!
-//! Read from [`RequestSummary::order`]: the shapes of the first
-//! [`ORDER_CAP`] statements in order of completion (the live recorder records
-//! a statement when it completes; `veza n1 analyze` sorts timed statements by
-//! end time), so the live and the offline paths see the same order.
-//!
-//! * **Pattern.** Shapes `S1 … Sk` (2 ≤ k ≤ [`MAX_SEQUENCE_SHAPES`]) form a
-//!   sequence repeated `n` times when, in the order restricted to *these
-//!   shapes' statements*, they run as `S1 S2 … Sk` back to back `n` times
-//!   (`n` ≥ [`MIN_SEQUENCE_REPS`] = 3, Sentry's MN+1 minimum too). Every
-//!   statement of each `Si` in the window must fit the pattern; only a trailing
-//!   partial iteration (a prefix of the pattern: the window cut mid-loop, or a
-//!   loop left early) is tolerated. Found pairwise: two shapes are in lockstep
-//!   when their statements strictly alternate; a sequence is a group of shapes
-//!   pairwise in lockstep, grown greedily in order of first completion. A
-//!   group of more than [`MAX_SEQUENCE_SHAPES`] shapes is not reported (its
-//!   shapes are judged one by one).
-//! * **Interleaved statements** of other shapes are ignored (a statement run
-//!   once inside the loop, or another loop's statements), because only the
-//!   participating shapes' statements are compared. A shape that also runs
-//!   outside the loop breaks the alternation, and the shapes are judged one
-//!   by one (`repeat`), as before.
-//! * **Not a sequence:** one shape run consecutively (`AAAA BBBB`: two loops,
-//!   two `repeat`s); fewer than 3 repetitions (`AB AB`); a fixed prelude then
-//!   one repeated shape (`P A A A …`, counts differ); a different order in
-//!   some iteration (`AB BA AB`); and a pattern whose every shape ran with
-//!   identical parameters each time (known and one parameter set per shape):
-//!   that loop repeats the same statements, so its shapes are judged one by
-//!   one and flagged `redundant` if they reach `repeat_threshold`.
-//! * **Threshold:** besides the 3 repetitions, the sequence's statements
-//!   (`count × k`) must reach `repeat_threshold`, the number of statements
-//!   one loop may issue before it is flagged; so a shape that would be a
-//!   `repeat` is always covered by its sequence, and `repeat_threshold = 0`
-//!   disables sequences too. `count` is the fewest executions of any shape of
-//!   the pattern in the request (the complete repetitions when the request
-//!   fits in the window).
-//! * **Suppression:** the shapes of a detected sequence get no `repeat`
-//!   finding (the sequence explains them); a `redundant` finding (identical
-//!   parameters, a separate problem: a query to hoist out of the loop) is kept.
-//! * **Concurrency:** statements are ordered by completion. Iterations that
-//!   overlap in time but complete item by item (pipelined or bounded
-//!   concurrency) keep the pattern and the finding is `concurrent` when a
-//!   shape's executions overlapped. `join_all` over every item usually
-//!   completes all the first statements before the second ones (`AAAA BBBB`);
-//!   timing alone cannot tell that from two consecutive concurrent loops, so
-//!   its shapes are reported as `repeat`s (marked `concurrent`), never missed.
-//! * **Identity:** the finding's `sql` is the shapes' normalised SQL joined
-//!   with `"; "` in pattern order, its `fingerprint` the id of that text (so a
-//!   sequence can be allowlisted like a shape, which also keeps its shapes from
-//!   being reported as `repeat`), and `shapes` lists the shapes' ids. An
-//!   allowlisted shape never takes part in a sequence.
-//! * **Cost:** one pass over the window, then pairwise alternation checks on
-//!   the shapes seen at least 3 times in it: bounded by the window (256
-//!   statements), whatever the request's size.
-//!
-//! Routes and fingerprints can be allowlisted individually instead of
-//! disabling detection globally.
+//! [`LogRateLimiter`] for the warning lines. Four kinds of [`Finding`]: `total` (too
+//! many statements), `repeat` (the N+1: one shape with differing or unknown
+//! parameters), `sequence` (the MN+1: 2 to [`MAX_SEQUENCE_SHAPES`] shapes repeated
+//! in the same order at least [`MIN_SEQUENCE_REPS`] times, read from the first
+//! [`ORDER_CAP`] statements in order of completion) and `redundant` (the same
+//! parameters repeated). Shapes are counted per request regardless of order, so
+//! interleaved and concurrent loops are caught too. The rules, thresholds,
+//! suppression and allowlisting are specified once, in docs/OBSERVABILITY.md
+//! ("N+1 detection"); the tests here and `tests/n1_corpus.rs` pin them.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
