@@ -35,11 +35,12 @@ fn status_of<E>(
     e.raw_response().map(|r| r.status().as_u16())
 }
 
-fn sdk_error<E: std::error::Error + 'static>(
-    key: &str,
-    e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+/// A failed S3 call as a storage error naming what was attempted (`put hls/3/x.ts`).
+fn sdk_error<E: std::error::Error + 'static, R: std::fmt::Debug>(
+    what: impl std::fmt::Display,
+    e: &aws_sdk_s3::error::SdkError<E, R>,
 ) -> StorageError {
-    StorageError::Backend(format!("{key}: {}", DisplayErrorContext(e)))
+    StorageError::Backend(format!("{what}: {}", DisplayErrorContext(e)))
 }
 
 /// Explicit S3 timeouts, so a dead or stalled endpoint costs a bounded time instead of
@@ -171,11 +172,7 @@ impl S3Store {
         let probe = self.client.head_bucket().bucket(&self.bucket).send();
         match tokio::time::timeout(Duration::from_secs(3), probe).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(StorageError::Backend(format!(
-                "bucket {}: {}",
-                self.bucket,
-                DisplayErrorContext(&e)
-            ))),
+            Ok(Err(e)) => Err(sdk_error(format_args!("bucket {}", self.bucket), &e)),
             Err(_) => Err(StorageError::Backend("S3 probe timed out".into())),
         }
     }
@@ -207,9 +204,7 @@ impl S3Store {
             .config_override(aws_sdk_s3::config::Builder::default().timeout_config(unbounded))
             .send()
             .await
-            .map_err(|e| {
-                StorageError::Backend(format!("put {key}: {}", DisplayErrorContext(&e)))
-            })?;
+            .map_err(|e| sdk_error(format_args!("put {key}"), &e))?;
         Ok(())
     }
 
@@ -221,9 +216,7 @@ impl S3Store {
             .key(key)
             .send()
             .await
-            .map_err(|e| {
-                StorageError::Backend(format!("delete {key}: {}", DisplayErrorContext(&e)))
-            })?;
+            .map_err(|e| sdk_error(format_args!("delete {key}"), &e))?;
         Ok(())
     }
 
@@ -238,10 +231,7 @@ impl S3Store {
         {
             Ok(o) => Ok(Some(o.content_length().unwrap_or(0).max(0).unsigned_abs())),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
-            Err(e) => Err(StorageError::Backend(format!(
-                "head {key}: {}",
-                DisplayErrorContext(&e)
-            ))),
+            Err(e) => Err(sdk_error(format_args!("head {key}"), &e)),
         }
     }
 
@@ -298,9 +288,7 @@ impl S3Store {
             .body(aws_sdk_s3::primitives::ByteStream::from(bytes))
             .send()
             .await
-            .map_err(|e| {
-                StorageError::Backend(format!("put {key}: {}", DisplayErrorContext(&e)))
-            })?;
+            .map_err(|e| sdk_error(format_args!("put {key}"), &e))?;
         Ok(())
     }
 
@@ -317,9 +305,7 @@ impl S3Store {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| {
-                StorageError::Backend(format!("list {prefix}: {}", DisplayErrorContext(&e)))
-            })?;
+            let page = page.map_err(|e| sdk_error(format_args!("list {prefix}"), &e))?;
             for o in page.contents() {
                 if let Some(name) = o.key().and_then(|k| k.strip_prefix(&prefix)) {
                     names.push(name.to_string());

@@ -28,8 +28,8 @@ pub async fn stream(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
-    let url = delivery.stream_url(&db, id, &site.self_base(&req)).await?;
-    respond(url, redirect_wanted(&params)?)
+    let url = delivery.stream_url(&db, id, &site.self_base(&req)).await;
+    respond(url?, &params)
 }
 
 pub async fn download(
@@ -41,10 +41,8 @@ pub async fn download(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
-    let url = delivery
-        .download_url(&db, id, &site.self_base(&req))
-        .await?;
-    respond(url, redirect_wanted(&params)?)
+    let url = delivery.download_url(&db, id, &site.self_base(&req)).await;
+    respond(url?, &params)
 }
 
 fn redirect_wanted(params: &DeliveryParams) -> Result<bool, ApiError> {
@@ -58,8 +56,8 @@ fn redirect_wanted(params: &DeliveryParams) -> Result<bool, ApiError> {
     }
 }
 
-fn respond(target: DeliveryUrl, redirect: bool) -> Result<HttpResponse, ApiError> {
-    if redirect {
+fn respond(target: DeliveryUrl, params: &DeliveryParams) -> Result<HttpResponse, ApiError> {
+    if redirect_wanted(params)? {
         let mut b = HttpResponse::Found();
         set_cookies(&mut b, &target.cookies);
         return Ok(b
