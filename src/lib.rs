@@ -7,6 +7,7 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod delivery;
+pub mod hls;
 pub mod import;
 pub mod media;
 pub mod metrics;

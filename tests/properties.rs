@@ -10,7 +10,8 @@
 //!   change that only switches the case of a hex digit of a percent-escape (or of
 //!   Akamai's hex hmac) denotes the same bytes and is accepted by the edges this mirrors;
 //!   everything else is refused. CloudFront is asymmetric (no `verify` here);
-//! * a validated name or key never resolves outside the track directory.
+//! * a validated name or key never resolves outside the track directory, and the
+//!   segment names a served playlist may contain follow the same rule.
 
 use std::path::{Component, Path};
 
@@ -21,6 +22,7 @@ use veza::cdn::{
 };
 use veza::delivery::local_token::{LocalSigner, Scope, directory_of};
 use veza::delivery::paths::{validate_hls_name, validate_key, validate_segment};
+use veza::hls::naming::is_plain_name;
 use veza::n1::normalize;
 
 /// `n` cases, no regression files written next to the sources (a failure prints its
@@ -572,5 +574,23 @@ proptest! {
 fn traversal_corpus_never_validates() {
     for name in veza::delivery::paths::TRAVERSAL_CORPUS {
         assert!(validate_hls_name(name).is_err(), "{name:?}");
+    }
+}
+
+proptest! {
+    #![proptest_config(cases(5000))]
+
+    /// `hls` states the origin's name rule for the segments a rewritten playlist may
+    /// name (it sits below `delivery`); the two never disagree.
+    #[test]
+    fn playlist_segment_names_follow_the_origin_rule(
+        name in prop_oneof![
+            name_input(),
+            select(veza::delivery::paths::TRAVERSAL_CORPUS).prop_map(String::from),
+            "[a-z0-9._-]{0,8}",
+            "[a-z.]{120,135}",
+        ]
+    ) {
+        prop_assert_eq!(is_plain_name(&name), validate_segment(&name).is_ok(), "{:?}", name);
     }
 }

@@ -21,7 +21,7 @@ use veza::cdn::{
 };
 use veza::delivery::local_token::{LocalSigner, Scope};
 use veza::delivery::paths;
-use veza::delivery::playlist::{RewriteError, is_media_playlist, rewrite_segments, segment_names};
+use veza::hls::segment_urls::{RewriteError, is_media_playlist, rewrite_segments, segment_names};
 use veza::n1::{
     DetectorConfig, FingerprintId, Format, Report, analyze, analyze_input, classify, normalize,
 };

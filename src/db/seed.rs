@@ -21,6 +21,7 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 
 use super::entities::{artist, playlist, playlist_track, track};
+use crate::hls::naming::{MASTER_PLAYLIST, is_segment_name};
 use crate::media::demo::{DemoMedia, MEDIA_PLAYLIST, render};
 
 const ARTISTS: [&str; 4] = [
@@ -257,14 +258,17 @@ fn write_track(root: &Path, n: u32, media: &DemoMedia) -> Result<DemoTrackMedia,
         format!("{prefix}/{MEDIA_PLAYLIST}"),
         media.rendition.playlist.as_bytes(),
     )?;
-    put(format!("{prefix}/master.m3u8"), media.master.as_bytes())?;
+    put(
+        format!("{prefix}/{MASTER_PLAYLIST}"),
+        media.master.as_bytes(),
+    )?;
 
     let hls_dir = root.join(&prefix);
     if let Ok(entries) = std::fs::read_dir(&hls_dir) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             let listed = media.rendition.segments.iter().any(|s| s.name == name);
-            if name.starts_with("seg-") && name.ends_with(".ts") && !listed {
+            if is_segment_name(&name) && !listed {
                 let _ = std::fs::remove_file(e.path());
             }
         }

@@ -5,7 +5,6 @@
 pub mod catalogue;
 pub mod local_token;
 pub mod paths;
-pub mod playlist;
 
 /// `Content-Disposition: attachment` for `<title>.<ext>`, with an ASCII `filename`
 /// fallback and an RFC 6266 / 5987 `filename*` when the title is not plain ASCII.

@@ -21,7 +21,7 @@ use crate::delivery::attachment_disposition;
 use crate::delivery::catalogue;
 use crate::delivery::local_token::{Scope, directory_of};
 use crate::delivery::paths::{HlsKind, content_type_for, validate_hls_name, validate_key};
-use crate::delivery::playlist::{is_media_playlist, rewrite_segments, segment_names};
+use crate::hls::segment_urls::{is_media_playlist, rewrite_segments, segment_names};
 use crate::storage::Storage;
 use crate::web::error::{ApiError, codes};
 use crate::web::handlers::delivery::{SIGN_TIMEOUT, count_fallback};
