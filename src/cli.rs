@@ -304,7 +304,7 @@ fn import(args: ImportArgs) -> ExitCode {
             return usage_error(format!("{flag} may not be empty"));
         }
     }
-    let tools = match crate::import::Tools::from_env() {
+    let tools = match crate::ingest::tools::Tools::from_env() {
         Ok(t) => t,
         Err(e) => return usage_error(e),
     };
@@ -315,8 +315,13 @@ fn import(args: ImportArgs) -> ExitCode {
     actix_web::rt::System::new().block_on(import_files(config, args, tools))
 }
 
-async fn import_files(config: Config, args: ImportArgs, tools: crate::import::Tools) -> ExitCode {
-    use crate::import::{ImportError, ImportOptions, Importer, Outcome, display_duration};
+async fn import_files(
+    config: Config,
+    args: ImportArgs,
+    tools: crate::ingest::tools::Tools,
+) -> ExitCode {
+    use crate::ingest::progress::{TerminalProgress, display_duration};
+    use crate::ingest::{ImportError, ImportOptions, Importer, Outcome};
     let conn = match open_migrated_db(&config).await {
         Ok(c) => c,
         Err(code) => return code,
@@ -339,7 +344,7 @@ async fn import_files(config: Config, args: ImportArgs, tools: crate::import::To
             artist: args.artist,
             playlist: args.playlist,
             timeout: args.timeout,
-            ..ImportOptions::new()
+            progress: TerminalProgress::if_stderr_is_a_terminal(),
         },
         interrupt: interrupt.clone(),
     };

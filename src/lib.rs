@@ -8,7 +8,7 @@ pub mod config;
 pub mod db;
 pub mod delivery;
 pub mod hls;
-pub mod import;
+pub mod ingest;
 pub mod media;
 pub mod metrics;
 pub mod n1;

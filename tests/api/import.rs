@@ -25,7 +25,7 @@ const RATE: i64 = 44_100;
 
 /// Whether ffmpeg and ffprobe are installed; under CI=true their absence fails.
 fn tools_installed() -> bool {
-    match veza::import::Tools::from_env() {
+    match veza::ingest::tools::Tools::from_env() {
         Ok(_) => true,
         Err(e) if in_ci() => panic!("{e} (and CI=true: scripts/setup.sh installs it)"),
         Err(e) => {
@@ -380,7 +380,7 @@ fn media_segments(media: &str, playlist_url: &Url) -> Vec<(u64, String)> {
     let mut duration = None;
     for line in media.lines().map(str::trim) {
         if let Some(rest) = line.strip_prefix("#EXTINF:") {
-            duration = veza::import::parse_seconds_us(rest.split(',').next().unwrap());
+            duration = veza::hls::playlist::parse_seconds_us(rest.split(',').next().unwrap());
         } else if !line.is_empty() && !line.starts_with('#') {
             let url = playlist_url.join(line).unwrap();
             let name = url
