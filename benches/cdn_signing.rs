@@ -55,7 +55,7 @@ fn bench(c: &mut Criterion) {
     }
     let bunny = PreparedSigner::new(&ProviderConfig::new(Provider::Bunny, "SecurityKey")).unwrap();
     let mut hls = req.clone();
-    hls.scope = veza::store::layout::Scope::Directory;
+    hls.scope = veza::cdn::Scope::Directory;
     hls.bunny.countries = vec!["CA".into(), "US".into()];
     hls.user_ip = Some("2001:db8::1".parse().unwrap());
     g.bench_function("bunny_v2_dir_geo_ip", |b| {
@@ -88,7 +88,7 @@ fn bench_actor(c: &mut Criterion) {
         2_000_000_000,
         1_700_000_000,
     );
-    req.scope = veza::store::layout::Scope::Directory;
+    req.scope = veza::cdn::Scope::Directory;
     g.bench_function("direct_sign", |b| {
         b.iter(|| black_box(direct.sign(black_box(&req)).unwrap()))
     });
@@ -98,7 +98,7 @@ fn bench_actor(c: &mut Criterion) {
         b.iter(|| {
             sys.block_on(addr.send(SignUrl {
                 path: "/hls/42/master.m3u8".into(),
-                scope: veza::store::layout::Scope::Directory,
+                scope: veza::cdn::Scope::Directory,
                 expires_at: None,
             }))
             .unwrap()

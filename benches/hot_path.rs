@@ -172,7 +172,7 @@ fn bench_reuse(c: &mut Criterion) {
         2_000_000_000,
         1_700_000_000,
     );
-    req.scope = veza::store::layout::Scope::Directory;
+    req.scope = veza::cdn::Scope::Directory;
     g.bench_function("cloudfront_fresh_rsa", |b| {
         b.iter(|| black_box(direct.sign(black_box(&req)).unwrap()))
     });
@@ -181,10 +181,9 @@ fn bench_reuse(c: &mut Criterion) {
         .block_on(async { Signers::start(CdnSigner::new(cfg.cdn.clone(), metrics).unwrap(), 1) });
     g.bench_function("cloudfront_reused", |b| {
         b.iter(|| {
-            sys.block_on(signers.sign_url(
-                "/hls/42/master.m3u8".into(),
-                veza::store::layout::Scope::Directory,
-            ))
+            sys.block_on(
+                signers.sign_url("/hls/42/master.m3u8".into(), veza::cdn::Scope::Directory),
+            )
             .unwrap()
             .unwrap()
         })
@@ -193,7 +192,7 @@ fn bench_reuse(c: &mut Criterion) {
 }
 
 fn bench_catalogue(c: &mut Criterion) {
-    use veza::delivery::catalogue::{CatalogueCache, DeliveryInfo, Invalidation};
+    use veza::db::catalogue::{CatalogueCache, DeliveryInfo, Invalidation};
     let mut g = c.benchmark_group("catalogue_cache");
     let metrics = Metrics::register(&prometheus::Registry::new(), 3.0).unwrap();
     let cache = CatalogueCache::new(

@@ -305,7 +305,7 @@ fn import(args: ImportArgs) -> ExitCode {
             return usage_error(format!("{flag} may not be empty"));
         }
     }
-    let tools = match crate::import::Tools::from_env() {
+    let tools = match crate::ingest::tools::Tools::from_env() {
         Ok(t) => t,
         Err(e) => return usage_error(e),
     };
@@ -316,8 +316,13 @@ fn import(args: ImportArgs) -> ExitCode {
     actix_web::rt::System::new().block_on(import_files(config, args, tools))
 }
 
-async fn import_files(config: Config, args: ImportArgs, tools: crate::import::Tools) -> ExitCode {
-    use crate::import::{ImportError, ImportOptions, Importer, Outcome, display_duration};
+async fn import_files(
+    config: Config,
+    args: ImportArgs,
+    tools: crate::ingest::tools::Tools,
+) -> ExitCode {
+    use crate::ingest::progress::{TerminalProgress, display_duration};
+    use crate::ingest::{ImportError, ImportOptions, Importer, Outcome};
     let conn = match open_migrated_db(&config).await {
         Ok(c) => c,
         Err(code) => return code,
@@ -340,7 +345,7 @@ async fn import_files(config: Config, args: ImportArgs, tools: crate::import::To
             artist: args.artist,
             playlist: args.playlist,
             timeout: args.timeout,
-            ..ImportOptions::new()
+            progress: TerminalProgress::if_stderr_is_a_terminal(),
         },
         interrupt: interrupt.clone(),
     };
@@ -564,9 +569,9 @@ fn sign(args: &SignArgs) -> ExitCode {
     };
     let mut req = SignRequest::new(url, expires_at, issued_at);
     req.scope = if args.directory {
-        crate::store::layout::Scope::Directory
+        crate::cdn::Scope::Directory
     } else {
-        crate::store::layout::Scope::File
+        crate::cdn::Scope::File
     };
     req.user_ip = args.user_ip;
     req.bunny = crate::cdn::BunnyOptions {

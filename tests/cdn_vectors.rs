@@ -3,11 +3,11 @@
 
 use std::net::IpAddr;
 
+use veza::cdn::Scope;
 use veza::cdn::{
     BunnyTokenVersion, CloudFrontHash, PreparedSigner, Provider, ProviderConfig, SignError,
     SignRequest, VerifyContext, VerifyError,
 };
-use veza::store::layout::Scope;
 
 // ---------------------------------------------------------------------------------------
 // Bunny: BunnyWay/BunnyCDN.TokenAuthentication, e2e/inputs.json (commit 919fe7d6) and

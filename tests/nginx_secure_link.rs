@@ -160,7 +160,7 @@ async fn nginx_secure_link_accepts_signed_urls() {
 
     // HLS directory-prefix signature: playlist and segments of /hls/42/ pass, /hls/43/ not.
     let mut req = SignRequest::new(format!("{base}/hls/42/index.m3u8"), now + 300, now);
-    req.scope = veza::store::layout::Scope::Directory;
+    req.scope = veza::cdn::Scope::Directory;
     let playlist = signer.sign(&req).unwrap();
     assert_eq!(
         get(&client, &playlist).await,

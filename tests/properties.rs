@@ -10,20 +10,22 @@
 //!   change that only switches the case of a hex digit of a percent-escape (or of
 //!   Akamai's hex hmac) denotes the same bytes and is accepted by the edges this mirrors;
 //!   everything else is refused. CloudFront is asymmetric (no `verify` here);
-//! * a validated name or key never resolves outside the track directory.
+//! * a validated name or key never resolves outside the track directory, and the
+//!   segment names a served playlist may contain follow the same rule.
 
 use std::path::{Component, Path};
 
 use proptest::prelude::*;
 use proptest::sample::select;
+use veza::cdn::Scope;
 use veza::cdn::{
     BunnyTokenVersion, PreparedSigner, Provider, ProviderConfig, SignRequest, VerifyContext,
 };
 use veza::delivery::local_token::LocalSigner;
-use veza::delivery::paths::validate_hls_name;
+use veza::hls::naming::validate_hls_name;
+use veza::hls::naming::validate_segment;
 use veza::n1::normalize;
-use veza::store::layout::Scope;
-use veza::store::layout::{directory_of, validate_key, validate_segment};
+use veza::store::layout::{directory_of, validate_key};
 
 /// `n` cases, no regression files written next to the sources (a failure prints its
 /// minimal input; add it as an explicit test).
@@ -573,7 +575,7 @@ proptest! {
 /// the same helper as the properties).
 #[test]
 fn traversal_corpus_never_validates() {
-    for name in veza::delivery::paths::TRAVERSAL_CORPUS {
+    for name in veza::hls::naming::TRAVERSAL_CORPUS {
         assert!(validate_hls_name(name).is_err(), "{name:?}");
     }
 }

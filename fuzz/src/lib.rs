@@ -15,17 +15,17 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Component, Path, PathBuf};
 use std::sync::OnceLock;
 
+use veza::cdn::Scope;
 use veza::cdn::{
     BunnyTokenVersion, CloudFrontHash, KeyMaterial, PreparedSigner, Provider, ProviderConfig,
     SignRequest, VerifyContext, token_forms,
 };
 use veza::delivery::local_token::LocalSigner;
-use veza::delivery::paths;
-use veza::delivery::playlist::{RewriteError, is_media_playlist, rewrite_segments, segment_names};
+use veza::hls::naming as paths;
+use veza::hls::segment_urls::{RewriteError, is_media_playlist, rewrite_segments, segment_names};
 use veza::n1::{
     DetectorConfig, FingerprintId, Format, Report, analyze, analyze_input, classify, normalize,
 };
-use veza::store::layout::Scope;
 
 /// A harness: panics when an invariant breaks.
 pub type Harness = fn(&[u8]);
@@ -557,16 +557,16 @@ pub fn paths(data: &[u8]) {
     let (name, title) = s.split_once('\n').unwrap_or((s.as_str(), ""));
     let root = Path::new("/srv/veza/media/hls/7");
 
-    if let Ok(seg) = veza::store::layout::validate_segment(name) {
+    if let Ok(seg) = veza::hls::naming::validate_segment(name) {
         assert_eq!(seg, name);
-        assert!(!seg.is_empty() && seg.len() <= veza::store::layout::MAX_NAME_LEN);
+        assert!(!seg.is_empty() && seg.len() <= veza::hls::naming::MAX_NAME_LEN);
         assert!(!seg.starts_with('.') && !seg.contains(".."), "{seg:?}");
         let joined = root.join(seg);
         assert_eq!(joined.parent(), Some(root), "{seg:?} escapes its directory");
         assert!(plain_components(Path::new(seg)), "{seg:?}");
     }
     if let Ok(kind) = paths::validate_hls_name(name) {
-        assert!(veza::store::layout::validate_segment(name).is_ok());
+        assert!(veza::hls::naming::validate_segment(name).is_ok());
         assert_eq!(paths::content_type_for(name), kind.content_type());
         let _ = kind.cache_control();
     }
@@ -612,11 +612,11 @@ pub fn playlist(data: &[u8]) {
     let text = text(data);
     let _ = is_media_playlist(&text);
     for n in segment_names(&text) {
-        assert!(veza::store::layout::validate_segment(n).is_ok(), "{n:?}");
+        assert!(veza::hls::naming::validate_segment(n).is_ok(), "{n:?}");
     }
     let url_for = |n: &str| Some(format!("https://cdn.example/hls/7/{n}?sig=x"));
     let first_foreign = text.lines().map(str::trim).find(|t| {
-        !t.is_empty() && !t.starts_with('#') && veza::store::layout::validate_segment(t).is_err()
+        !t.is_empty() && !t.starts_with('#') && veza::hls::naming::validate_segment(t).is_err()
     });
     match (rewrite_segments(&text, url_for), first_foreign) {
         (Err(RewriteError::UnexpectedUri(u)), Some(f)) => assert_eq!(u, f),

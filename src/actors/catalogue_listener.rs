@@ -11,7 +11,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use sea_orm::sqlx::postgres::PgListener;
 
-use crate::delivery::catalogue::{CatalogueCache, EvictionCause};
+use crate::db::catalogue::{CatalogueCache, EvictionCause};
 use crate::metrics::Metrics;
 use crate::secret::Secret;
 

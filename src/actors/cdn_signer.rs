@@ -19,10 +19,10 @@ use std::time::{Duration, SystemTime};
 use actix::prelude::*;
 
 use crate::cdn::CdnConfig;
+use crate::cdn::Scope;
 use crate::cdn::{PreparedSigner, SignError, SignRequest, keys};
 use crate::clock::unix_now;
 use crate::metrics::Metrics;
-use crate::store::layout::Scope;
 
 pub const MAILBOX_CAPACITY: usize = 1024;
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);

@@ -21,7 +21,7 @@ use super::{
     Expressible, HmacSha256, Provider, ProviderConfig, SignError, SignRequest, SplitUrl,
     VerifyContext, VerifyError, reject,
 };
-use crate::store::layout::Scope;
+use crate::cdn::Scope;
 
 const P: Provider = Provider::Akamai;
 

@@ -33,7 +33,7 @@ use super::{
     BunnyTokenVersion, HmacSha256, KeyMaterial, Provider, ProviderConfig, SignError, SignRequest,
     SplitUrl, VerifyContext, VerifyError, encode_value, hmac_key, percent_decode, query_pairs,
 };
-use crate::store::layout::Scope;
+use crate::cdn::Scope;
 
 const P: Provider = Provider::Bunny;
 

@@ -151,7 +151,7 @@ impl CloudflareSigner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::layout::Scope;
+    use crate::cdn::Scope;
 
     fn signer(url_safe: bool) -> CloudflareSigner {
         let mut c = ProviderConfig::new(Provider::Cloudflare, "mysecrettoken");

@@ -33,7 +33,7 @@ use sha1::{Digest, Sha1};
 use super::{
     CloudFrontHash, Expressible, Provider, ProviderConfig, SignError, SignRequest, SplitUrl, reject,
 };
-use crate::store::layout::Scope;
+use crate::cdn::Scope;
 
 const P: Provider = Provider::CloudFront;
 

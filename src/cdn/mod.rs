@@ -22,8 +22,6 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use crate::store::layout::Scope;
-
 use hmac::{Hmac, Mac};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
 use sha2::Sha256;
@@ -85,6 +83,42 @@ impl FromStr for Provider {
             .into_iter()
             .find(|p| p.as_str().eq_ignore_ascii_case(s.trim()))
             .ok_or_else(|| SignError::UnknownProvider(s.to_owned()))
+    }
+}
+
+/// What a token or signature covers: one file, or every file of its directory (HLS,
+/// so relative segment URLs inherit it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Scope {
+    Directory,
+    #[default]
+    File,
+}
+
+impl Scope {
+    /// The letter of `/media/{scope}/…` URLs and cache keys.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Directory => "d",
+            Scope::File => "f",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Scope> {
+        match s {
+            "d" => Some(Scope::Directory),
+            "f" => Some(Scope::File),
+            _ => None,
+        }
+    }
+
+    /// The part of `path` this scope covers: the path itself, or its directory (up to
+    /// and including the last `/`; empty when there is none).
+    pub fn covered(self, path: &str) -> &str {
+        match self {
+            Scope::Directory => path.rfind('/').map_or("", |i| &path[..=i]),
+            Scope::File => path,
+        }
     }
 }
 

@@ -27,7 +27,7 @@ use super::{
     Expressible, KeyMaterial, Provider, ProviderConfig, SignError, SignRequest, SplitUrl,
     VerifyContext, VerifyError, reject,
 };
-use crate::store::layout::Scope;
+use crate::cdn::Scope;
 
 const P: Provider = Provider::Nginx;
 

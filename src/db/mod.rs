@@ -1,6 +1,7 @@
 //! Database access: connection set-up, entities, migrations, demo data, and the
 //! statement-counting connection wrapper every handler uses.
 
+pub mod catalogue;
 pub mod conn;
 pub mod entities;
 pub mod holders;

@@ -20,6 +20,8 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 
 use super::entities::{artist, playlist, playlist_track, track};
+use crate::hls::naming::HlsKind;
+use crate::hls::naming::is_segment_name;
 use crate::media::demo::{DemoMedia, MEDIA_PLAYLIST, render};
 use crate::store::{Store, layout};
 
@@ -215,10 +217,11 @@ async fn write_track(
     };
     put(layout::demo_original(n), &media.wav, CONTENT_TYPE).await?;
     for s in &media.rendition.segments {
-        put(layout::hls_file(&prefix, &s.name), &s.bytes, "video/mp2t").await?;
+        let segment = HlsKind::TransportStream.content_type();
+        put(layout::hls_file(&prefix, &s.name), &s.bytes, segment).await?;
     }
     // Playlists last: a reader never sees a playlist naming a segment not yet written.
-    let playlist = "application/vnd.apple.mpegurl";
+    let playlist = HlsKind::Playlist.content_type();
     put(
         layout::hls_file(&prefix, MEDIA_PLAYLIST),
         media.rendition.playlist.as_bytes(),
@@ -234,7 +237,7 @@ async fn write_track(
 
     for name in store.list(&prefix).await? {
         let listed = media.rendition.segments.iter().any(|s| s.name == name);
-        if name.starts_with("seg-") && name.ends_with(".ts") && !listed {
+        if is_segment_name(&name) && !listed {
             store.remove(&layout::hls_file(&prefix, &name)).await?;
         }
     }

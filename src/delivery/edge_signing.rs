@@ -7,9 +7,10 @@
 use super::disposition::attachment_disposition;
 use super::{CdnDelivery, DeliveryUrl, FallbackReason, SIGN_TIMEOUT, SignedCookie, Via};
 use crate::actors::cdn_signer::{SignSegments, SignedUrl};
+use crate::cdn::Scope;
 use crate::cdn::{HlsDelivery, Provider, token_forms};
 use crate::clock::unix_now;
-use crate::store::layout::{Scope, directory_of};
+use crate::store::layout::directory_of;
 
 /// Edge and cookies modes: the URL (and cookies) for the HLS directory of `key`.
 pub(super) async fn sign_directory(

@@ -12,7 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::Mac;
 
 use crate::cdn::HmacSha256;
-use crate::store::layout::Scope;
+use crate::cdn::Scope;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenError {

@@ -4,26 +4,23 @@
 //! extract, call it and map its answer. The pure helpers it needs (name validation,
 //! `/media` tokens, download names, the catalogue cache) live beside it.
 
-pub mod catalogue;
 pub mod disposition;
 mod edge_signing;
 pub mod local_token;
-pub mod paths;
-pub mod playlist;
 mod signed_media;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::actors::cdn_signer::Signers;
+use crate::cdn::Scope;
 use crate::cdn::{CdnConfig, HlsDelivery, Provider};
 use crate::clock::unix_now;
+use crate::db::catalogue::{self, CatalogueCache, DeliveryInfo};
 use crate::db::conn::Conn;
+use crate::hls::naming::NameError;
 use crate::metrics::Metrics;
-use crate::store::layout::NameError;
-use crate::store::layout::Scope;
 use crate::store::{Opened, StorageError, Store, StoreKind};
-use catalogue::{CatalogueCache, DeliveryInfo};
 use local_token::LocalSigner;
 
 pub use signed_media::MediaToken;

@@ -12,13 +12,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::paths::{HlsKind, content_type_for, validate_hls_name};
-use super::{DeliveryError, HlsDir, MediaAnswer, Presentation, Service, catalogue, edge_signing};
+use super::{DeliveryError, HlsDir, MediaAnswer, Presentation, Service, edge_signing};
 use crate::cdn::HlsDelivery;
+use crate::cdn::Scope;
 use crate::clock::unix_now;
+use crate::db::catalogue;
 use crate::db::conn::Conn;
-use crate::delivery::playlist::{is_media_playlist, rewrite_segments, segment_names};
-use crate::store::layout::Scope;
+use crate::hls::naming::{HlsKind, content_type_for, validate_hls_name};
+use crate::hls::segment_urls::{is_media_playlist, rewrite_segments, segment_names};
 use crate::store::layout::{directory_of, hls_file, validate_key};
 use crate::store::{ReadRequest, StoreKind};
 

@@ -1,8 +1,10 @@
 //! One demo track's media, made from nothing: the tune ([`super::synth`]), its WAV
 //! original, and an AAC-LC HLS rendition of the same samples.
 
+use crate::hls::playlist::master_playlist;
+
 use super::aac::{AacError, encode_adts};
-use super::hls::{Rendition, master, package};
+use super::packaging::{PackagedRendition, package};
 use super::synth::{Tune, render as compose};
 use super::{SAMPLE_RATE, wav};
 
@@ -16,7 +18,7 @@ pub struct DemoMedia {
     pub tune: Tune,
     /// The original: mono 16-bit WAV.
     pub wav: Vec<u8>,
-    pub rendition: Rendition,
+    pub rendition: PackagedRendition,
     pub master: String,
 }
 
@@ -25,7 +27,7 @@ pub fn render(n: u32) -> Result<DemoMedia, AacError> {
     let (tune, pcm) = compose(n);
     let frames = encode_adts(&pcm, 1, DEMO_BITRATE)?;
     let rendition = package(&frames);
-    let master = master(&[(MEDIA_PLAYLIST, &rendition)]);
+    let master = master_playlist(&[(MEDIA_PLAYLIST, rendition.bandwidth)]);
     Ok(DemoMedia {
         tune,
         wav: wav::encode(&pcm, 1, SAMPLE_RATE),

@@ -13,8 +13,8 @@
 
 pub mod aac;
 pub mod demo;
-pub mod hls;
 pub mod mpegts;
+pub mod packaging;
 pub mod synth;
 pub mod wav;
 

@@ -183,7 +183,7 @@ fn sign_prints_one_reproducible_url() {
     let ctx = VerifyContext {
         now,
         client_ip: None,
-        scope: veza::store::layout::Scope::File,
+        scope: veza::cdn::Scope::File,
     };
     bunny.verify(&url, &ctx).unwrap();
 
@@ -240,7 +240,7 @@ fn sign_prints_one_reproducible_url() {
             &VerifyContext {
                 now: 1_700_000_100,
                 client_ip: None,
-                scope: veza::store::layout::Scope::File,
+                scope: veza::cdn::Scope::File,
             },
         )
         .unwrap();
@@ -350,7 +350,7 @@ fn sign_with_cloudfront_and_akamai() {
     let ctx = VerifyContext {
         now: 1_700_000_100,
         client_ip: None,
-        scope: veza::store::layout::Scope::Directory,
+        scope: veza::cdn::Scope::Directory,
     };
     // The token's ACL covers every file of the directory when the token is attached to
     // it, which is what rewrite mode does (tests/api/hls_delivery.rs)…
@@ -372,7 +372,7 @@ fn verifies(signer: &PreparedSigner, url: &str) -> bool {
     let ctx = VerifyContext {
         now: chrono::Utc::now().timestamp() as u64,
         client_ip: None,
-        scope: veza::store::layout::Scope::Directory,
+        scope: veza::cdn::Scope::Directory,
     };
     signer.verify(url, &ctx).is_ok()
 }

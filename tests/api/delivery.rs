@@ -599,7 +599,7 @@ async fn traversal_names_are_refused_and_never_read_outside_the_track() {
         std::fs::write(root.join("hls/secret.ts"), CANARY).unwrap();
         std::fs::write(root.join("hls/2/secret.ts"), CANARY).unwrap();
 
-        let mut names: Vec<String> = veza::delivery::paths::TRAVERSAL_CORPUS
+        let mut names: Vec<String> = veza::hls::naming::TRAVERSAL_CORPUS
             .iter()
             .map(|s| s.to_string())
             .collect();

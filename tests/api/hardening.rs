@@ -284,7 +284,7 @@ fn sign_with_an_expiry_in_the_past_warns_and_signs() {
         let at = |now| VerifyContext {
             now,
             client_ip: None,
-            scope: veza::store::layout::Scope::File,
+            scope: veza::cdn::Scope::File,
         };
         // Expired now (nginx: 410), valid just before its expiry: a genuine signature.
         assert_eq!(

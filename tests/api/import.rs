@@ -377,7 +377,7 @@ fn media_segments(media: &str, playlist_url: &Url) -> Vec<(u64, String)> {
     let mut duration = None;
     for line in media.lines().map(str::trim) {
         if let Some(rest) = line.strip_prefix("#EXTINF:") {
-            duration = veza::import::parse_seconds_us(rest.split(',').next().unwrap());
+            duration = veza::hls::playlist::parse_seconds_us(rest.split(',').next().unwrap());
         } else if !line.is_empty() && !line.starts_with('#') {
             let url = playlist_url.join(line).unwrap();
             let name = url

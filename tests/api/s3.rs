@@ -387,7 +387,7 @@ async fn cloudflare_streams_are_rewritten_with_one_signed_url_per_segment() {
     let ctx = || VerifyContext {
         now: chrono::Utc::now().timestamp() as u64,
         client_ip: None,
-        scope: veza::store::layout::Scope::File,
+        scope: veza::cdn::Scope::File,
     };
 
     // Cloudflare's token cannot cover a directory, so the service serves the playlists
@@ -492,7 +492,7 @@ async fn bunny_signs_hls_directories() {
         let ctx = VerifyContext {
             now,
             client_ip: None,
-            scope: veza::store::layout::Scope::Directory,
+            scope: veza::cdn::Scope::Directory,
         };
         signer.verify(url, &ctx).unwrap();
         // The token covers the segments next to the playlist, not another track.

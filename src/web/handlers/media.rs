@@ -7,9 +7,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use super::files::{read_request, serve};
+use crate::cdn::Scope;
 use crate::db::conn::Conn;
 use crate::delivery::{MediaToken, Service};
-use crate::store::layout::Scope;
 use crate::web::error::ApiError;
 
 #[derive(Debug, Deserialize)]

@@ -10,9 +10,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use super::files::{read_request, serve};
 use super::parse_id;
 use crate::db::conn::Conn;
-use crate::delivery::paths::validate_hls_name;
 use crate::delivery::{HlsDir, Service};
-use crate::store::layout::validate_segment;
+use crate::hls::naming::validate_hls_name;
+use crate::hls::naming::validate_segment;
 use crate::web::error::{ApiError, codes};
 use crate::web::state::Site;
 

@@ -161,7 +161,7 @@ async fn serve_a_big_file(shutdown_timeout: &str) -> (Served, String) {
     catalogue_owns(&db, "extra/big.bin").await;
     let signer = veza::delivery::local_token::LocalSigner::new(MEDIA_KEY.as_bytes()).unwrap();
     let big = signer.sign(
-        veza::store::layout::Scope::File,
+        veza::cdn::Scope::File,
         "extra/big.bin",
         veza::clock::unix_now() + 3600,
         None,

@@ -1,9 +1,10 @@
 //! Playlist rewriting for the `rewrite` delivery mode: a media playlist served to one
 //! listener gets an absolute, signed URL for every segment, because a player resolves
 //! relative URIs against the playlist URL and drops its query (RFC 3986 §5.2), so a
-//! query-string token never reaches the segments. Pure code.
+//! query-string token never reaches the segments. Only plain names in the playlist's
+//! directory ([`is_plain_name`]) are segments here.
 
-use crate::store::layout::validate_segment;
+use super::naming::is_plain_name;
 
 /// Whether `text` is a media playlist (segments), as opposed to a master playlist
 /// (variants, which stay relative so they come back through the signed `/media` route).
@@ -16,7 +17,7 @@ pub fn is_media_playlist(text: &str) -> bool {
 pub fn segment_names(text: &str) -> Vec<&str> {
     text.lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#') && validate_segment(l).is_ok())
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && is_plain_name(l))
         .collect()
 }
 
@@ -41,7 +42,7 @@ pub fn rewrite_segments(
         if t.is_empty() || t.starts_with('#') {
             out.push_str(line);
         } else {
-            if validate_segment(t).is_err() {
+            if !is_plain_name(t) {
                 return Err(RewriteError::UnexpectedUri(t.to_string()));
             }
             let url = url_for(t).ok_or_else(|| RewriteError::Missing(t.to_string()))?;

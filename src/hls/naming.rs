@@ -1,10 +1,84 @@
-//! Validation of file names requested from the HLS origin and the local media route.
-//! Pure code. A name is accepted only if it is one plain segment made of
-//! `[A-Za-z0-9._-]`, not starting with `.`, with an allowed extension and at most
-//! [`crate::store::layout::MAX_NAME_LEN`] bytes — so `..`, `/`, `\`, NUL, percent-encoding (single or double)
+//! File names inside an HLS directory: content-addressed segments, the master
+//! playlist, the one rule for a plain name (what a playlist may name, what the origin
+//! serves, what every segment of a storage key must be), and which names the origin and
+//! `/media` serve as what ([`HlsKind`]). A name is accepted only if it is one plain
+//! segment of `[A-Za-z0-9._-]`, not starting with `.`, without `..`, at most
+//! [`MAX_NAME_LEN`] bytes, so `..`, `/`, `\`, NUL, percent-encoding (single or double)
 //! and look-alike Unicode dots are all rejected before any storage access.
 
-use crate::store::layout::{NameError, validate_segment};
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+
+/// The master playlist's name in every HLS directory.
+pub const MASTER_PLAYLIST: &str = "master.m3u8";
+
+/// A segment's content-addressed name: `seg-{first 16 hex digits of sha256(bytes)}.ts`.
+/// Same bytes, same name, so a segment never changes once published.
+pub fn segment_name(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    format!("seg-{}.ts", hex::encode(&digest[..8]))
+}
+
+/// Whether `name` has the shape [`segment_name`] gives (`seg-….ts`).
+pub fn is_segment_name(name: &str) -> bool {
+    name.starts_with("seg-") && name.ends_with(".ts")
+}
+
+/// The longest plain name.
+pub const MAX_NAME_LEN: usize = 128;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameError {
+    Empty,
+    TooLong,
+    ForbiddenCharacter,
+    HiddenOrRelative,
+    Extension,
+}
+
+impl fmt::Display for NameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NameError::Empty => "empty file name",
+            NameError::TooLong => "file name longer than 128 bytes",
+            NameError::ForbiddenCharacter => {
+                "file name may contain only letters, digits, '.', '_' and '-'"
+            }
+            NameError::HiddenOrRelative => "file name may not start with '.' or contain '..'",
+            NameError::Extension => "file extension not allowed",
+        })
+    }
+}
+
+impl std::error::Error for NameError {}
+
+/// Validate one plain file-name segment (no directories): `[A-Za-z0-9._-]`, not starting
+/// with `.`, no `..`, at most [`MAX_NAME_LEN`] bytes. `/`, `\`, NUL, percent-encoding and
+/// look-alike Unicode dots are all refused before any storage access.
+pub fn validate_segment(raw: &str) -> Result<&str, NameError> {
+    if raw.is_empty() {
+        return Err(NameError::Empty);
+    }
+    if raw.len() > MAX_NAME_LEN {
+        return Err(NameError::TooLong);
+    }
+    if !raw
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err(NameError::ForbiddenCharacter);
+    }
+    if raw.starts_with('.') || raw.contains("..") {
+        return Err(NameError::HiddenOrRelative);
+    }
+    Ok(raw)
+}
+
+/// Whether a playlist URI is a plain file name in the playlist's own directory.
+pub fn is_plain_name(uri: &str) -> bool {
+    validate_segment(uri).is_ok()
+}
 
 /// What an HLS file is, which decides its content type and caching.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +185,19 @@ pub const TRAVERSAL_CORPUS: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn segment_names_are_content_addresses() {
+        assert_eq!(segment_name(b"abc"), "seg-ba7816bf8f01cfea.ts");
+        assert!(is_segment_name(&segment_name(b"")));
+        assert!(is_plain_name(&segment_name(b"")));
+        assert!(!is_segment_name(MASTER_PLAYLIST));
+        for bad in ["", "../a.ts", ".a.ts", "a/b.ts", "a b.ts", "a..ts"] {
+            assert!(!is_plain_name(bad), "{bad:?}");
+        }
+        assert!(!is_plain_name(&format!("{}.ts", "a".repeat(126))));
+        assert!(is_plain_name(&format!("{}.ts", "a".repeat(125))));
+    }
 
     #[test]
     fn traversal_corpus_is_rejected() {
