@@ -139,16 +139,63 @@ pub enum N1Command {
     },
 }
 
-/// The configuration, with the files it names read and checked (exit 2 otherwise).
-fn load_config() -> Result<Config, ExitCode> {
-    let checked = Config::from_env().and_then(|c| c.check_files().map(|()| c));
-    checked.map_err(|e| {
-        eprintln!("{e}");
-        ExitCode::from(2)
-    })
+/// Why a command failed, which decides its exit code: 2 when nothing was done (bad
+/// usage, configuration or input), 1 when the work itself failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A bad argument or option: printed as `error: …`, exit 2.
+    #[error("error: {0}")]
+    Usage(String),
+    /// Bad configuration or input, printed as it is, exit 2.
+    #[error("{0}")]
+    Invalid(String),
+    /// The work failed, printed as it is, exit 1.
+    #[error("{0}")]
+    Failed(String),
+    /// The work failed and each failure was already reported, exit 1.
+    #[error("failed")]
+    Reported,
 }
 
+impl CliError {
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            CliError::Usage(_) | CliError::Invalid(_) => ExitCode::from(2),
+            CliError::Failed(_) | CliError::Reported => ExitCode::FAILURE,
+        }
+    }
+}
+
+fn usage(msg: impl std::fmt::Display) -> CliError {
+    CliError::Usage(msg.to_string())
+}
+
+fn failed(msg: impl std::fmt::Display) -> CliError {
+    CliError::Failed(msg.to_string())
+}
+
+type Outcome = Result<(), CliError>;
+
+/// The configuration, with the files it names read and checked (exit 2 otherwise).
+fn load_config() -> Result<Config, CliError> {
+    let checked = Config::from_env().and_then(|c| c.check_files().map(|()| c));
+    checked.map_err(|e| CliError::Invalid(e.to_string()))
+}
+
+/// Run the command; its error, if any, is printed once here and becomes the exit code.
 pub fn run(cli: Cli) -> ExitCode {
+    match dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if !matches!(e, CliError::Reported) {
+                eprintln!("{e}");
+            }
+            e.exit_code()
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Outcome {
     match cli.command {
         Command::CheckConfig => check_config(),
         Command::N1(N1Command::Analyze { file, json, format }) => {
@@ -157,10 +204,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Sign(args) => sign(&args),
         Command::Import(args) => import(args),
         command => {
-            let config = match load_config() {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
+            let config = load_config()?;
             let system = actix_web::rt::System::new();
             system.block_on(async move {
                 match command {
@@ -170,59 +214,46 @@ pub fn run(cli: Cli) -> ExitCode {
                     Command::CheckConfig
                     | Command::N1(_)
                     | Command::Sign(_)
-                    | Command::Import(_) => ExitCode::SUCCESS,
+                    | Command::Import(_) => Ok(()),
                 }
             })
         }
     }
 }
 
-fn check_config() -> ExitCode {
-    match load_config() {
-        Ok(config) => {
-            for w in config.warnings() {
-                eprintln!("warning: {w}");
-            }
-            let mut out = std::io::stdout().lock();
-            for (name, value) in config.effective() {
-                let _ = writeln!(out, "{name}={value}");
-            }
-            ExitCode::SUCCESS
-        }
-        Err(code) => code,
+fn check_config() -> Outcome {
+    let config = load_config()?;
+    for w in config.warnings() {
+        eprintln!("warning: {w}");
     }
+    let mut out = std::io::stdout().lock();
+    for (name, value) in config.effective() {
+        let _ = writeln!(out, "{name}={value}");
+    }
+    Ok(())
 }
 
-async fn open_db(config: &Config) -> Result<sea_orm::DatabaseConnection, ExitCode> {
+async fn open_db(config: &Config) -> Result<sea_orm::DatabaseConnection, CliError> {
     let registry = prometheus::Registry::new();
     let metrics =
         crate::metrics::Metrics::register(&registry, config.database.acquire_timeout.as_secs_f64())
-            .map_err(|e| {
-                eprintln!("metrics: {e}");
-                ExitCode::FAILURE
-            })?;
+            .map_err(|e| failed(format!("metrics: {e}")))?;
     crate::db::connect(&config.database, &metrics, config.query_stats.slow_query)
         .await
-        .map_err(|e| {
-            eprintln!("{e}");
-            ExitCode::FAILURE
-        })
+        .map_err(failed)
 }
 
-async fn migrate(config: Config) -> ExitCode {
-    let conn = match open_db(&config).await {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
+async fn migrate(config: Config) -> Outcome {
+    let conn = open_db(&config).await?;
     match crate::db::migrate(&conn).await {
         Ok(()) => {
             log::info!("migrations applied to {}", config.database.url);
-            ExitCode::SUCCESS
+            Ok(())
         }
-        Err(e) => {
-            eprintln!("migration failed: {}", explain(&config, e).await);
-            ExitCode::FAILURE
-        }
+        Err(e) => Err(failed(format!(
+            "migration failed: {}",
+            explain(&config, e).await
+        ))),
     }
 }
 
@@ -241,20 +272,19 @@ async fn explain(config: &Config, e: sea_orm::DbErr) -> String {
 }
 
 /// The database with every migration applied, for the commands that write to it.
-async fn open_migrated_db(config: &Config) -> Result<sea_orm::DatabaseConnection, ExitCode> {
+async fn open_migrated_db(config: &Config) -> Result<sea_orm::DatabaseConnection, CliError> {
     let conn = open_db(config).await?;
     if let Err(e) = crate::db::migrate(&conn).await {
-        eprintln!("migration failed: {}", explain(config, e).await);
-        return Err(ExitCode::FAILURE);
+        return Err(failed(format!(
+            "migration failed: {}",
+            explain(config, e).await
+        )));
     }
     Ok(conn)
 }
 
-async fn seed(config: Config) -> ExitCode {
-    let conn = match open_migrated_db(&config).await {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
+async fn seed(config: Config) -> Outcome {
+    let conn = open_migrated_db(&config).await?;
     let store = crate::store::Store::from_config(&config.storage, &config.storage_dir).await;
     match crate::db::seed::seed_demo(&conn, &store).await {
         Ok(report) => {
@@ -278,23 +308,20 @@ async fn seed(config: Config) -> ExitCode {
                 },
                 config.storage_dir.display()
             );
-            ExitCode::SUCCESS
+            Ok(())
         }
-        Err(e) => {
-            eprintln!("seeding failed: {e}");
-            ExitCode::FAILURE
-        }
+        Err(e) => Err(failed(format!("seeding failed: {e}"))),
     }
 }
 
 /// `veza import`: usage and tools are checked before anything else (exit 2), then
 /// each file is imported on its own; any failed file makes the exit code 1.
-fn import(args: ImportArgs) -> ExitCode {
+fn import(args: ImportArgs) -> Outcome {
     if args.title.is_some() && args.files.len() > 1 {
-        return usage_error(format!(
+        return Err(usage(format!(
             "--title applies to a single FILE, but {} were given (tag the files, or import them one at a time)",
             args.files.len()
-        ));
+        )));
     }
     for (flag, value) in [
         ("--title", &args.title),
@@ -302,17 +329,11 @@ fn import(args: ImportArgs) -> ExitCode {
         ("--playlist", &args.playlist),
     ] {
         if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
-            return usage_error(format!("{flag} may not be empty"));
+            return Err(usage(format!("{flag} may not be empty")));
         }
     }
-    let tools = match crate::ingest::tools::Tools::from_env() {
-        Ok(t) => t,
-        Err(e) => return usage_error(e),
-    };
-    let config = match load_config() {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
+    let tools = crate::ingest::tools::Tools::from_env().map_err(usage)?;
+    let config = load_config()?;
     actix_web::rt::System::new().block_on(import_files(config, args, tools))
 }
 
@@ -320,13 +341,10 @@ async fn import_files(
     config: Config,
     args: ImportArgs,
     tools: crate::ingest::tools::Tools,
-) -> ExitCode {
+) -> Outcome {
     use crate::ingest::progress::{TerminalProgress, display_duration};
     use crate::ingest::{ImportError, ImportOptions, Importer, Outcome};
-    let conn = match open_migrated_db(&config).await {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
+    let conn = open_migrated_db(&config).await?;
     let storage = crate::store::Store::from_config(&config.storage, &config.storage_dir).await;
     // Ctrl-C stops the current file's ffmpeg (its uploads are then never started) and
     // the files after it; an upload or insert under way finishes or rolls back first.
@@ -349,7 +367,7 @@ async fn import_files(
         },
         interrupt: interrupt.clone(),
     };
-    let mut failed = 0;
+    let mut failures = 0;
     for (i, path) in args.files.iter().enumerate() {
         let shown = path.display();
         let playlist = match importer.import_file(path).await {
@@ -375,7 +393,7 @@ async fn import_files(
             }
             Err(e) => {
                 eprintln!("import failed: {shown}: {e}");
-                failed += 1;
+                failures += 1;
                 if matches!(e, ImportError::Interrupted) {
                     let rest = args.files.len() - i - 1;
                     if rest > 0 {
@@ -404,29 +422,25 @@ async fn import_files(
                 "interrupted: {} more file(s) not imported",
                 args.files.len() - i - 1
             );
-            failed += 1;
+            failures += 1;
             break;
         }
     }
-    if failed > 0 {
-        ExitCode::FAILURE
+    if failures > 0 {
+        Err(CliError::Reported)
     } else {
-        ExitCode::SUCCESS
+        Ok(())
     }
 }
 
-async fn serve(config: Config, demo: bool) -> ExitCode {
+async fn serve(config: Config, demo: bool) -> Outcome {
     if demo {
-        let code = seed(config.clone()).await;
-        if code != ExitCode::SUCCESS {
-            return code;
-        }
+        seed(config.clone()).await?;
     }
     let app = match Application::build(config).await {
         Ok(app) => app,
         Err(e @ crate::startup::StartupError::Config(_)) => {
-            eprintln!("configuration error: {e}");
-            return ExitCode::from(2);
+            return Err(CliError::Invalid(format!("configuration error: {e}")));
         }
         Err(e) => {
             let hint = match &e {
@@ -441,32 +455,26 @@ async fn serve(config: Config, demo: bool) -> ExitCode {
                 },
                 _ => "",
             };
-            eprintln!("startup failed: {e}{hint}");
-            return ExitCode::FAILURE;
+            return Err(failed(format!("startup failed: {e}{hint}")));
         }
     };
     log::info!("veza listening on http://{}", app.address());
-    match app.run_until_stopped().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("server error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    app.run_until_stopped()
+        .await
+        .map_err(|e| failed(format!("server error: {e}")))
 }
 
-fn n1_analyze(file: Option<&std::path::Path>, json: bool, format: crate::n1::Format) -> ExitCode {
-    let config = match load_config() {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
+fn n1_analyze(file: Option<&std::path::Path>, json: bool, format: crate::n1::Format) -> Outcome {
+    let config = load_config()?;
     let detector = crate::actors::query_stats::detector_config(&config.query_stats);
     let input: Box<dyn BufRead> = match file {
         Some(path) => match std::fs::File::open(path) {
             Ok(f) => Box::new(BufReader::new(f)),
             Err(e) => {
-                eprintln!("cannot read {}: {e}", path.display());
-                return ExitCode::from(2);
+                return Err(CliError::Invalid(format!(
+                    "cannot read {}: {e}",
+                    path.display()
+                )));
             }
         },
         None => Box::new(BufReader::new(std::io::stdin().lock())),
@@ -478,10 +486,7 @@ fn n1_analyze(file: Option<&std::path::Path>, json: bool, format: crate::n1::For
             }
             analysis.report
         }
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return Err(CliError::Invalid(e.to_string())),
     };
     let out = std::io::stdout().lock();
     let written = if json {
@@ -489,28 +494,14 @@ fn n1_analyze(file: Option<&std::path::Path>, json: bool, format: crate::n1::For
     } else {
         report.write_text(out)
     };
-    match written {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("writing the report: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    written.map_err(|e| failed(format!("writing the report: {e}")))
 }
 
-fn usage_error(msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {msg}");
-    ExitCode::from(2)
-}
-
-fn sign(args: &SignArgs) -> ExitCode {
+fn sign(args: &SignArgs) -> Outcome {
     use crate::actors::cdn_signer::join_base;
     use crate::cdn::{Provider, SignRequest};
     use crate::clock::unix_now;
-    let config = match load_config() {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
+    let config = load_config()?;
     let provider = match args
         .provider
         .as_deref()
@@ -518,24 +509,19 @@ fn sign(args: &SignArgs) -> ExitCode {
         .transpose()
     {
         Ok(p) => p,
-        Err(e) => return usage_error(format!("--provider: {e}")),
+        Err(e) => return Err(usage(format!("--provider: {e}"))),
     };
     if provider.is_none() && config.cdn.provider.is_none() {
-        eprintln!(
-            "configuration error: CDN_PROVIDER: not set: `veza sign` reads the CDN_* variables (CDN_PROVIDER, CDN_BASE_URL and the provider's key); set CDN_PROVIDER to one of bunny, cloudfront, cloudflare, akamai, nginx, or pass --provider"
-        );
-        return ExitCode::from(2);
+        return Err(CliError::Invalid(
+            "configuration error: CDN_PROVIDER: not set: `veza sign` reads the CDN_* variables (CDN_PROVIDER, CDN_BASE_URL and the provider's key); set CDN_PROVIDER to one of bunny, cloudfront, cloudflare, akamai, nginx, or pass --provider".into(),
+        ));
     }
-    let signer = match crate::cdn::keys::load(&config.cdn, provider) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!(
-                "configuration error: {}",
-                crate::config::ConfigProblem::from(e)
-            );
-            return ExitCode::from(2);
-        }
-    };
+    let signer = crate::cdn::keys::load(&config.cdn, provider).map_err(|e| {
+        CliError::Invalid(format!(
+            "configuration error: {}",
+            crate::config::ConfigProblem::from(e)
+        ))
+    })?;
     let now = unix_now();
     let mut issued_at = args.issued_at.unwrap_or(now);
     let expires_at = match (args.expires_at, args.ttl.as_deref()) {
@@ -543,9 +529,9 @@ fn sign(args: &SignArgs) -> ExitCode {
         (None, Some(ttl)) => match crate::config::parse_duration(ttl) {
             Some(d) if d <= crate::config::MAX_URL_TTL => issued_at + d.as_secs(),
             _ => {
-                return usage_error(format!(
+                return Err(usage(format!(
                     "--ttl: invalid value {ttl:?}: expected a positive duration of at most 7 days"
-                ));
+                )));
             }
         },
         (None, None) => issued_at + config.cdn.ttl.as_secs(),
@@ -563,10 +549,7 @@ fn sign(args: &SignArgs) -> ExitCode {
             now - expires_at
         );
     }
-    let url = match join_base(config.cdn.base_url.as_deref(), &args.path_or_url) {
-        Ok(u) => u,
-        Err(e) => return usage_error(e),
-    };
+    let url = join_base(config.cdn.base_url.as_deref(), &args.path_or_url).map_err(usage)?;
     let mut req = SignRequest::new(url, expires_at, issued_at);
     req.scope = if args.directory {
         crate::cdn::Scope::Directory
@@ -581,11 +564,7 @@ fn sign(args: &SignArgs) -> ExitCode {
         speed_limit_kbps: args.speed_limit,
         ignore_params: args.ignore_params,
     };
-    match signer.sign(&req) {
-        Ok(signed) => {
-            println!("{signed}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => usage_error(e),
-    }
+    let signed = signer.sign(&req).map_err(usage)?;
+    println!("{signed}");
+    Ok(())
 }
