@@ -419,16 +419,16 @@ pub const STORAGE_DIR: Var<PathBuf> = Var::new(
     "a non-empty directory path",
     "local media directory (demo HLS assets and originals)",
 );
-pub const STORAGE_BACKEND: Var<bool> = Var::new(
+pub const STORAGE_BACKEND: Var<StorageKind> = Var::new(
     "STORAGE_BACKEND",
     Section::Storage,
-    || false,
+    || StorageKind::Local,
     |s| match s.to_ascii_lowercase().as_str() {
-        "local" => Some(false),
-        "s3" => Some(true),
+        "local" => Some(StorageKind::Local),
+        "s3" => Some(StorageKind::S3),
         _ => None,
     },
-    |s3| if *s3 { "s3" } else { "local" }.to_string(),
+    |kind| kind.as_str().to_string(),
     "local or s3",
     "local (files under VEZA_STORAGE_DIR) or s3",
 );
@@ -1170,6 +1170,31 @@ pub enum StorageBackend {
     S3(S3Config),
 }
 
+impl StorageBackend {
+    pub fn kind(&self) -> StorageKind {
+        match self {
+            StorageBackend::Local => StorageKind::Local,
+            StorageBackend::S3(_) => StorageKind::S3,
+        }
+    }
+}
+
+/// Which storage backend (`STORAGE_BACKEND`), also what a running store reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StorageKind {
+    Local,
+    S3,
+}
+
+impl StorageKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StorageKind::Local => "local",
+            StorageKind::S3 => "s3",
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub database: DatabaseConfig,
@@ -1424,7 +1449,7 @@ fn read_server(r: &mut Reader<'_>) -> ServerConfig {
 }
 
 fn read_storage(r: &mut Reader<'_>) -> StorageBackend {
-    let s3 = r.get(&STORAGE_BACKEND);
+    let kind = r.get(&STORAGE_BACKEND);
     let bucket = r.get(&S3_BUCKET);
     let endpoint = r.get(&S3_ENDPOINT);
     let region = r.get(&S3_REGION);
@@ -1451,7 +1476,7 @@ fn read_storage(r: &mut Reader<'_>) -> StorageBackend {
             None
         }
     };
-    if !s3 {
+    if kind == StorageKind::Local {
         return StorageBackend::Local;
     }
     match bucket {

@@ -16,11 +16,12 @@ use crate::actors::cdn_signer::Signers;
 use crate::cdn::Scope;
 use crate::cdn::{CdnConfig, HlsDelivery, Provider};
 use crate::clock::unix_now;
+use crate::config::StorageKind;
 use crate::db::catalogue::{self, CatalogueCache, DeliveryInfo};
 use crate::db::conn::Conn;
 use crate::hls::naming::NameError;
 use crate::metrics::Metrics;
-use crate::store::{Opened, StorageError, Store, StoreKind};
+use crate::store::{Opened, StorageError, Store};
 use local_token::LocalSigner;
 
 pub use signed_media::MediaToken;
@@ -82,11 +83,11 @@ impl Via {
     }
 }
 
-impl From<StoreKind> for Via {
-    fn from(kind: StoreKind) -> Via {
+impl From<StorageKind> for Via {
+    fn from(kind: StorageKind) -> Via {
         match kind {
-            StoreKind::Local => Via::Local,
-            StoreKind::S3 => Via::S3,
+            StorageKind::Local => Via::Local,
+            StorageKind::S3 => Via::S3,
         }
     }
 }

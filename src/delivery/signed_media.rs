@@ -20,8 +20,8 @@ use crate::db::catalogue;
 use crate::db::conn::Conn;
 use crate::hls::naming::{HlsKind, content_type_for, validate_hls_name};
 use crate::hls::segment_urls::{is_media_playlist, rewrite_segments, segment_names};
+use crate::store::ReadRequest;
 use crate::store::layout::{directory_of, hls_file, validate_key};
-use crate::store::{ReadRequest, StoreKind};
 
 /// Playlists above this size are refused rather than read whole.
 const MAX_PLAYLIST_BYTES: usize = 1024 * 1024;
@@ -148,12 +148,13 @@ impl Service {
         Ok(prefix)
     }
 
-    /// Whether `/media` rewrites the media playlists it serves.
+    /// Whether `/media` rewrites the media playlists it serves: for a rewriting CDN, or
+    /// when the store serves segments to clients itself.
     fn rewrites_playlists(&self) -> bool {
         self.cdn
             .as_ref()
             .is_some_and(|c| c.edge.mode == HlsDelivery::Rewrite)
-            || self.store.kind() == StoreKind::S3
+            || self.store.has_direct_urls()
     }
 
     async fn playlist_for_listener(

@@ -11,7 +11,7 @@ mod s3;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::config::StorageBackend;
+use crate::config::{StorageBackend, StorageKind};
 pub use local::LocalStore;
 pub use s3::{S3Store, timeouts};
 
@@ -38,22 +38,6 @@ impl StorageError {
         StorageError::Io {
             path: path.display().to_string(),
             source,
-        }
-    }
-}
-
-/// Which backend a [`Store`] is (reported by `/health/deep` and as a delivery's `via`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StoreKind {
-    Local,
-    S3,
-}
-
-impl StoreKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StoreKind::Local => "local",
-            StoreKind::S3 => "s3",
         }
     }
 }
@@ -122,10 +106,10 @@ impl Store {
         Store::Local(LocalStore::new(root.into()))
     }
 
-    pub fn kind(&self) -> StoreKind {
+    pub fn kind(&self) -> StorageKind {
         match self {
-            Store::Local(_) => StoreKind::Local,
-            Store::S3(_) => StoreKind::S3,
+            Store::Local(_) => StorageKind::Local,
+            Store::S3(_) => StorageKind::S3,
         }
     }
 
