@@ -23,6 +23,7 @@ mod hls_delivery;
 mod import;
 mod n1;
 mod observability;
+mod pipelining;
 mod playback;
 mod pool;
 mod s3;
