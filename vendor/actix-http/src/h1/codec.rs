@@ -1,4 +1,4 @@
-use std::{fmt, io};
+use std::{collections::VecDeque, fmt, io};
 
 use bitflags::bitflags;
 use bytes::BytesMut;
@@ -31,6 +31,11 @@ pub struct Codec {
     // encoder part
     flags: Flags,
     encoder: encoder::MessageEncoder<Response<()>>,
+
+    // HEAD flag, version and connection type of each decoded request whose response head is
+    // not encoded yet, oldest first: pipelined requests are decoded before earlier ones are
+    // answered, and each response must be framed for its own request.
+    pending: VecDeque<(bool, Version, ConnectionType)>,
 }
 
 impl Default for Codec {
@@ -66,6 +71,7 @@ impl Codec {
             version: Version::HTTP_11,
             conn_type: ConnectionType::Close,
             encoder: encoder::MessageEncoder::default(),
+            pending: VecDeque::new(),
         }
     }
 
@@ -130,6 +136,11 @@ impl Decoder for Codec {
             {
                 self.conn_type = ConnectionType::Close
             }
+            self.pending.push_back((
+                self.flags.contains(Flags::HEAD),
+                self.version,
+                self.conn_type,
+            ));
 
             match payload {
                 PayloadType::None => self.payload = None,
@@ -156,6 +167,14 @@ impl Encoder<Message<(Response<()>, BodySize)>> for Codec {
     ) -> Result<(), Self::Error> {
         match item {
             Message::Item((mut res, length)) => {
+                // frame the response for the request it answers (without one, e.g. a 400
+                // for a malformed request, for the last request decoded)
+                if let Some((head, version, conn_type)) = self.pending.pop_front() {
+                    self.flags.set(Flags::HEAD, head);
+                    self.version = version;
+                    self.conn_type = conn_type;
+                }
+
                 // set response version
                 res.head_mut().version = self.version;
 
