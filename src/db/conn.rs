@@ -479,13 +479,7 @@ impl<C: Inner> Recorded<C> {
             .probe
             .timeout
             .map(|t| t.saturating_sub(started.elapsed()));
-        let rerun = match &first.res {
-            Err(e) => {
-                connection_lost(e) && is_read_only(again.sql()) && left != Some(Duration::ZERO)
-            }
-            Ok(_) => false,
-        };
-        if !rerun {
+        if !worth_rerunning(&first.res, again.sql(), left) {
             self.probe.record(shape, params, &first);
             return first.res;
         }
@@ -527,6 +521,15 @@ impl<C: Inner> Recorded<C> {
             probe: self.probe.clone(),
             _open: None,
         })
+    }
+}
+
+/// Whether a statement outside a transaction that gave `res` runs again: its connection
+/// was lost, it is a plain read, and some of its bound is `left` (`None`: unbounded).
+fn worth_rerunning<T>(res: &Result<T, DbErr>, sql: &str, left: Option<Duration>) -> bool {
+    match res {
+        Err(e) => connection_lost(e) && is_read_only(sql) && left != Some(Duration::ZERO),
+        Ok(_) => false,
     }
 }
 
@@ -720,5 +723,41 @@ impl TransactionSession for Txn {
             rec.record("ROLLBACK", None, started.elapsed());
         }
         res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lost() -> Result<(), DbErr> {
+        let eof = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
+        Err(DbErr::Query(sea_orm::RuntimeErr::SqlxError(Arc::new(
+            sea_orm::SqlxError::Io(eof),
+        ))))
+    }
+
+    #[test]
+    fn only_a_read_whose_connection_was_lost_runs_again_within_its_bound() {
+        let read = r#"SELECT "tracks"."id" FROM "tracks" WHERE "tracks"."id" = $1"#;
+        let second = Some(Duration::from_secs(1));
+        assert!(worth_rerunning(&lost(), read, second));
+        assert!(worth_rerunning(&lost(), read, None));
+        assert!(!worth_rerunning(&lost(), read, Some(Duration::ZERO)));
+        assert!(!worth_rerunning(&Ok(()), read, second));
+        for write in [
+            r#"INSERT INTO "playlists" ("name") VALUES ($1)"#,
+            r#"UPDATE "tracks" SET "title" = $1"#,
+            "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d",
+        ] {
+            assert!(!worth_rerunning(&lost(), write, second), "{write}");
+        }
+        let timed_out: Result<(), DbErr> = Err(DbErr::Conn(sea_orm::RuntimeErr::Internal(
+            "no answer from the database within 2000 ms".into(),
+        )));
+        assert!(!worth_rerunning(&timed_out, read, second));
+        let no_connection: Result<(), DbErr> =
+            Err(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout));
+        assert!(!worth_rerunning(&no_connection, read, second));
     }
 }
