@@ -4,7 +4,7 @@
 //! does it). PostgreSQL refuses to run as root: when the test runs as root, every
 //! server program runs as the `postgres` user through `setpriv`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// A server stopped (immediately) on drop, its files removed with the directory.
@@ -28,11 +28,9 @@ impl Drop for PgServer {
 /// The user and group ids of `user` from /etc/passwd.
 fn ids_of(user: &str) -> Option<(u32, u32)> {
     let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        (f.first() == Some(&user))
-            .then(|| Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?)))?
-    })
+    let line = passwd.lines().find(|l| l.split(':').next() == Some(user))?;
+    let f: Vec<&str> = line.split(':').collect();
+    Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?))
 }
 
 fn running_as_root() -> bool {
@@ -171,9 +169,5 @@ impl PgServer {
             .await
             .unwrap();
         let _ = admin.close().await;
-    }
-
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 }
