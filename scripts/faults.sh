@@ -2,7 +2,7 @@
 # The full-length load and fault scenarios (docs/RELIABILITY.md, "Load and faults"): the
 # tests of tests/api/faults/ with VEZA_FAULTS_FULL=1 — a 60 s soak at 256 connections
 # (in-process load generator, real binary on PostgreSQL), SIGTERM under load, PostgreSQL
-# backends terminated and a partition to PostgreSQL, S3 stalled and killed, CDN key file
+# backends terminated, PostgreSQL restarted (a server of the test's own) and a partition to PostgreSQL, S3 stalled and killed, CDN key file
 # faults and a CloudFront signing flood, slow clients and the connection cap — one at a
 # time, release build. The test suite runs the same scenarios shortened.
 #   usage: scripts/faults.sh [REPORT=target/faults-report.txt]

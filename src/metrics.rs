@@ -45,6 +45,7 @@ pub struct Metrics {
     pub db_connection_acquire_seconds: Histogram,
     pub db_connection_acquire_timeouts_total: IntCounter,
     pub db_statement_timeouts_total: IntCounter,
+    pub db_read_retries_total: IntCounterVec,
     pub db_connection_wait_seconds_total: prometheus::Counter,
     pub db_connection_use_seconds: HistogramVec,
     pub db_connection_leak_suspicions_total: IntCounterVec,
@@ -123,6 +124,13 @@ impl Metrics {
             db_statement_timeouts_total: IntCounter::new(
                 "veza_db_statement_timeouts_total",
                 "Database operations abandoned because the database did not answer within VEZA_DB_ACQUIRE_TIMEOUT_MS + VEZA_DB_STATEMENT_TIMEOUT (answered 503 db_unavailable).",
+            )?,
+            db_read_retries_total: IntCounterVec::new(
+                Opts::new(
+                    "veza_db_read_retries_total",
+                    "Reads outside a transaction run a second time, on another connection, because theirs turned out dead, by outcome of the second run (succeeded, failed).",
+                ),
+                &["outcome"],
             )?,
             db_connection_wait_seconds_total: prometheus::Counter::new(
                 "veza_db_connection_wait_seconds_total",
@@ -266,6 +274,9 @@ impl Metrics {
         for result in ["hit", "miss"] {
             m.cdn_signature_reuse_total.with_label_values(&[result]);
         }
+        for outcome in ["succeeded", "failed"] {
+            m.db_read_retries_total.with_label_values(&[outcome]);
+        }
         for result in ["hit", "miss", "bypass"] {
             m.catalogue_cache_requests_total
                 .with_label_values(&[result]);
@@ -301,6 +312,7 @@ impl Metrics {
             Box::new(self.db_connection_acquire_seconds.clone()),
             Box::new(self.db_connection_acquire_timeouts_total.clone()),
             Box::new(self.db_statement_timeouts_total.clone()),
+            Box::new(self.db_read_retries_total.clone()),
             Box::new(self.db_connection_wait_seconds_total.clone()),
             Box::new(self.db_connection_use_seconds.clone()),
             Box::new(self.db_connection_leak_suspicions_total.clone()),

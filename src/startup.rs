@@ -123,6 +123,8 @@ pub struct Prepared {
     cdn: Option<(CdnSigner, CdnEdge)>,
     query_stats: Option<Arc<QueryStats>>,
     conn: DatabaseConnection,
+    /// Dead connections found: shared by the pool's validation and the wrapper.
+    losses: Arc<db::failover::Losses>,
 }
 
 /// The running parts and what every HTTP worker shares.
@@ -241,7 +243,14 @@ pub async fn prepare(config: Config) -> Result<Prepared, StartupError> {
         .query_stats
         .enabled
         .then(|| Arc::new(QueryStats::new(&config.query_stats, metrics.clone())));
-    let conn = db::connect(&config.database, &metrics, config.query_stats.slow_query).await?;
+    let losses = Arc::new(db::failover::Losses::default());
+    let conn = db::connect_with(
+        &config.database,
+        &metrics,
+        config.query_stats.slow_query,
+        losses.clone(),
+    )
+    .await?;
     Ok(Prepared {
         config,
         listeners,
@@ -252,6 +261,7 @@ pub async fn prepare(config: Config) -> Result<Prepared, StartupError> {
         cdn,
         query_stats,
         conn,
+        losses,
     })
 }
 
@@ -269,6 +279,7 @@ pub async fn start(p: Prepared) -> (AppState, Listeners) {
         cdn,
         query_stats,
         conn,
+        losses,
     } = p;
     let metrics_actor = metrics_actor.start();
     let migrations_pending = Arc::new(AtomicBool::new(false));
@@ -278,7 +289,7 @@ pub async fn start(p: Prepared) -> (AppState, Listeners) {
         log::error!("migrations not applied yet (database unavailable?): {e}");
         migrations_pending.store(true, std::sync::atomic::Ordering::Relaxed);
     }
-    let (db, db_pool, spawn_pool) = start_pool(&config, conn, &metrics, migrations_pending);
+    let (db, db_pool, spawn_pool) = start_pool(&config, conn, losses, &metrics, migrations_pending);
     let cdn = cdn.map(|(leader, edge)| CdnDelivery {
         signers: Arc::new(Signers::start(leader, config.cdn.signer_threads)),
         edge,
@@ -448,11 +459,13 @@ type SpawnPool = Box<dyn Fn() -> Addr<DbPool>>;
 fn start_pool(
     config: &Config,
     conn: DatabaseConnection,
+    losses: Arc<db::failover::Losses>,
     metrics: &Metrics,
     migrations_pending: Arc<AtomicBool>,
 ) -> (Db, Arc<Mutex<Addr<DbPool>>>, SpawnPool) {
     let instruments = Arc::new(PoolInstruments {
         holders: crate::db::holders::Holders::new(config.database.leak_threshold),
+        losses,
         ..Default::default()
     });
     let db = Db {

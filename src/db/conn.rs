@@ -27,10 +27,11 @@ use sea_orm::{
     TransactionOptions, TransactionSession, TransactionTrait,
 };
 
+use super::failover::connection_lost;
 use super::holders::{Hold, HoldKind};
 use super::{Db, PoolInstruments};
 use crate::metrics::Metrics;
-use crate::n1::fingerprint::{Op, classify};
+use crate::n1::fingerprint::{Op, classify, is_read_only};
 use crate::n1::recorder::RequestRecorder;
 
 thread_local! {
@@ -208,20 +209,46 @@ struct Probe {
     route: Arc<str>,
 }
 
+/// A boxed statement future, as sea-orm's traits return them.
+type Fut<'a, T> = Pin<Box<dyn Future<Output = Result<T, DbErr>> + Send + 'a>>;
+
+/// What one run of a statement gave.
+struct Attempt<T> {
+    res: Result<T, DbErr>,
+    /// sea-orm's statement time, when the statement ran.
+    elapsed: Option<Duration>,
+    /// From the wait for a connection to the answer.
+    total: Duration,
+}
+
 impl Probe {
-    /// Run one statement. `acquires` is true when it takes a connection from the pool
-    /// (outside a transaction), so its wait is measured.
+    /// Run one statement and record it. `acquires` is true when it takes a connection
+    /// from the pool (outside a transaction), so its wait is measured.
     async fn run<T>(
         &self,
         shape: Shape,
         params: Option<u64>,
         acquires: bool,
-        fut: Pin<Box<dyn Future<Output = Result<T, DbErr>> + Send + '_>>,
+        fut: Fut<'_, T>,
     ) -> Result<T, DbErr> {
+        let attempt = self.attempt(acquires, fut, self.timeout).await;
+        self.record(shape, params, &attempt);
+        attempt.res
+    }
+
+    /// Run one statement within `limit`, measured but not recorded in the request's
+    /// recorder (a statement run twice is recorded once, [`Recorded::rerunnable`]). A
+    /// connection found dead under it is a loss for the pool's validation.
+    async fn attempt<T>(
+        &self,
+        acquires: bool,
+        fut: Fut<'_, T>,
+        limit: Option<Duration>,
+    ) -> Attempt<T> {
         let _in_flight = acquires.then(|| InFlight::enter(&self.instruments.in_flight));
         let hold = acquires.then(|| self.hold(HoldKind::Statement));
         let started = Instant::now();
-        let (res, elapsed) = self.bounded(with_elapsed(fut)).await;
+        let (res, elapsed) = self.bounded(limit, with_elapsed(fut)).await;
         let total = started.elapsed();
         if let Some(hold) = hold {
             self.observe_acquire(&res, total, elapsed);
@@ -229,20 +256,40 @@ impl Probe {
             // error before the statement ran), nothing was held.
             hold.finish(elapsed.unwrap_or_default());
         }
-        if let (Some(rec), Shape::Counted(slot)) = (&self.recorder, shape) {
-            rec.record_shape(slot, params, elapsed.unwrap_or(total));
+        self.note_loss(&res);
+        Attempt {
+            res,
+            elapsed,
+            total,
         }
-        res
     }
 
-    /// Run an operation within [`Probe::timeout`]. A connection whose database stopped
-    /// answering (a network partition, a frozen server) raises no error: without this
-    /// bound the request would wait as long as the silence lasts.
+    fn record<T>(&self, shape: Shape, params: Option<u64>, attempt: &Attempt<T>) {
+        if let (Some(rec), Shape::Counted(slot)) = (&self.recorder, shape) {
+            rec.record_shape(slot, params, attempt.elapsed.unwrap_or(attempt.total));
+        }
+    }
+
+    /// A connection found dead makes the pool validate every connection for a while
+    /// (`failover`): the others most likely went with it.
+    fn note_loss<T>(&self, res: &Result<T, DbErr>) {
+        if let Err(e) = res
+            && connection_lost(e)
+        {
+            self.instruments.losses.record();
+        }
+    }
+
+    /// Run an operation within `limit` ([`Probe::timeout`], or what is left of it). A
+    /// connection whose database stopped answering (a network partition, a frozen
+    /// server) raises no error: without this bound the request would wait as long as
+    /// the silence lasts.
     async fn bounded<T>(
         &self,
+        limit: Option<Duration>,
         op: impl Future<Output = (Result<T, DbErr>, Option<Duration>)>,
     ) -> (Result<T, DbErr>, Option<Duration>) {
-        let Some(limit) = self.timeout else {
+        let Some(limit) = limit else {
             return op.await;
         };
         match tokio::time::timeout(limit, op).await {
@@ -303,8 +350,11 @@ impl Probe {
         let started = Instant::now();
         let res = {
             let _in_flight = InFlight::enter(&self.instruments.in_flight);
-            self.bounded(async { (fut.await, None) }).await.0
+            self.bounded(self.timeout, async { (fut.await, None) })
+                .await
+                .0
         };
+        self.note_loss(&res);
         // No statement callback fires for the acquire; the BEGIN round trip is included.
         self.observe_acquire(&res, started.elapsed(), Some(Duration::ZERO));
         let inner = res?;
@@ -399,9 +449,58 @@ impl<C: Inner> Recorded<C> {
     async fn statement<T>(
         &self,
         (shape, params): (Shape, Option<u64>),
-        fut: Pin<Box<dyn Future<Output = Result<T, DbErr>> + Send + '_>>,
+        fut: Fut<'_, T>,
     ) -> Result<T, DbErr> {
         self.probe.run(shape, params, C::ACQUIRES, fut).await
+    }
+
+    /// A statement that may run twice: outside a transaction, a plain read
+    /// ([`is_read_only`]) whose connection turned out dead ([`connection_lost`]) runs
+    /// once more, within what is left of the operation's bound. Its second acquire
+    /// validates whatever connection it takes (the loss was just recorded, see
+    /// `failover`), so it lands on a live one. A write, or anything inside a
+    /// transaction, runs once: it may have taken effect before the connection died.
+    async fn rerunnable<'s, T, S: Rerun + 's>(
+        &'s self,
+        (shape, params): (Shape, Option<u64>),
+        stmt: S,
+        run: impl Fn(S) -> Fut<'s, T> + Send + Sync,
+    ) -> Result<T, DbErr> {
+        if !C::ACQUIRES {
+            return self.probe.run(shape, params, false, run(stmt)).await;
+        }
+        let started = Instant::now();
+        let again = stmt.clone();
+        let first = self
+            .probe
+            .attempt(true, run(stmt), self.probe.timeout)
+            .await;
+        let left = self
+            .probe
+            .timeout
+            .map(|t| t.saturating_sub(started.elapsed()));
+        if !worth_rerunning(&first.res, again.sql(), left) {
+            self.probe.record(shape, params, &first);
+            return first.res;
+        }
+        let second = self.probe.attempt(true, run(again), left).await;
+        let outcome = if second.res.is_ok() {
+            "succeeded"
+        } else {
+            "failed"
+        };
+        self.probe
+            .metrics
+            .db_read_retries_total
+            .with_label_values(&[outcome])
+            .inc();
+        if let Err(e) = &first.res {
+            log::warn!(
+                "a pooled database connection was dead ({e}); the read ran again on another: {outcome}"
+            );
+        }
+        self.probe.record(shape, params, &second);
+        second.res
     }
 
     /// A transaction on a new pooled connection, or a savepoint inside this one.
@@ -425,6 +524,33 @@ impl<C: Inner> Recorded<C> {
     }
 }
 
+/// Whether a statement outside a transaction that gave `res` runs again: its connection
+/// was lost, it is a plain read, and some of its bound is `left` (`None`: unbounded).
+fn worth_rerunning<T>(res: &Result<T, DbErr>, sql: &str, left: Option<Duration>) -> bool {
+    match res {
+        Err(e) => connection_lost(e) && is_read_only(sql) && left != Some(Duration::ZERO),
+        Ok(_) => false,
+    }
+}
+
+/// A statement that can be run a second time ([`Recorded::rerunnable`]): a prepared
+/// [`Statement`] (cloned before its first run) or unprepared SQL.
+trait Rerun: Clone + Send + Sync {
+    fn sql(&self) -> &str;
+}
+
+impl Rerun for Statement {
+    fn sql(&self) -> &str {
+        &self.sql
+    }
+}
+
+impl Rerun for &str {
+    fn sql(&self) -> &str {
+        self
+    }
+}
+
 #[async_trait::async_trait]
 impl<C: Inner> ConnectionTrait for Recorded<C> {
     fn get_database_backend(&self) -> DbBackend {
@@ -433,25 +559,27 @@ impl<C: Inner> ConnectionTrait for Recorded<C> {
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
         let id = self.identify(&stmt);
-        self.statement(id, self.inner.execute_raw(stmt)).await
+        self.rerunnable(id, stmt, |s| self.inner.execute_raw(s))
+            .await
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        self.statement(
-            (self.probe.shape(sql), None),
-            self.inner.execute_unprepared(sql),
-        )
+        self.rerunnable((self.probe.shape(sql), None), sql, |s| {
+            self.inner.execute_unprepared(s)
+        })
         .await
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
         let id = self.identify(&stmt);
-        self.statement(id, self.inner.query_one_raw(stmt)).await
+        self.rerunnable(id, stmt, |s| self.inner.query_one_raw(s))
+            .await
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         let id = self.identify(&stmt);
-        self.statement(id, self.inner.query_all_raw(stmt)).await
+        self.rerunnable(id, stmt, |s| self.inner.query_all_raw(s))
+            .await
     }
 }
 
@@ -575,6 +703,7 @@ impl TransactionSession for Txn {
         } = self;
         let started = Instant::now();
         let res = inner.commit().await;
+        probe.note_loss(&res);
         if let Some(rec) = &probe.recorder {
             rec.record("COMMIT", None, started.elapsed());
         }
@@ -589,9 +718,46 @@ impl TransactionSession for Txn {
         } = self;
         let started = Instant::now();
         let res = inner.rollback().await;
+        probe.note_loss(&res);
         if let Some(rec) = &probe.recorder {
             rec.record("ROLLBACK", None, started.elapsed());
         }
         res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lost() -> Result<(), DbErr> {
+        let eof = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
+        Err(DbErr::Query(sea_orm::RuntimeErr::SqlxError(Arc::new(
+            sea_orm::SqlxError::Io(eof),
+        ))))
+    }
+
+    #[test]
+    fn only_a_read_whose_connection_was_lost_runs_again_within_its_bound() {
+        let read = r#"SELECT "tracks"."id" FROM "tracks" WHERE "tracks"."id" = $1"#;
+        let second = Some(Duration::from_secs(1));
+        assert!(worth_rerunning(&lost(), read, second));
+        assert!(worth_rerunning(&lost(), read, None));
+        assert!(!worth_rerunning(&lost(), read, Some(Duration::ZERO)));
+        assert!(!worth_rerunning(&Ok(()), read, second));
+        for write in [
+            r#"INSERT INTO "playlists" ("name") VALUES ($1)"#,
+            r#"UPDATE "tracks" SET "title" = $1"#,
+            "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d",
+        ] {
+            assert!(!worth_rerunning(&lost(), write, second), "{write}");
+        }
+        let timed_out: Result<(), DbErr> = Err(DbErr::Conn(sea_orm::RuntimeErr::Internal(
+            "no answer from the database within 2000 ms".into(),
+        )));
+        assert!(!worth_rerunning(&timed_out, read, second));
+        let no_connection: Result<(), DbErr> =
+            Err(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout));
+        assert!(!worth_rerunning(&no_connection, read, second));
     }
 }

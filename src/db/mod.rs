@@ -4,6 +4,7 @@
 pub mod catalogue;
 pub mod conn;
 pub mod entities;
+pub mod failover;
 pub mod holders;
 pub mod migration;
 pub mod seed;
@@ -31,6 +32,9 @@ pub struct PoolInstruments {
     pub last_sample_unix_ms: AtomicU64,
     /// Who holds connections now (use time, leak suspicion, the timeout log).
     pub holders: holders::Holders,
+    /// When a pooled connection was last found dead: shared with the pool's validation
+    /// hook ([`connect_with`]), recorded by the connection wrapper.
+    pub losses: Arc<failover::Losses>,
 }
 
 impl PoolInstruments {
@@ -49,6 +53,17 @@ pub async fn connect(
     cfg: &DatabaseConfig,
     metrics: &Metrics,
     slow_query: Duration,
+) -> Result<DatabaseConnection, DbErr> {
+    connect_with(cfg, metrics, slow_query, Arc::default()).await
+}
+
+/// [`connect`], the pool's validation sharing `losses` with the connection wrapper
+/// ([`PoolInstruments::losses`]), which records the dead connections statements find.
+pub async fn connect_with(
+    cfg: &DatabaseConfig,
+    metrics: &Metrics,
+    slow_query: Duration,
+    losses: Arc<failover::Losses>,
 ) -> Result<DatabaseConnection, DbErr> {
     if let Some(path) = cfg.url.sqlite_path()
         && let Some(dir) = path.parent()
@@ -69,9 +84,11 @@ pub async fn connect(
         .idle_timeout(Duration::from_secs(600))
         .connect_lazy(true)
         // sqlx pings every connection before handing it out by default: a second round
-        // trip per statement. Ping only connections that sat idle (they may have been
-        // dropped by the server or a proxy); busy ones are known good.
-        .test_before_acquire_if_idle_for(Duration::from_secs(30))
+        // trip per statement. Ping only connections that sat idle, or all of them just
+        // after one was found dead (see `failover`); busy ones are known good.
+        .test_before_acquire(false)
+        .map_sqlx_postgres_before_acquire(failover::before_acquire(losses.clone()))
+        .map_sqlx_sqlite_before_acquire(failover::before_acquire(losses))
         // sqlx logs every statement at info with its parameters; we log shapes ourselves.
         .sqlx_logging(false);
     // sea-orm's connect errors can quote the URL (and so its password): replace them.

@@ -701,6 +701,40 @@ pub fn classify(sql: &str) -> (Op, Option<&str>) {
     (op, table)
 }
 
+/// Words that make a statement other than a plain read, wherever they appear: a
+/// data-modifying `WITH` (`WITH d AS (DELETE …) SELECT …` classifies as a select),
+/// `SELECT … INTO` (creates a table), and functions with side effects outside the
+/// transaction (sequences, notifications, advisory locks).
+const NOT_READ_ONLY: &[&str] = &[
+    "insert",
+    "update",
+    "delete",
+    "merge",
+    "into",
+    "call",
+    "copy",
+    "nextval",
+    "setval",
+    "pg_notify",
+    "pg_advisory_lock",
+    "pg_advisory_xact_lock",
+    "pg_try_advisory_lock",
+    "set_config",
+];
+
+/// Whether `sql` is a plain read: a `SELECT` ([`classify`]) naming none of the words of a
+/// statement with effects (see `NOT_READ_ONLY`). Conservative: a read that names one
+/// of them (a column called `update`) is not one here. Used to decide that a statement
+/// may run a second time (`db::conn`'s retry of a read whose connection was lost).
+pub fn is_read_only(sql: &str) -> bool {
+    classify(sql).0 == Op::Select
+        && !Lexer::new(sql).any(|t| {
+            (t.kind == TokKind::Word || t.kind == TokKind::Quoted)
+                && ident_text(&t)
+                    .is_some_and(|w| NOT_READ_ONLY.iter().any(|k| w.eq_ignore_ascii_case(k)))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -908,6 +942,34 @@ mod tests {
             FingerprintId::of_normalized("select ?").to_string(),
             format!("{:016x}", fnv1a64(b"select ?"))
         );
+    }
+
+    #[test]
+    fn only_plain_selects_are_read_only() {
+        assert!(is_read_only(
+            r#"SELECT "tracks"."id" FROM "tracks" WHERE "tracks"."id" = $1 LIMIT $2"#
+        ));
+        assert!(is_read_only(
+            "SELECT COUNT(*) AS num_items FROM (SELECT 1) sub"
+        ));
+        assert!(is_read_only("WITH x AS (SELECT * FROM a) SELECT * FROM x"));
+        assert!(is_read_only("SELECT 'insert into t' AS text"));
+        for sql in [
+            "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d",
+            "WITH u AS (UPDATE t SET a = 1 RETURNING *) SELECT 1",
+            "SELECT * INTO new_t FROM t",
+            "SELECT nextval('s')",
+            r#"SELECT "pg_notify"('c', 'x')"#,
+            "SELECT pg_advisory_lock(1)",
+            "INSERT INTO t VALUES (1)",
+            "UPDATE t SET a = 1",
+            "DELETE FROM t",
+            "BEGIN",
+            "SET search_path = x",
+            "",
+        ] {
+            assert!(!is_read_only(sql), "{sql}");
+        }
     }
 
     #[test]

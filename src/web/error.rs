@@ -4,6 +4,8 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use sea_orm::DbErr;
+
+use crate::db::failover::connection_lost;
 use serde_json::json;
 
 /// Every `error.code` the API answers with: the one list clients and docs rely on.
@@ -101,26 +103,24 @@ impl From<DbErr> for ApiError {
 }
 
 /// Whether a database error means "the database cannot be used right now" rather than
-/// a bug: no pooled connection in time, a connection that cannot be opened, and a
-/// statement whose connection was lost under it — an I/O error (reset, EOF), or the
-/// server ending the session (SQLSTATE class 08 connection exception, 57P01–57P03
-/// administrator/crash shutdown, e.g. `pg_terminate_backend`, 53300 too many
-/// connections). sea-orm reports the latter as `Query`/`Exec` errors.
+/// a bug: no pooled connection in time, a connection that cannot be opened, a statement
+/// whose connection was lost under it ([`connection_lost`]: an I/O error, or the server
+/// ending the session, SQLSTATE class 08, 57P01–57P03, e.g. `pg_terminate_backend`;
+/// sea-orm reports these as `Query`/`Exec` errors), and 53300 too many connections.
 pub fn db_unavailable(e: &DbErr) -> bool {
     use sea_orm::{RuntimeErr, SqlxError};
+    if connection_lost(e) {
+        return true;
+    }
     match e {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
         DbErr::Query(RuntimeErr::SqlxError(e)) | DbErr::Exec(RuntimeErr::SqlxError(e)) => {
             match e.as_ref() {
-                SqlxError::Io(_)
-                | SqlxError::Tls(_)
+                SqlxError::Tls(_)
                 | SqlxError::PoolTimedOut
                 | SqlxError::PoolClosed
                 | SqlxError::WorkerCrashed => true,
-                SqlxError::Database(db) => db.code().is_some_and(|c| {
-                    c.starts_with("08")
-                        || matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
-                }),
+                SqlxError::Database(db) => db.code().is_some_and(|c| c == "53300"),
                 _ => false,
             }
         }

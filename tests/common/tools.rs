@@ -67,3 +67,31 @@ pub fn setpriv() -> Option<PathBuf> {
 pub fn node() -> Option<PathBuf> {
     find("node")
 }
+
+/// The directory holding PostgreSQL's server programs (`initdb`, `pg_ctl`, `postgres`):
+/// Debian's `/usr/lib/postgresql/<newest>/bin` (its PATH has only wrappers, if
+/// anything), else PATH.
+pub fn postgres_server_bin() -> Option<PathBuf> {
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let v = e.file_name().to_str()?.parse::<u32>().ok()?;
+            Some((v, e.path().join("bin")))
+        })
+        .filter(|(_, bin)| bin.join("initdb").is_file() && bin.join("pg_ctl").is_file())
+        .collect();
+    versions.sort();
+    let found = versions.pop().map(|(_, bin)| bin).or_else(|| {
+        let initdb = find("initdb")?.canonicalize().ok()?;
+        let bin = initdb.parent()?.to_path_buf();
+        bin.join("pg_ctl").is_file().then_some(bin)
+    });
+    if found.is_none() {
+        super::skip(
+            "PostgreSQL's server programs (initdb, pg_ctl) are not installed (apt-get install postgresql; scripts/setup.sh installs it)",
+        );
+    }
+    found
+}

@@ -37,10 +37,12 @@ async fn terminate_backends(db: &str) -> u64 {
     rows.len() as u64
 }
 
-/// Every backend of the service's database terminated mid-load: at most a short burst
-/// of 503 `db_unavailable`, never a 500, then every request served again — no restart.
+/// Every backend of the service's database terminated mid-load (what a restart or a
+/// failover does to them, without the server going away): no request sent from then on
+/// fails, and none in flight at that moment fails but with 503 `db_unavailable` (a read
+/// whose connection died under it runs again on another; never a 500) — no restart.
 #[actix_web::test]
-async fn terminated_postgres_backends_cost_a_short_burst_of_503_then_recover() {
+async fn terminated_postgres_backends_cost_no_request() {
     if !postgres::available().await {
         return;
     }
@@ -64,59 +66,56 @@ async fn terminated_postgres_backends_cost_a_short_burst_of_503_then_recover() {
     let terminated = terminate_backends(&db).await;
     tokio::time::sleep(sc.phase * 2).await;
     let samples = load.finish().await;
+    let metrics = app.metrics().await;
 
-    // Answered before the termination, and the rest (in flight at that moment, or later).
+    // Answered before the termination; in flight at that moment; sent after it.
     let before: Vec<&Sample> = samples
         .iter()
         .filter(|s| s.at + s.latency < killed_at)
         .collect();
-    let after: Vec<&Sample> = samples
+    let in_flight: Vec<&Sample> = samples
         .iter()
-        .filter(|s| s.at + s.latency >= killed_at)
+        .filter(|s| s.at < killed_at && s.at + s.latency >= killed_at)
         .collect();
-    let failed: Vec<&Sample> = after.iter().copied().filter(|s| !s.ok()).collect();
-    let burst = match (failed.first(), failed.last()) {
-        (Some(f), Some(l)) => (l.at + l.latency).saturating_sub(f.at),
-        _ => Duration::ZERO,
+    let after: Vec<&Sample> = samples.iter().filter(|s| s.at >= killed_at).collect();
+    let failed = |v: &[&Sample]| v.iter().filter(|s| !s.ok()).count();
+    let last_failure = samples
+        .iter()
+        .filter(|s| !s.ok())
+        .map(|s| (s.at + s.latency).saturating_sub(killed_at))
+        .max();
+    let retries = |outcome: &str| {
+        metric(
+            &metrics,
+            &format!("veza_db_read_retries_total{{outcome=\"{outcome}\"}}"),
+        )
     };
-    let recovered_after = failed
-        .last()
-        .map(|l| (l.at + l.latency).saturating_sub(killed_at))
-        .unwrap_or_default();
     figures(
         "pg_terminate_backend",
         &json!({
             "connections": sc.conns, "db_max_connections": 10, "backends_terminated": terminated,
-            "before": summary(&before), "after": summary(&after),
-            "failed_after": failed.len(),
-            "failure_window_ms": burst.as_millis() as u64,
-            "last_failure_ms_after_termination": recovered_after.as_millis() as u64,
+            "before": summary(&before), "in_flight": summary(&in_flight), "after": summary(&after),
+            "failed_in_flight": failed(&in_flight), "failed_after": failed(&after),
+            "last_failure_ms_after_termination": last_failure.map(|d| d.as_millis() as u64),
+            "read_retries": {"succeeded": retries("succeeded"), "failed": retries("failed")},
         }),
     );
     assert!(terminated >= 1, "no backend to terminate");
     assert!(before.iter().all(|s| s.ok()), "{}", summary(&before));
-    for s in &failed {
-        assert_eq!(
-            (s.status, s.code.as_deref(), &s.error),
-            (Some(503), Some("db_unavailable"), &None),
+    for s in &in_flight {
+        assert!(
+            s.ok()
+                || (s.status, s.code.as_deref(), &s.error)
+                    == (Some(503), Some("db_unavailable"), &None),
             "{s:?}"
         );
     }
-    // A short burst: failures end within 2 s of the termination, and every request sent
-    // from then on is served.
     assert!(
-        recovered_after < Duration::from_secs(2),
-        "{recovered_after:?}"
-    );
-    let late: Vec<&Sample> = after
-        .iter()
-        .copied()
-        .filter(|s| s.at > killed_at + Duration::from_secs(2))
-        .collect();
-    assert!(
-        late.len() > 100 && late.iter().all(|s| s.ok()),
-        "{}",
-        summary(&late)
+        after.len() > 100 && failed(&after) == 0,
+        "{} of {} requests sent after the termination failed: {}",
+        failed(&after),
+        after.len(),
+        summary(&after)
     );
 }
 

@@ -106,6 +106,40 @@ pub fn start_load(base: &str, reqs: Vec<Req>, conns: usize) -> Load {
     }
 }
 
+/// An open-loop load: one request of `reqs` started every `1/per_second` s against
+/// `base`, whatever the answers (a failing one is not retried sooner, a slow one does
+/// not hold back the next), until stopped. Unlike [`start_load`]'s clients, it does not
+/// send more requests when they fail fast.
+pub fn start_paced(base: &str, reqs: Vec<Req>, per_second: u32) -> Load {
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let (client, base, stopped) = (client(8), base.to_string(), stop.clone());
+    let task = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1) / per_second);
+        let mut running = Vec::new();
+        for r in reqs.iter().cycle() {
+            tick.tick().await;
+            if stopped.load(Ordering::Relaxed) {
+                break;
+            }
+            let (client, base, r) = (client.clone(), base.clone(), r.clone());
+            running.push(tokio::spawn(async move {
+                one_request(&client, &base, &r, started).await
+            }));
+        }
+        let mut out = Vec::new();
+        for t in running {
+            out.push(t.await.unwrap());
+        }
+        out
+    });
+    Load {
+        started,
+        stop,
+        tasks: vec![task],
+    }
+}
+
 pub async fn one_request(
     client: &reqwest::Client,
     base: &str,

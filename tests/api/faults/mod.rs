@@ -3,6 +3,7 @@
 //! - [`soak`]: sustained load on PostgreSQL, memory and descriptors flat;
 //! - [`shutdown`]: SIGTERM under load, and the shutdown timeout;
 //! - [`database_outage`]: PostgreSQL backends terminated, a network partition;
+//! - [`database_restart`]: a PostgreSQL server of the test's own restarted under load;
 //! - [`storage_outage`]: the S3 server stalled and killed;
 //! - [`cdn_signer`]: the CDN key file deleted and corrupted, a CloudFront signing flood;
 //! - [`client_limits`]: slow clients, oversized headers, the connection cap.
@@ -17,6 +18,7 @@
 mod cdn_signer;
 mod client_limits;
 mod database_outage;
+mod database_restart;
 mod load;
 mod shutdown;
 mod soak;
