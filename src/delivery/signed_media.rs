@@ -20,7 +20,6 @@ use crate::db::catalogue;
 use crate::db::conn::Conn;
 use crate::hls::naming::{HlsKind, content_type_for, validate_hls_name};
 use crate::hls::segment_urls::{is_media_playlist, rewrite_segments, segment_names};
-use crate::store::ReadRequest;
 use crate::store::layout::{directory_of, hls_file, validate_key};
 
 /// Playlists above this size are refused rather than read whole.
@@ -45,7 +44,6 @@ impl Service {
         db: &Conn,
         token: MediaToken<'_>,
         key: &str,
-        read: &ReadRequest,
     ) -> Result<MediaAnswer, DeliveryError> {
         let key = validate_key(key).map_err(DeliveryError::BadFileName)?;
         let now = unix_now();
@@ -97,7 +95,7 @@ impl Service {
                 return Ok(MediaAnswer::Redirect(url));
             }
         }
-        let opened = self.store.open(key, read).await?;
+        let opened = self.store.open(key).await?;
         Ok(MediaAnswer::Object(opened, presentation))
     }
 
@@ -108,10 +106,9 @@ impl Service {
         dir: &HlsDir,
         file: &str,
         kind: HlsKind,
-        read: &ReadRequest,
     ) -> Result<MediaAnswer, DeliveryError> {
         let prefix = self.hls_prefix(db, dir).await?;
-        let opened = self.store.open(&hls_file(&prefix, file), read).await?;
+        let opened = self.store.open(&hls_file(&prefix, file)).await?;
         Ok(MediaAnswer::Object(
             opened,
             Presentation {

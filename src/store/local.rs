@@ -44,15 +44,28 @@ impl LocalStore {
         }
     }
 
+    /// Only a regular file is an object: a directory (even one named like a segment) is
+    /// not found. The metadata is the open file's own (`fstat`), so it describes the
+    /// bytes that will be read even if the path is replaced meanwhile.
     pub(super) async fn open(&self, key: &str) -> Result<Opened, StorageError> {
         let path = self.root.join(key);
-        match tokio::fs::File::open(&path).await {
-            Ok(f) => Ok(Opened::File {
-                file: f.into_std().await,
+        // Open and fstat in one trip to the blocking pool (the segment hot path).
+        let opened = tokio::task::spawn_blocking(move || {
+            let file = std::fs::File::open(&path)?;
+            let metadata = file.metadata()?;
+            Ok::<_, std::io::Error>((file, metadata, path))
+        })
+        .await
+        .map_err(|e| StorageError::Backend(format!("{key}: open task failed: {e}")))?;
+        match opened {
+            Ok((file, metadata, path)) if metadata.is_file() => Ok(Opened::File {
+                file,
                 path,
+                metadata,
             }),
+            Ok(_) => Err(StorageError::NotFound),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StorageError::NotFound),
-            Err(e) => Err(StorageError::io(&path, e)),
+            Err(e) => Err(StorageError::io(&self.root.join(key), e)),
         }
     }
 

@@ -42,45 +42,77 @@ impl StorageError {
     }
 }
 
-/// What a reader asks of an object: the whole of it or its metadata, and the client's
-/// `Range` and `If-None-Match`, which an S3 backend evaluates itself.
+/// An opened object: a local file (with its metadata: the handler serves its ranges and
+/// validators from the file itself), or a remote object the handler reads with
+/// [`RemoteObject::head`] and [`RemoteObject::get`]. Opening a remote object contacts
+/// nothing; a missing one is found by the first read.
+pub enum Opened {
+    File {
+        file: std::fs::File,
+        path: PathBuf,
+        metadata: std::fs::Metadata,
+    },
+    Remote(RemoteObject),
+}
+
+/// An object of a remote backend (S3), not yet read.
+#[derive(Clone, Debug)]
+pub struct RemoteObject {
+    store: S3Store,
+    key: String,
+}
+
+impl RemoteObject {
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The object's metadata (`HeadObject`); a missing object is
+    /// [`StorageError::NotFound`].
+    pub async fn head(&self) -> Result<ObjectMeta, StorageError> {
+        self.store.head(&self.key).await
+    }
+
+    /// The object, or the part of it `get` asks for, streamed (`GetObject`).
+    pub async fn get(&self, get: &RemoteGet) -> Result<Fetched, StorageError> {
+        self.store.get(&self.key, get).await
+    }
+}
+
+/// How to read a remote object: a byte range and conditions the backend evaluates (S3
+/// `GetObject`'s `Range`, `If-Match`, `If-None-Match`), all optional.
 #[derive(Debug, Clone, Default)]
-pub struct ReadRequest {
-    pub head: bool,
+pub struct RemoteGet {
+    /// A `Range` value for one range (`bytes=a-b`, `bytes=a-`, `bytes=-n`).
     pub range: Option<String>,
+    pub if_match: Option<String>,
     pub if_none_match: Option<String>,
 }
 
-/// An opened object: a local file (its metadata and ranges are served from the file
-/// itself), or the answer of a remote backend to the [`ReadRequest`].
-pub enum Opened {
-    File { file: std::fs::File, path: PathBuf },
-    Remote(Fetched),
-}
-
-/// Metadata of a remote object, as HTTP headers want it.
-#[derive(Debug, Default)]
+/// Metadata of a remote object.
+#[derive(Debug, Clone, Default)]
 pub struct ObjectMeta {
     pub etag: Option<String>,
-    /// HTTP date.
-    pub last_modified: Option<String>,
-    pub content_length: u64,
-    /// `Some` when a range was served (206).
-    pub content_range: Option<String>,
+    pub last_modified: Option<std::time::SystemTime>,
+    /// The length of the whole object.
+    pub length: u64,
+    /// The bytes sent, when the backend answered with a part of the object.
+    pub range: Option<(u64, u64)>,
 }
 
 /// A stream of an object's bytes.
 pub type ObjectBody =
     std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>>>>;
 
-/// A remote backend's answer to a conditional, possibly ranged, read.
+/// A remote backend's answer to a [`RemoteGet`].
 pub enum Fetched {
-    /// HEAD: the metadata only.
-    Head(ObjectMeta),
+    /// The object, or the range [`ObjectMeta::range`] of it.
     Object(ObjectMeta, ObjectBody),
     /// `If-None-Match` matched; the ETag when known.
     NotModified(Option<String>),
-    NotFound,
+    /// `If-Match` did not.
+    PreconditionFailed,
+    /// The range starts past the end.
     RangeNotSatisfiable,
 }
 
@@ -121,13 +153,17 @@ impl Store {
         }
     }
 
-    /// Open `key` for reading as `read` asks. A key that fails validation is an
-    /// [`StorageError::InvalidKey`].
-    pub async fn open(&self, key: &str, read: &ReadRequest) -> Result<Opened, StorageError> {
+    /// Open `key` for reading. A key that fails validation is an
+    /// [`StorageError::InvalidKey`]; a local key that is missing or not a regular file (a
+    /// directory) is [`StorageError::NotFound`].
+    pub async fn open(&self, key: &str) -> Result<Opened, StorageError> {
         let key = checked_key(key)?;
         match self {
             Store::Local(l) => l.open(key).await,
-            Store::S3(s) => s.fetch(key, read).await.map(Opened::Remote),
+            Store::S3(s) => Ok(Opened::Remote(RemoteObject {
+                store: s.clone(),
+                key: key.to_string(),
+            })),
         }
     }
 

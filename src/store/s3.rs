@@ -1,6 +1,6 @@
 //! The S3-compatible backend (AWS, MinIO, R2…): objects stream from `GetObject` with
-//! the client's `Range` and `If-None-Match` passed through, nothing is buffered whole,
-//! and presigned URLs are computed locally (no network call).
+//! the range and conditions the HTTP layer chose (see `web::handlers::files`), nothing
+//! is buffered whole, and presigned URLs are computed locally (no network call).
 
 use std::path::Path;
 use std::time::Duration;
@@ -8,7 +8,7 @@ use std::time::Duration;
 use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::presigning::PresigningConfig;
 
-use super::{Fetched, ObjectMeta, ReadRequest, StorageError};
+use super::{Fetched, ObjectMeta, RemoteGet, StorageError};
 use crate::config::S3Config;
 
 #[derive(Clone, Debug)]
@@ -19,13 +19,24 @@ pub struct S3Store {
     attempt_timeout: Duration,
 }
 
-/// Weak comparison (RFC 9110 §13.1.2) of an `If-None-Match` list against an ETag.
-fn etag_matches(if_none_match: &str, etag: &str) -> bool {
-    let bare = |t: &str| t.trim().trim_start_matches("W/").to_string();
-    let etag = bare(etag);
-    if_none_match
-        .split(',')
-        .any(|t| t.trim() == "*" || bare(t) == etag)
+/// `bytes first-last/total` (what S3 answers a range with).
+fn parse_content_range(value: &str) -> Option<(u64, u64, u64)> {
+    let (range, total) = value.strip_prefix("bytes ")?.split_once('/')?;
+    let (first, last) = range.split_once('-')?;
+    let (first, last, total) = (
+        first.parse::<u64>().ok()?,
+        last.parse::<u64>().ok()?,
+        total.parse::<u64>().ok()?,
+    );
+    (first <= last && last < total).then_some((first, last, total))
+}
+
+fn length(l: Option<i64>) -> u64 {
+    l.unwrap_or(0).max(0).unsigned_abs()
+}
+
+fn system_time(d: Option<&aws_sdk_s3::primitives::DateTime>) -> Option<std::time::SystemTime> {
+    d.and_then(|d| std::time::SystemTime::try_from(*d).ok())
 }
 
 /// The HTTP status of the raw response behind an SDK error.
@@ -95,77 +106,80 @@ impl S3Store {
         }
     }
 
-    /// `HeadObject` (`head`) or `GetObject` of `key`, passing the client's `Range` and
-    /// `If-None-Match` through. The body is streamed, never buffered whole.
-    pub(super) async fn fetch(
-        &self,
-        key: &str,
-        read: &ReadRequest,
-    ) -> Result<Fetched, StorageError> {
-        let (range, if_none_match) = (read.range.clone(), read.if_none_match.clone());
-        let answer = |status: Option<u16>, detail: String| match status {
-            Some(304) => Ok(Fetched::NotModified(None)),
-            Some(404) => Ok(Fetched::NotFound),
-            Some(416) => Ok(Fetched::RangeNotSatisfiable),
-            _ => Err(StorageError::Backend(format!("{key}: {detail}"))),
-        };
-        let date = |d: Option<&aws_sdk_s3::primitives::DateTime>| {
-            d.and_then(|d| d.fmt(aws_sdk_s3::primitives::DateTimeFormat::HttpDate).ok())
-        };
-        let length = |l: Option<i64>| l.unwrap_or(0).max(0).unsigned_abs();
-        if read.head {
-            let out = self
-                .client
-                .head_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .set_if_none_match(if_none_match)
-                .send()
-                .await;
-            return match out {
-                Ok(o) => Ok(Fetched::Head(ObjectMeta {
-                    etag: o.e_tag().map(str::to_string),
-                    last_modified: date(o.last_modified()),
-                    content_length: length(o.content_length()),
-                    content_range: None,
-                })),
-                Err(e) => answer(status_of(&e), DisplayErrorContext(&e).to_string()),
-            };
+    /// `HeadObject` of `key`: its metadata.
+    pub(super) async fn head(&self, key: &str) -> Result<ObjectMeta, StorageError> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(o) => Ok(ObjectMeta {
+                etag: o.e_tag().map(str::to_string),
+                last_modified: system_time(o.last_modified()),
+                length: length(o.content_length()),
+                range: None,
+            }),
+            Err(e) if status_of(&e) == Some(404) => Err(StorageError::NotFound),
+            Err(e) => Err(sdk_error(format_args!("head {key}"), &e)),
         }
+    }
+
+    /// `GetObject` of `key` with the range and conditions of `get`. The body is streamed,
+    /// never buffered whole.
+    pub(super) async fn get(&self, key: &str, get: &RemoteGet) -> Result<Fetched, StorageError> {
         let out = self
             .client
             .get_object()
             .bucket(&self.bucket)
             .key(key)
-            .set_range(range)
-            .set_if_none_match(if_none_match.clone())
+            .set_range(get.range.clone())
+            .set_if_match(get.if_match.clone())
+            .set_if_none_match(get.if_none_match.clone())
             .send()
             .await;
-        match out {
-            Ok(o) => {
-                // Not every S3-compatible server honours If-None-Match: check it here too.
-                if let (Some(inm), Some(etag)) = (&if_none_match, o.e_tag())
-                    && etag_matches(inm, etag)
-                {
-                    return Ok(Fetched::NotModified(Some(etag.to_string())));
-                }
-                let meta = ObjectMeta {
-                    etag: o.e_tag().map(str::to_string),
-                    last_modified: date(o.last_modified()),
-                    content_length: length(o.content_length()),
-                    content_range: o.content_range().map(str::to_string),
+        let o = match out {
+            Ok(o) => o,
+            Err(e) => {
+                return match status_of(&e) {
+                    Some(304) => Ok(Fetched::NotModified(None)),
+                    Some(404) => Err(StorageError::NotFound),
+                    Some(412) => Ok(Fetched::PreconditionFailed),
+                    Some(416) => Ok(Fetched::RangeNotSatisfiable),
+                    _ => Err(sdk_error(format_args!("get {key}"), &e)),
                 };
-                let body = futures_util::stream::unfold(o.body, |mut body| async move {
-                    match body.next().await {
-                        Some(Ok(bytes)) => Some((Ok(bytes), body)),
-                        Some(Err(e)) => Some((Err(std::io::Error::other(e)), body)),
-                        None => None,
-                    }
-                });
-                Ok(Fetched::Object(meta, Box::pin(body)))
             }
-            Err(e) => answer(status_of(&e), DisplayErrorContext(&e).to_string()),
-        }
+        };
+        let sent = length(o.content_length());
+        let (length, range) = match o.content_range() {
+            None => (sent, None),
+            Some(cr) => match parse_content_range(cr) {
+                Some((first, last, total)) if last - first + 1 == sent => {
+                    (total, Some((first, last)))
+                }
+                _ => {
+                    return Err(StorageError::Backend(format!(
+                        "{key}: Content-Range {cr:?} for {sent} bytes"
+                    )));
+                }
+            },
+        };
+        let meta = ObjectMeta {
+            etag: o.e_tag().map(str::to_string),
+            last_modified: system_time(o.last_modified()),
+            length,
+            range,
+        };
+        let body = futures_util::stream::unfold(o.body, |mut body| async move {
+            match body.next().await {
+                Some(Ok(bytes)) => Some((Ok(bytes), body)),
+                Some(Err(e)) => Some((Err(std::io::Error::other(e)), body)),
+                None => None,
+            }
+        });
+        Ok(Fetched::Object(meta, Box::pin(body)))
     }
 
     pub(super) async fn check(&self) -> Result<(), StorageError> {

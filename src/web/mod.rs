@@ -4,6 +4,7 @@ pub mod cors;
 pub mod error;
 pub mod handlers;
 pub mod middleware;
+pub mod rfc9110;
 pub mod slow_clients;
 pub mod state;
 

@@ -20,6 +20,7 @@ mod faults;
 mod hardening;
 mod helpers;
 mod hls_delivery;
+mod http_semantics;
 mod import;
 mod n1;
 mod observability;

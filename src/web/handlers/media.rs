@@ -6,7 +6,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
-use super::files::{read_request, serve};
+use super::files::serve;
 use crate::cdn::Scope;
 use crate::db::conn::Conn;
 use crate::delivery::{MediaToken, Service};
@@ -34,8 +34,6 @@ pub async fn media(
         token: &token,
         filename: params.filename.as_deref(),
     };
-    let answer = delivery
-        .serve_media(&db, token, &key, &read_request(&req))
-        .await?;
-    serve(&req, answer)
+    let answer = delivery.serve_media(&db, token, &key).await?;
+    serve(&req, answer).await
 }

@@ -7,7 +7,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::files::{read_request, serve};
+use super::files::serve;
 use super::parse_id;
 use crate::db::conn::Conn;
 use crate::delivery::{HlsDir, Service};
@@ -41,8 +41,6 @@ pub async fn origin(
             HlsDir::Name(dir)
         }
     };
-    let answer = delivery
-        .origin_object(&db, &dir, &file, kind, &read_request(&req))
-        .await?;
-    serve(&req, answer)
+    let answer = delivery.origin_object(&db, &dir, &file, kind).await?;
+    serve(&req, answer).await
 }

@@ -1,0 +1,338 @@
+//! HTTP semantics (RFC 9110) a proxy, a CDN or a download manager can rely on: the
+//! conditional and range requests of `/media` and the HLS origin on local and S3
+//! storage, ETags that do not depend on the host, HEAD on every GET route, 405 with
+//! `Allow` for a known path, `nosniff` everywhere, and malformed request heads counted
+//! rather than logged as errors.
+
+use std::path::Path;
+
+use reqwest::header::{self, HeaderMap};
+use reqwest::{Method, StatusCode};
+
+use crate::common::postgres::Backend;
+use crate::common::s3s_fs::{BUCKET, S3Server, files_under, upload_dir};
+use crate::delivery::{assert_json_error, delivery_json, header, media_root, playlist_entries};
+use crate::helpers::{Options, TestApp, spawn_app, spawn_app_over};
+use crate::s3::s3_options;
+
+/// One request: status, headers and the whole body.
+async fn send(
+    app: &TestApp,
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, HeaderMap, Vec<u8>) {
+    let mut b = app.client.request(method, url);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let r = b.send().await.unwrap();
+    let (status, h) = (r.status(), r.headers().clone());
+    (status, h, r.bytes().await.unwrap().to_vec())
+}
+
+/// `GET url` with `headers` must give the whole object: 200, no `Content-Range`.
+async fn assert_full(app: &TestApp, url: &str, headers: &[(&str, &str)], bytes: &[u8]) {
+    let (status, h, body) = send(app, Method::GET, url, headers).await;
+    assert_eq!(status, 200, "{headers:?} on {url}");
+    assert!(
+        h.get(header::CONTENT_RANGE).is_none(),
+        "{headers:?}: a 200 with {:?}",
+        h.get(header::CONTENT_RANGE)
+    );
+    assert!(body == bytes, "{headers:?}: not the whole object");
+}
+
+/// `GET url` with `headers` must give bytes `a..=b`: 206 with their `Content-Range`.
+async fn assert_partial(
+    app: &TestApp,
+    url: &str,
+    headers: &[(&str, &str)],
+    bytes: &[u8],
+    (a, b): (usize, usize),
+) {
+    let (status, h, body) = send(app, Method::GET, url, headers).await;
+    assert_eq!(status, 206, "{headers:?} on {url}");
+    assert_eq!(
+        header(&h, header::CONTENT_RANGE),
+        format!("bytes {a}-{b}/{}", bytes.len()),
+        "{headers:?}"
+    );
+    assert!(body == bytes[a..=b], "{headers:?}: wrong bytes");
+}
+
+async fn assert_status(app: &TestApp, method: Method, url: &str, h: &[(&str, &str)], want: u16) {
+    let (status, headers, body) = send(app, method.clone(), url, h).await;
+    assert_eq!(
+        status.as_u16(),
+        want,
+        "{method} {h:?} on {url}: {headers:?}"
+    );
+    assert!(body.is_empty(), "{method} {h:?}: a {want} with a body");
+}
+
+const OLD_DATE: &str = "Sun, 06 Nov 1994 08:49:37 GMT";
+const FUTURE_DATE: &str = "Fri, 01 Jan 2100 00:00:00 GMT";
+
+/// Every RFC 9110 rule of issue 22 on one stored object served at `url`.
+// One walk through the rules, in RFC order, on one object: splitting it would only
+// scatter the shared request setup.
+#[allow(clippy::too_many_lines)]
+async fn conditionals_and_ranges(app: &TestApp, url: &str, bytes: &[u8]) {
+    let len = bytes.len();
+    assert!(len > 200, "{url}: too small for the range checks");
+    let (status, h, body) = send(app, Method::GET, url, &[]).await;
+    assert_eq!(status, 200, "{url}");
+    assert!(body == bytes);
+    let etag = header(&h, header::ETAG).to_string();
+    let modified = header(&h, header::LAST_MODIFIED).to_string();
+    assert!(
+        etag.starts_with('"') && etag.ends_with('"'),
+        "strong ETag: {etag:?}"
+    );
+    assert!(!modified.is_empty(), "{h:?}");
+    let future = FUTURE_DATE;
+
+    // If-Range: only a current, strong validator keeps the range.
+    let range = ("Range", "bytes=0-99");
+    assert_partial(app, url, &[range, ("If-Range", &etag)], bytes, (0, 99)).await;
+    assert_partial(app, url, &[range, ("If-Range", &modified)], bytes, (0, 99)).await;
+    for stale in ["\"stale\"", &format!("W/{etag}"), OLD_DATE, "garbage"] {
+        assert_full(app, url, &[range, ("If-Range", stale)], bytes).await;
+    }
+
+    // If-Match, then If-Unmodified-Since (ignored when If-Match is present): 412.
+    for failing in [
+        vec![("If-Match", "\"other\"")],
+        vec![("If-Match", "W/\"other\", \"another\"")],
+        vec![("If-Match", &format!("W/{etag}"))],
+        vec![("If-Unmodified-Since", OLD_DATE)],
+        vec![("If-Match", "\"other\""), ("If-None-Match", &etag)],
+        vec![("If-Match", "\"other\""), range],
+    ] {
+        assert_status(app, Method::GET, url, &failing, 412).await;
+        assert_status(app, Method::HEAD, url, &failing, 412).await;
+    }
+    for passing in [
+        vec![("If-Match", etag.as_str())],
+        vec![("If-Match", "*")],
+        vec![("If-Match", &format!("\"other\", {etag}"))],
+        vec![("If-Unmodified-Since", future)],
+        vec![("If-Unmodified-Since", "not a date")],
+        vec![
+            ("If-Match", etag.as_str()),
+            ("If-Unmodified-Since", OLD_DATE),
+        ],
+    ] {
+        assert_full(app, url, &passing, bytes).await;
+    }
+    assert_partial(app, url, &[("If-Match", &etag), range], bytes, (0, 99)).await;
+    // If-None-Match / If-Modified-Since: 304 (If-Modified-Since only without the other).
+    assert_status(app, Method::GET, url, &[("If-None-Match", &etag)], 304).await;
+    assert_status(app, Method::GET, url, &[("If-Modified-Since", future)], 304).await;
+    assert_full(
+        app,
+        url,
+        &[
+            ("If-None-Match", "\"other\""),
+            ("If-Modified-Since", future),
+        ],
+        bytes,
+    )
+    .await;
+
+    // Ranges: malformed, foreign units and several ranges are ignored (the whole object).
+    for ignored in [
+        "bytes=abc",
+        "bytes=",
+        "bytes=10-5",
+        "bytes=1-2-3",
+        "bytes=--5",
+        "0-99",
+        "items=0-99",
+        "bytes=0-1,4-5",
+        "bytes=0-99, 200-",
+    ] {
+        assert_full(app, url, &[("Range", ignored)], bytes).await;
+    }
+    // A last position past the end is clipped; a suffix longer than the object is all
+    // of it; the unit is case-insensitive.
+    let past = format!("bytes=10-{}", len + 1000);
+    assert_partial(app, url, &[("Range", &past)], bytes, (10, len - 1)).await;
+    let all = format!("bytes=0-{}", len + 1000);
+    assert_partial(app, url, &[("Range", &all)], bytes, (0, len - 1)).await;
+    let huge = "bytes=5-99999999999999999999999";
+    assert_partial(app, url, &[("Range", huge)], bytes, (5, len - 1)).await;
+    assert_partial(
+        app,
+        url,
+        &[("Range", "bytes=-100")],
+        bytes,
+        (len - 100, len - 1),
+    )
+    .await;
+    let suffix = format!("bytes=-{}", len + 5);
+    assert_partial(app, url, &[("Range", &suffix)], bytes, (0, len - 1)).await;
+    assert_partial(app, url, &[("Range", "BYTES=0-9")], bytes, (0, 9)).await;
+
+    // Unsatisfiable: 416, never cacheable, with the length.
+    for unsatisfiable in [format!("bytes={len}-"), "bytes=-0".to_string()] {
+        let (status, h, body) = send(app, Method::GET, url, &[("Range", &unsatisfiable)]).await;
+        assert_eq!(status, 416, "{unsatisfiable}");
+        assert_eq!(header(&h, header::CACHE_CONTROL), "no-store", "{h:?}");
+        assert_eq!(header(&h, header::CONTENT_RANGE), format!("bytes */{len}"));
+        assert!(body.is_empty());
+    }
+
+    // HEAD: the GET's headers, no body.
+    let (status, h, body) = send(app, Method::HEAD, url, &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(header(&h, header::CONTENT_LENGTH), len.to_string());
+    assert_eq!(header(&h, header::ETAG), etag);
+    assert!(body.is_empty());
+}
+
+#[actix_web::test]
+async fn conditionals_and_ranges_on_local_storage() {
+    let app = spawn_app(Backend::Sqlite, Options::default().seeded()).await;
+    let root = media_root(&app);
+    let media = std::fs::read_to_string(root.join("hls/1/media.m3u8")).unwrap();
+    let seg = playlist_entries(&media)[0].clone();
+    let seg_bytes = std::fs::read(root.join(format!("hls/1/{seg}"))).unwrap();
+    // The HLS origin: a segment (read synchronously) and a playlist.
+    let url = format!("{}/hls/1/{seg}", app.address);
+    conditionals_and_ranges(&app, &url, &seg_bytes).await;
+    let master = std::fs::read(root.join("hls/1/media.m3u8")).unwrap();
+    conditionals_and_ranges(&app, &format!("{}/hls/1/media.m3u8", app.address), &master).await;
+    // `/media`: a download (an original over the synchronous-read threshold).
+    let download = delivery_json(&app, 3, "download").await["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let original = std::fs::read(root.join("tracks/3/original.wav")).unwrap();
+    assert!(original.len() > 2 * 1024 * 1024, "{}", original.len());
+    conditionals_and_ranges(&app, &download, &original).await;
+    // And a segment through a directory token.
+    let stream = delivery_json(&app, 1, "stream").await["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let seg_url = stream.replace("master.m3u8", &seg);
+    conditionals_and_ranges(&app, &seg_url, &seg_bytes).await;
+}
+
+#[actix_web::test]
+async fn conditionals_and_ranges_on_s3() {
+    let Some(s3) = S3Server::start().await else {
+        return;
+    };
+    let app = spawn_app(Backend::Sqlite, s3_options(&s3, BUCKET)).await;
+    let local = app.config.storage_dir.clone();
+    let media = std::fs::read_to_string(local.join("hls/1/media.m3u8")).unwrap();
+    let seg = playlist_entries(&media)[0].clone();
+    let seg_bytes = std::fs::read(local.join(format!("hls/1/{seg}"))).unwrap();
+    let playlist = media.into_bytes();
+    upload_dir(&s3.endpoint, &local).await;
+    std::fs::remove_dir_all(&local).unwrap();
+
+    let url = format!("{}/hls/1/{seg}", app.address);
+    conditionals_and_ranges(&app, &url, &seg_bytes).await;
+    conditionals_and_ranges(
+        &app,
+        &format!("{}/hls/1/media.m3u8", app.address),
+        &playlist,
+    )
+    .await;
+    // The ETag is the bucket's own.
+    let (_, h, _) = send(&app, Method::HEAD, &url, &[]).await;
+    let stored = s3.root.path().join(BUCKET).join(format!("hls/1/{seg}"));
+    let md5 = format!("\"{}\"", md5_of(&std::fs::read(stored).unwrap()));
+    assert_eq!(header(&h, header::ETAG), md5);
+}
+
+fn md5_of(bytes: &[u8]) -> String {
+    use md5::Digest;
+    hex::encode(md5::Md5::digest(bytes))
+}
+
+/// Copy the tree at `from` to `to`, keeping every file's modification time (what `cp -a`
+/// or `rsync -a` do when an instance gets its own copy of the media).
+fn copy_tree(from: &Path, to: &Path) {
+    for (key, path) in files_under(from) {
+        let dest = to.join(&key);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(&path, &dest).unwrap();
+        let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&dest)
+            .unwrap()
+            .set_modified(modified)
+            .unwrap();
+    }
+}
+
+#[actix_web::test]
+async fn etags_are_the_same_on_every_instance_and_name_no_inode() {
+    use std::os::unix::fs::MetadataExt;
+    let one = spawn_app(Backend::Sqlite, Options::default().seeded()).await;
+    let root = media_root(&one);
+    let copy = tempfile::tempdir().unwrap();
+    copy_tree(&root, copy.path());
+    let two = spawn_app_over(
+        Backend::Sqlite,
+        one.config.database.url.expose(),
+        copy.path(),
+        Options::default(),
+    )
+    .await;
+    let media = std::fs::read_to_string(root.join("hls/1/media.m3u8")).unwrap();
+    let seg = playlist_entries(&media)[0].clone();
+    for name in ["master.m3u8", "media.m3u8", seg.as_str()] {
+        let path = format!("/hls/1/{name}");
+        let (a, b) = (one.get(&path).await, two.get(&path).await);
+        assert_eq!(
+            (a.status().as_u16(), b.status().as_u16()),
+            (200, 200),
+            "{path}"
+        );
+        let etag = header(a.headers(), header::ETAG).to_string();
+        assert!(!etag.is_empty(), "{path}");
+        assert_eq!(etag, header(b.headers(), header::ETAG), "{path}");
+        assert_eq!(
+            header(a.headers(), header::LAST_MODIFIED),
+            header(b.headers(), header::LAST_MODIFIED)
+        );
+        // Different files (inodes) with the same content and modification time: equal
+        // ETags show that nothing of the host's file system is in them.
+        let ino = |dir: &Path| {
+            std::fs::metadata(dir.join("hls/1").join(name))
+                .unwrap()
+                .ino()
+        };
+        assert_ne!(ino(&root), ino(copy.path()), "{path}");
+    }
+}
+
+#[actix_web::test]
+async fn a_directory_named_like_a_segment_is_not_found() {
+    let app = spawn_app(Backend::Sqlite, Options::default().seeded()).await;
+    let root = media_root(&app);
+    let name = "seg-00000000000000ff.ts";
+    std::fs::create_dir(root.join("hls/1").join(name)).unwrap();
+    std::fs::create_dir(root.join("hls/1/nested.m3u8")).unwrap();
+    let stream = delivery_json(&app, 1, "stream").await["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for url in [
+        format!("{}/hls/1/{name}", app.address),
+        format!("{}/hls/1/nested.m3u8", app.address),
+        stream.replace("master.m3u8", name),
+    ] {
+        let r = app.client.get(&url).send().await.unwrap();
+        assert_json_error(r, 404, "not_found", &url).await;
+        let r = app.client.head(&url).send().await.unwrap();
+        assert_eq!(r.status(), 404, "HEAD {url}");
+    }
+}
