@@ -372,6 +372,7 @@ pub fn run(listener: TcpListener, state: AppState) -> Result<Server, StartupErro
                 crate::web::cors::cors(&state.cors),
             ))
             .wrap(from_fn(crate::web::cors::preflight_no_content))
+            .wrap(crate::web::default_headers())
             .wrap(from_fn(observe))
             .wrap(from_fn(crate::web::slow_clients::track))
             // The access log costs a few allocations per request even when its lines
@@ -527,6 +528,7 @@ fn metrics_server(
     let server = HttpServer::new(move || {
         App::new()
             .app_data(metrics_actor.clone())
+            .wrap(crate::web::default_headers())
             .configure(crate::web::metrics_route)
             .default_service(web::to(crate::web::not_found))
     })

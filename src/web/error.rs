@@ -19,6 +19,7 @@ pub mod codes {
     pub const INVALID_JSON: &str = "invalid_json";
     pub const INVALID_FILE_NAME: &str = "invalid_file_name";
     pub const NOT_FOUND: &str = "not_found";
+    pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
     pub const FORBIDDEN: &str = "forbidden";
     pub const DB_UNAVAILABLE: &str = "db_unavailable";
     pub const UNAVAILABLE: &str = "unavailable";
@@ -34,6 +35,8 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Forbidden(String),
+    #[error("method {method} not allowed here (allowed: {allow})")]
+    MethodNotAllowed { method: String, allow: &'static str },
     #[error("the database is unavailable")]
     DbUnavailable,
     #[error("{0}")]
@@ -57,6 +60,7 @@ impl ApiError {
             ApiError::BadRequest { code, .. } => code,
             ApiError::NotFound(_) => codes::NOT_FOUND,
             ApiError::Forbidden(_) => codes::FORBIDDEN,
+            ApiError::MethodNotAllowed { .. } => codes::METHOD_NOT_ALLOWED,
             ApiError::DbUnavailable => codes::DB_UNAVAILABLE,
             ApiError::Unavailable(_) => codes::UNAVAILABLE,
             ApiError::Storage(_) => codes::STORAGE_ERROR,
@@ -134,6 +138,7 @@ impl ResponseError for ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::DbUnavailable | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Storage(_) => StatusCode::BAD_GATEWAY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -146,9 +151,12 @@ impl ResponseError for ApiError {
             ApiError::Storage(cause) => log::error!("storage error: {cause}"),
             _ => {}
         }
-        HttpResponse::build(self.status_code())
-            .insert_header(("Cache-Control", "no-store"))
-            .json(json!({"error": {"code": self.code(), "message": self.to_string()}}))
+        let mut res = HttpResponse::build(self.status_code());
+        res.insert_header(("Cache-Control", "no-store"));
+        if let ApiError::MethodNotAllowed { allow, .. } = self {
+            res.insert_header((actix_web::http::header::ALLOW, *allow));
+        }
+        res.json(json!({"error": {"code": self.code(), "message": self.to_string()}}))
     }
 }
 

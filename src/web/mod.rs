@@ -39,8 +39,25 @@ pub mod patterns {
     ];
 }
 
+/// The methods every route answers: GET, and HEAD with the GET's headers and no body.
+pub const ALLOWED_METHODS: &str = "GET, HEAD";
+
+/// One route: GET and HEAD to `handler`, any other method 405 with `Allow` and the
+/// JSON error body (actix's own 405 has neither a body nor `Allow`).
+fn get_and_head<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args> + Clone,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .route(web::get().to(handler.clone()))
+        .route(web::head().to(handler))
+        .default_service(web::to(method_not_allowed))
+}
+
 /// Register the service's routes. Extractor failures become 400 JSON, unknown
-/// routes 404 JSON.
+/// routes 404 JSON, other methods than GET and HEAD on a known path 405 JSON.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::PathConfig::default().error_handler(|err, _| {
         ApiError::bad_request(codes::INVALID_PATH, err.to_string()).into()
@@ -55,36 +72,41 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 ApiError::bad_request(codes::INVALID_JSON, err.to_string()).into()
             }),
     )
-    .route(patterns::HEALTH, web::get().to(handlers::health::live))
-    .route(patterns::HEALTH_DEEP, web::get().to(handlers::health::deep))
-    .route(patterns::TRACKS, web::get().to(handlers::tracks::list))
-    .route(patterns::TRACK, web::get().to(handlers::tracks::get))
-    .route(
-        patterns::STREAM,
-        web::get().to(handlers::track_urls::stream),
-    )
-    .route(
+    .service(get_and_head(patterns::HEALTH, handlers::health::live))
+    .service(get_and_head(patterns::HEALTH_DEEP, handlers::health::deep))
+    .service(get_and_head(patterns::TRACKS, handlers::tracks::list))
+    .service(get_and_head(patterns::TRACK, handlers::tracks::get))
+    .service(get_and_head(patterns::STREAM, handlers::track_urls::stream))
+    .service(get_and_head(
         patterns::DOWNLOAD,
-        web::get().to(handlers::track_urls::download),
-    )
-    .route(patterns::PLAYLIST, web::get().to(handlers::playlists::get))
-    .service(
-        web::resource(patterns::HLS)
-            .route(web::get().to(handlers::origin::origin))
-            .route(web::head().to(handlers::origin::origin)),
-    )
-    .service(
-        web::resource(patterns::MEDIA)
-            .route(web::get().to(handlers::media::media))
-            .route(web::head().to(handlers::media::media)),
-    );
+        handlers::track_urls::download,
+    ))
+    .service(get_and_head(patterns::PLAYLIST, handlers::playlists::get))
+    .service(get_and_head(patterns::HLS, handlers::origin::origin))
+    .service(get_and_head(patterns::MEDIA, handlers::media::media));
 }
 
-/// `GET /metrics`, mounted on the public listener or on `VEZA_METRICS_BIND`.
+/// `GET|HEAD /metrics`, mounted on the public listener or on `VEZA_METRICS_BIND`.
 pub fn metrics_route(cfg: &mut web::ServiceConfig) {
-    cfg.route(patterns::METRICS, web::get().to(handlers::scrape::render));
+    cfg.service(get_and_head(patterns::METRICS, handlers::scrape::render));
+}
+
+/// Headers every response carries: `X-Content-Type-Options: nosniff`, so no browser
+/// second-guesses a content type (a playlist or a JSON error rendered as HTML). The
+/// bodiless answers actix writes itself before any middleware (400 for an unparsable
+/// head, 408, 431) do not go through it.
+pub fn default_headers() -> actix_web::middleware::DefaultHeaders {
+    actix_web::middleware::DefaultHeaders::new()
+        .add((actix_web::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
 }
 
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound(format!("no route for {}", req.path())))
+}
+
+pub async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed {
+        method: req.method().to_string(),
+        allow: ALLOWED_METHODS,
+    })
 }

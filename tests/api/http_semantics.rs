@@ -16,6 +16,9 @@ use crate::helpers::{Options, TestApp, spawn_app, spawn_app_over};
 use crate::s3::s3_options;
 
 /// One request: status, headers and the whole body.
+/// Request header fields, as (name, value).
+type Fields = Vec<(&'static str, &'static str)>;
+
 async fn send(
     app: &TestApp,
     method: Method,
@@ -334,5 +337,135 @@ async fn a_directory_named_like_a_segment_is_not_found() {
         assert_json_error(r, 404, "not_found", &url).await;
         let r = app.client.head(&url).send().await.unwrap();
         assert_eq!(r.status(), 404, "HEAD {url}");
+    }
+}
+
+/// Every GET route of the service, as a path a seeded app answers 200.
+async fn get_routes(app: &TestApp) -> Vec<String> {
+    let media = delivery_json(app, 1, "stream").await["url"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches(&app.address)
+        .to_string();
+    [
+        "/health",
+        "/health/deep",
+        "/api/v1/tracks",
+        "/api/v1/tracks/1",
+        "/api/v1/tracks/1/stream",
+        "/api/v1/tracks/1/download",
+        "/api/v1/playlists/1",
+        "/hls/1/master.m3u8",
+        "/metrics",
+    ]
+    .into_iter()
+    .map(String::from)
+    .chain([media])
+    .collect()
+}
+
+#[actix_web::test]
+async fn every_get_route_answers_head() {
+    let app = spawn_app(Backend::Sqlite, Options::default().seeded()).await;
+    for path in get_routes(&app).await {
+        let url = format!("{}{path}", app.address);
+        let (get_status, get_headers, _) = send(&app, Method::GET, &url, &[]).await;
+        assert_eq!(get_status, 200, "GET {path}");
+        let (status, h, body) = send(&app, Method::HEAD, &url, &[]).await;
+        assert_eq!(status, 200, "HEAD {path}");
+        assert!(body.is_empty(), "HEAD {path} has a body");
+        assert_eq!(
+            header(&h, header::CONTENT_TYPE),
+            header(&get_headers, header::CONTENT_TYPE),
+            "HEAD {path}"
+        );
+    }
+    // The answer a HEAD-based health check reads.
+    let r = app
+        .client
+        .head(format!("{}/health", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_ne!(header(r.headers(), header::CONTENT_LENGTH), "0");
+}
+
+#[actix_web::test]
+async fn known_paths_answer_other_methods_with_405_and_allow() {
+    let app = spawn_app(Backend::Sqlite, Options::default().seeded()).await;
+    for path in get_routes(&app).await {
+        let url = format!("{}{path}", app.address);
+        for method in [
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::PATCH,
+            Method::OPTIONS,
+        ] {
+            let r = app
+                .client
+                .request(method.clone(), &url)
+                .send()
+                .await
+                .unwrap();
+            let allow = header(r.headers(), header::ALLOW).to_string();
+            assert_eq!(allow, "GET, HEAD", "{method} {path}");
+            assert_json_error(r, 405, "method_not_allowed", &format!("{method} {path}")).await;
+        }
+    }
+    // An unknown path is still 404, whatever the method.
+    for method in [Method::GET, Method::POST, Method::HEAD] {
+        let url = format!("{}/no/such/route", app.address);
+        let r = app
+            .client
+            .request(method.clone(), &url)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{method}");
+    }
+}
+
+#[actix_web::test]
+async fn every_response_says_nosniff() {
+    let app = spawn_app(Backend::Sqlite, Options::default().seeded()).await;
+    let root = media_root(&app);
+    let media = std::fs::read_to_string(root.join("hls/1/media.m3u8")).unwrap();
+    let seg = format!("{}/hls/1/{}", app.address, playlist_entries(&media)[0]);
+    let mut seen = Vec::new();
+    let mut requests: Vec<(Method, String, Fields)> = Vec::new();
+    for path in get_routes(&app).await {
+        requests.push((Method::GET, format!("{}{path}", app.address), vec![]));
+        requests.push((Method::POST, format!("{}{path}", app.address), vec![]));
+    }
+    requests.extend([
+        (Method::GET, format!("{}/nope", app.address), vec![]),
+        (
+            Method::GET,
+            format!("{}/api/v1/tracks/abc", app.address),
+            vec![],
+        ),
+        (Method::GET, seg.clone(), vec![("Range", "bytes=0-9")]),
+        (Method::GET, seg.clone(), vec![("Range", "bytes=99999999-")]),
+        (Method::GET, seg.clone(), vec![("If-Match", "\"x\"")]),
+        (Method::HEAD, seg.clone(), vec![]),
+        (
+            Method::GET,
+            format!("{}/media/d/1/AAAA/hls/1/master.m3u8", app.address),
+            vec![],
+        ),
+    ]);
+    for (method, url, headers) in &requests {
+        let (status, h, _) = send(&app, method.clone(), url, headers).await;
+        seen.push(status.as_u16());
+        assert_eq!(
+            header(&h, "x-content-type-options"),
+            "nosniff",
+            "{method} {url} {headers:?} ({status})"
+        );
+    }
+    for status in [200, 206, 400, 403, 404, 405, 412, 416] {
+        assert!(seen.contains(&status), "no {status} checked: {seen:?}");
     }
 }
