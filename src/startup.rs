@@ -542,6 +542,7 @@ fn metrics_server(
 
 /// The key for `/media` tokens: configured, or random for this process (fine for one
 /// instance; several instances behind a balancer must share VEZA_MEDIA_SIGNING_KEY).
+/// Tokens living longer than `CDN_URL_TTL` (plus a clock skew) are refused.
 fn local_signer(config: &Config) -> Result<LocalSigner, StartupError> {
     let key = match &config.media_key {
         Some(k) => k.expose().as_bytes().to_vec(),
@@ -556,7 +557,7 @@ fn local_signer(config: &Config) -> Result<LocalSigner, StartupError> {
             k
         }
     };
-    LocalSigner::new(&key).map_err(|e| StartupError::Config(e.to_string()))
+    LocalSigner::new(&key, config.cdn.ttl).map_err(|e| StartupError::Config(e.to_string()))
 }
 
 /// SIGHUP makes the CdnSigner reload its key material (rotation without restart).

@@ -20,7 +20,7 @@ use veza::cdn::{
     BunnyTokenVersion, CloudFrontHash, KeyMaterial, PreparedSigner, Provider, ProviderConfig,
     SignRequest, VerifyContext, token_forms,
 };
-use veza::delivery::local_token::LocalSigner;
+use veza::delivery::local_token::{CLOCK_SKEW, LocalSigner, parse_expiry};
 use veza::hls::naming as paths;
 use veza::hls::segment_urls::{RewriteError, is_media_playlist, rewrite_segments, segment_names};
 use veza::n1::{
@@ -445,10 +445,14 @@ pub fn cdn_url(data: &[u8]) {
 // /media tokens
 // ---------------------------------------------------------------------------
 
+/// The TTL of the fuzzed signer: tokens living longer (plus the clock skew) are refused.
+const MEDIA_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+
 fn media_signer() -> &'static LocalSigner {
     static SIGNER: OnceLock<Option<LocalSigner>> = OnceLock::new();
-    let s =
-        SIGNER.get_or_init(|| LocalSigner::new(b"fuzz-media-signing-key-0123456789abcdef").ok());
+    let s = SIGNER.get_or_init(|| {
+        LocalSigner::new(b"fuzz-media-signing-key-0123456789abcdef", MEDIA_TTL).ok()
+    });
     match s {
         Some(s) => s,
         None => panic!("LocalSigner::new failed"),
@@ -460,8 +464,10 @@ fn token_of(url: &str) -> Option<&str> {
     url.split('/').nth(4)
 }
 
-/// The `/media` verifier on arbitrary fields, parsed the way the handler parses them
-/// (scope, decimal expiry, validated key), plus sign → parse → verify round trips.
+/// The `/media` verifier on arbitrary fields, parsed the way the service parses them
+/// (scope, canonical decimal expiry, validated key), plus sign → parse → verify round
+/// trips: only the genuine token, unexpired, within the TTL and the clock skew, in the
+/// one canonical form of its expiry, verifies.
 ///
 /// Input: `scope \n expires \n token \n key [\n filename [\n now]]`.
 pub fn media_token(data: &[u8]) {
@@ -479,7 +485,10 @@ pub fn media_token(data: &[u8]) {
     let signer = media_signer();
 
     let scope = Scope::parse(scope_raw);
-    let expires = expires_raw.parse::<u64>().ok();
+    let expires = parse_expiry(expires_raw).ok();
+    if let Some(e) = expires {
+        assert_eq!(e.to_string(), expires_raw, "a non-canonical expiry parsed");
+    }
     let key = veza::store::layout::validate_key(key_raw).ok();
     if let (Some(scope), Some(expires), Some(key)) = (scope, expires, key)
         && signer
@@ -490,6 +499,10 @@ pub fn media_token(data: &[u8]) {
         let url = signer.sign(scope, key, expires, filename);
         assert_eq!(token_of(&url), Some(token), "foreign token accepted");
         assert!(now <= expires, "expired token accepted");
+        assert!(
+            expires - now <= (MEDIA_TTL + CLOCK_SKEW).as_secs(),
+            "a token living longer than the TTL accepted"
+        );
     }
 
     // Round trip through the URL the service hands out.
@@ -504,7 +517,7 @@ pub fn media_token(data: &[u8]) {
         assert_eq!(parts.next(), Some(""));
         assert_eq!(parts.next(), Some("media"));
         let got_scope = parts.next().and_then(Scope::parse);
-        let got_expires = parts.next().and_then(|e| e.parse::<u64>().ok());
+        let got_expires = parts.next().and_then(|e| parse_expiry(e).ok());
         let got_token = parts.next().unwrap_or("");
         let got_key = parts.next().unwrap_or("");
         assert_eq!(got_scope, Some(scope), "{url}");
@@ -515,7 +528,9 @@ pub fn media_token(data: &[u8]) {
             .find(|(k, _)| k == "filename")
             .map(|(_, v)| v.into_owned());
         assert_eq!(got_filename.as_deref(), filename, "{url}");
-        let at = now.min(expires);
+        // Verified while valid: not after the expiry, not before its lifetime starts.
+        let longest = (MEDIA_TTL + CLOCK_SKEW).as_secs();
+        let at = now.min(expires).max(expires.saturating_sub(longest));
         assert_eq!(
             signer.verify(
                 scope,
@@ -534,6 +549,14 @@ pub fn media_token(data: &[u8]) {
                     .verify(scope, got_key, expires, got_token, filename, expires + 1)
                     .is_err(),
                 "token valid after expiry: {url}"
+            );
+        }
+        if let Some(early) = expires.checked_sub(longest + 1) {
+            assert!(
+                signer
+                    .verify(scope, got_key, expires, got_token, filename, early)
+                    .is_err(),
+                "token valid longer than the TTL: {url}"
             );
         }
     }

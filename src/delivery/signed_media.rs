@@ -29,7 +29,9 @@ const MAX_PLAYLIST_BYTES: usize = 1024 * 1024;
 #[derive(Debug, Clone, Copy)]
 pub struct MediaToken<'a> {
     pub scope: Scope,
-    pub expires: u64,
+    /// The expiry as written in the URL (unix seconds): only the canonical decimal form
+    /// the signer writes verifies ([`super::local_token::parse_expiry`]).
+    pub expires: &'a str,
     pub token: &'a str,
     /// The download name a file-scoped token was issued for.
     pub filename: Option<&'a str>,
@@ -47,17 +49,12 @@ impl Service {
     ) -> Result<MediaAnswer, DeliveryError> {
         let key = validate_key(key).map_err(DeliveryError::BadFileName)?;
         let now = unix_now();
+        let bad = |e: super::local_token::TokenError| DeliveryError::BadToken(e.as_str());
+        let expires = super::local_token::parse_expiry(token.expires).map_err(bad)?;
         self.local
-            .verify(
-                token.scope,
-                key,
-                token.expires,
-                token.token,
-                token.filename,
-                now,
-            )
-            .map_err(|e| DeliveryError::BadToken(e.as_str()))?;
-        let remaining = token.expires.saturating_sub(now).max(1);
+            .verify(token.scope, key, expires, token.token, token.filename, now)
+            .map_err(bad)?;
+        let remaining = expires.saturating_sub(now).max(1);
         if catalogue::by_storage_key(db, &self.catalogue, key)
             .await?
             .is_none()
@@ -80,7 +77,7 @@ impl Service {
                 .map(super::disposition::attachment_disposition),
         };
         if hls == Some(HlsKind::Playlist) && self.rewrites_playlists() {
-            let body = self.playlist_for_listener(key, token.expires).await?;
+            let body = self.playlist_for_listener(key, expires).await?;
             return Ok(MediaAnswer::Playlist { body, presentation });
         }
         if hls != Some(HlsKind::Playlist) {

@@ -380,6 +380,59 @@ async fn media_tokens_expire() {
     }
 }
 
+/// A `/media` directory token computed the way the service signs, with its key (the
+/// format is part of the contract: URLs already issued must keep verifying).
+fn directory_token(key: &str, expires: &str, dir: &str) -> String {
+    use base64::Engine;
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(format!("d\n{expires}\n{dir}\n").as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+}
+
+#[actix_web::test]
+async fn media_tokens_refuse_far_expiries_and_non_canonical_forms() {
+    const KEY: &str = "media-key-for-the-token-test-0123456789";
+    let app = spawn_app(
+        Backend::Sqlite,
+        Options::default()
+            .seeded()
+            .env("VEZA_MEDIA_SIGNING_KEY", KEY)
+            .env("CDN_URL_TTL", "1h"),
+    )
+    .await;
+    let issued = MediaUrl::parse(
+        delivery_json(&app, 3, "stream").await["url"]
+            .as_str()
+            .unwrap(),
+    );
+    // The URL the service issued verifies, and is what the format above computes.
+    assert_eq!(fetch(&app, &issued.url()).await.status(), 200);
+    let exp = issued.expires.to_string();
+    assert_eq!(directory_token(KEY, &exp, "hls/3/"), issued.token);
+
+    // The same expiry written another way is not the signed one.
+    for other in [format!("+{exp}"), format!("0{exp}"), format!("00{exp}")] {
+        let url = issued.with("d", &other, &issued.token, &issued.key);
+        assert_json_error(fetch(&app, &url).await, 403, "forbidden", &other).await;
+    }
+
+    // A genuine signature over an expiry beyond the longest TTL the service issues (1 h)
+    // plus a small clock skew is refused: within the skew passes.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let signed = |expires: u64| {
+        let e = expires.to_string();
+        issued.with("d", &e, &directory_token(KEY, &e, "hls/3/"), &issued.key)
+    };
+    assert_eq!(fetch(&app, &signed(now + 3600 + 20)).await.status(), 200);
+    for far in [now + 3600 + 600, now + 10 * 365 * 86_400, u64::MAX] {
+        assert_json_error(fetch(&app, &signed(far)).await, 403, "forbidden", "far").await;
+    }
+}
+
 #[actix_web::test]
 async fn unknown_and_malformed_track_ids() {
     for backend in backends().await {

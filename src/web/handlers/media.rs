@@ -27,10 +27,9 @@ pub async fn media(
     let (scope, expires, token, key) = path.into_inner();
     let forbidden = |why: &str| ApiError::Forbidden(format!("invalid media token: {why}"));
     let scope = Scope::parse(&scope).ok_or_else(|| forbidden("unknown scope"))?;
-    let expires: u64 = expires.parse().map_err(|_| forbidden("malformed expiry"))?;
     let token = MediaToken {
         scope,
-        expires,
+        expires: &expires,
         token: &token,
         filename: params.filename.as_deref(),
     };

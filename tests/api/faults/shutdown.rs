@@ -159,7 +159,11 @@ async fn serve_a_big_file(shutdown_timeout: &str) -> (Served, String) {
     let db = format!("sqlite://{}/veza.db?mode=rwc", dir.path().display());
     let veza = start_veza(dir, &db, &[("VEZA_SHUTDOWN_TIMEOUT", shutdown_timeout)]);
     catalogue_owns(&db, "extra/big.bin").await;
-    let signer = veza::delivery::local_token::LocalSigner::new(MEDIA_KEY.as_bytes()).unwrap();
+    let signer = veza::delivery::local_token::LocalSigner::new(
+        MEDIA_KEY.as_bytes(),
+        std::time::Duration::from_secs(3600),
+    )
+    .unwrap();
     let big = signer.sign(
         veza::cdn::Scope::File,
         "extra/big.bin",
