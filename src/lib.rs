@@ -9,6 +9,7 @@ pub mod db;
 pub mod delivery;
 pub mod hls;
 pub mod ingest;
+pub mod logging;
 pub mod media;
 pub mod metrics;
 pub mod n1;

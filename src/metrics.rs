@@ -33,12 +33,30 @@ pub const HTTP_DURATION_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// `veza_http_malformed_requests_total`: request heads actix-http could not parse
+/// (answered 400, or 431 when oversized, before any middleware). Process-wide, because
+/// the only report of one is actix's log record, which [`crate::logging`] counts; every
+/// registry of the process exports this one counter. `None` only if the constant
+/// descriptor were invalid, which [`Metrics::register`] then reports.
+pub fn http_malformed_requests() -> Option<&'static IntCounter> {
+    static COUNTER: std::sync::LazyLock<Option<IntCounter>> = std::sync::LazyLock::new(|| {
+        IntCounter::new(
+            "veza_http_malformed_requests_total",
+            "Request heads actix-http could not parse (answered 400, or 431 when too large, before routing), counted from its log by the process logger.",
+        )
+        .ok()
+    });
+    COUNTER.as_ref()
+}
+
 /// Every metric handle of the service.
 #[derive(Clone)]
 pub struct Metrics {
     // HTTP
     pub http_requests_total: IntCounterVec,
     pub http_request_duration_seconds: HistogramVec,
+    /// Process-wide: [`http_malformed_requests`].
+    pub http_malformed_requests_total: IntCounter,
     // Pool (DbPool actor)
     pub db_connections: IntGaugeVec,
     pub db_connections_pending: IntGauge,
@@ -98,6 +116,9 @@ impl Metrics {
                 )
                 .buckets(HTTP_DURATION_BUCKETS.to_vec()),
                 &["route", "method"],
+            )?,
+            http_malformed_requests_total: http_malformed_requests().cloned().ok_or_else(
+                || prometheus::Error::Msg("veza_http_malformed_requests_total".into()),
             )?,
             db_connections: IntGaugeVec::new(
                 Opts::new(
@@ -307,6 +328,7 @@ impl Metrics {
         let mut v: Vec<Box<dyn Collector>> = vec![
             Box::new(self.http_requests_total.clone()),
             Box::new(self.http_request_duration_seconds.clone()),
+            Box::new(self.http_malformed_requests_total.clone()),
             Box::new(self.db_connections.clone()),
             Box::new(self.db_connections_pending.clone()),
             Box::new(self.db_connection_acquire_seconds.clone()),

@@ -5,14 +5,16 @@
 //! rather than logged as errors.
 
 use std::path::Path;
+use std::time::Duration;
 
 use reqwest::header::{self, HeaderMap};
 use reqwest::{Method, StatusCode};
 
+use crate::common::binary::serve;
 use crate::common::postgres::Backend;
 use crate::common::s3s_fs::{BUCKET, S3Server, files_under, upload_dir};
 use crate::delivery::{assert_json_error, delivery_json, header, media_root, playlist_entries};
-use crate::helpers::{Options, TestApp, spawn_app, spawn_app_over};
+use crate::helpers::{Options, TestApp, metric, spawn_app, spawn_app_over};
 use crate::s3::s3_options;
 
 /// One request: status, headers and the whole body.
@@ -468,4 +470,81 @@ async fn every_response_says_nosniff() {
     for status in [200, 206, 400, 403, 404, 405, 412, 416] {
         assert!(seen.contains(&status), "no {status} checked: {seen:?}");
     }
+}
+
+/// A request head actix cannot parse (a header line without a colon): its 400.
+async fn malformed_request(port: u16) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nthis is not a header\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
+        .await
+        .expect("an answer within 10 s")
+        .unwrap();
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+#[actix_web::test]
+async fn malformed_requests_are_counted_and_logged_quietly() {
+    let served = serve(tempfile::tempdir().unwrap(), &["serve"], &[]);
+    let client = reqwest::Client::new();
+    assert_eq!(
+        client
+            .get(format!("{}/health", served.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let errors_before = served.count(" ERROR ");
+    for _ in 0..200 {
+        let answer = malformed_request(served.port).await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    }
+    let scrape = client
+        .get(format!("{}/metrics", served.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        metric(&scrape, "veza_http_malformed_requests_total"),
+        Some(200.0),
+        "{}",
+        scrape
+            .lines()
+            .filter(|l| l.contains("malformed"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let lines = served.lines.lock().unwrap().clone();
+    let errors: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains(" ERROR "))
+        .skip(errors_before)
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "ERROR lines for client mistakes: {errors:?}"
+    );
+    let reported: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("malformed request"))
+        .collect();
+    assert!(
+        !reported.is_empty() && reported.len() <= 3,
+        "one rate-limited line expected: {reported:?}"
+    );
+    assert!(
+        reported.iter().all(|l| l.contains(" WARN ")),
+        "{reported:?}"
+    );
 }
