@@ -322,7 +322,7 @@ async fn hls_origin_streams_from_the_bucket() {
     }
 }
 
-/// HEAD must announce the object's length, as the local origin (actix-files) does.
+/// HEAD must announce the object's length, as the local origin does.
 #[actix_web::test]
 async fn hls_origin_head_on_s3_reports_the_object_length() {
     let Some(s3) = S3Server::start().await else {
