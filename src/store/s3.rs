@@ -144,7 +144,12 @@ impl S3Store {
             Ok(o) => o,
             Err(e) => {
                 return match status_of(&e) {
-                    Some(304) => Ok(Fetched::NotModified(None)),
+                    // A 304 must repeat the ETag: S3 sends it in the error's headers.
+                    Some(304) => Ok(Fetched::NotModified(
+                        e.raw_response()
+                            .and_then(|r| r.headers().get("etag"))
+                            .map(str::to_string),
+                    )),
                     Some(404) => Err(StorageError::NotFound),
                     Some(412) => Ok(Fetched::PreconditionFailed),
                     Some(416) => Ok(Fetched::RangeNotSatisfiable),
