@@ -174,7 +174,7 @@ fn failed(msg: impl std::fmt::Display) -> CliError {
     CliError::Failed(msg.to_string())
 }
 
-type Outcome = Result<(), CliError>;
+type CliResult = Result<(), CliError>;
 
 /// The configuration, with the files it names read and checked (exit 2 otherwise).
 fn load_config() -> Result<Config, CliError> {
@@ -195,7 +195,7 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
-fn dispatch(cli: Cli) -> Outcome {
+fn dispatch(cli: Cli) -> CliResult {
     match cli.command {
         Command::CheckConfig => check_config(),
         Command::N1(N1Command::Analyze { file, json, format }) => {
@@ -221,7 +221,7 @@ fn dispatch(cli: Cli) -> Outcome {
     }
 }
 
-fn check_config() -> Outcome {
+fn check_config() -> CliResult {
     let config = load_config()?;
     for w in config.warnings() {
         eprintln!("warning: {w}");
@@ -243,7 +243,7 @@ async fn open_db(config: &Config) -> Result<sea_orm::DatabaseConnection, CliErro
         .map_err(failed)
 }
 
-async fn migrate(config: Config) -> Outcome {
+async fn migrate(config: Config) -> CliResult {
     let conn = open_db(&config).await?;
     match crate::db::migrate(&conn).await {
         Ok(()) => {
@@ -283,7 +283,7 @@ async fn open_migrated_db(config: &Config) -> Result<sea_orm::DatabaseConnection
     Ok(conn)
 }
 
-async fn seed(config: Config) -> Outcome {
+async fn seed(config: Config) -> CliResult {
     let conn = open_migrated_db(&config).await?;
     let store = crate::store::Store::from_config(&config.storage, &config.storage_dir).await;
     match crate::db::seed::seed_demo(&conn, &store).await {
@@ -316,7 +316,7 @@ async fn seed(config: Config) -> Outcome {
 
 /// `veza import`: usage and tools are checked before anything else (exit 2), then
 /// each file is imported on its own; any failed file makes the exit code 1.
-fn import(args: ImportArgs) -> Outcome {
+fn import(args: ImportArgs) -> CliResult {
     if args.title.is_some() && args.files.len() > 1 {
         return Err(usage(format!(
             "--title applies to a single FILE, but {} were given (tag the files, or import them one at a time)",
@@ -341,9 +341,9 @@ async fn import_files(
     config: Config,
     args: ImportArgs,
     tools: crate::ingest::tools::Tools,
-) -> Outcome {
-    use crate::ingest::progress::{TerminalProgress, display_duration};
-    use crate::ingest::{ImportError, ImportOptions, Importer, Outcome};
+) -> CliResult {
+    use crate::ingest::progress::TerminalProgress;
+    use crate::ingest::{ImportOptions, Importer};
     let conn = open_migrated_db(&config).await?;
     let storage = crate::store::Store::from_config(&config.storage, &config.storage_dir).await;
     // Ctrl-C stops the current file's ffmpeg (its uploads are then never started) and
@@ -371,30 +371,11 @@ async fn import_files(
     for (i, path) in args.files.iter().enumerate() {
         let shown = path.display();
         let playlist = match importer.import_file(path).await {
-            Ok(Outcome::Imported {
-                track,
-                artist,
-                playlist,
-            }) => {
-                println!(
-                    "imported {shown} as track {}: \"{}\" by {artist}, {}",
-                    track.id,
-                    track.title,
-                    display_duration(track.duration_ms)
-                );
-                playlist.map(|p| (track.id, p))
-            }
-            Ok(Outcome::AlreadyImported { track, playlist }) => {
-                println!(
-                    "{shown}: already imported as track {} (\"{}\")",
-                    track.id, track.title
-                );
-                playlist.map(|p| (track.id, p))
-            }
+            Ok(outcome) => print_outcome(&shown, outcome),
             Err(e) => {
                 eprintln!("import failed: {shown}: {e}");
                 failures += 1;
-                if matches!(e, ImportError::Interrupted) {
+                if matches!(e, crate::ingest::ImportError::Interrupted) {
                     let rest = args.files.len() - i - 1;
                     if rest > 0 {
                         eprintln!("interrupted: {rest} more file(s) not imported");
@@ -405,17 +386,7 @@ async fn import_files(
             }
         };
         if let Some((track_id, p)) = playlist {
-            let created = if p.created { " (new playlist)" } else { "" };
-            match p.position {
-                Some(pos) => println!(
-                    "added track {track_id} to playlist {} \"{}\"{created} at position {pos}",
-                    p.playlist_id, p.name
-                ),
-                None => println!(
-                    "track {track_id} is already in playlist {} \"{}\"",
-                    p.playlist_id, p.name
-                ),
-            }
+            print_playlist_add(track_id, &p);
         }
         if *interrupt.borrow() && i + 1 < args.files.len() {
             eprintln!(
@@ -433,7 +404,52 @@ async fn import_files(
     }
 }
 
-async fn serve(config: Config, demo: bool) -> Outcome {
+/// One imported file, as the user reads it; the playlist it was added to, if any.
+fn print_outcome(
+    shown: &std::path::Display<'_>,
+    outcome: crate::ingest::Outcome,
+) -> Option<(i64, crate::ingest::catalogue::PlaylistAdd)> {
+    use crate::ingest::Outcome;
+    use crate::ingest::progress::display_duration;
+    match outcome {
+        Outcome::Imported {
+            track,
+            artist,
+            playlist,
+        } => {
+            println!(
+                "imported {shown} as track {}: \"{}\" by {artist}, {}",
+                track.id,
+                track.title,
+                display_duration(track.duration_ms)
+            );
+            playlist.map(|p| (track.id, p))
+        }
+        Outcome::AlreadyImported { track, playlist } => {
+            println!(
+                "{shown}: already imported as track {} (\"{}\")",
+                track.id, track.title
+            );
+            playlist.map(|p| (track.id, p))
+        }
+    }
+}
+
+fn print_playlist_add(track_id: i64, p: &crate::ingest::catalogue::PlaylistAdd) {
+    let created = if p.created { " (new playlist)" } else { "" };
+    match p.position {
+        Some(pos) => println!(
+            "added track {track_id} to playlist {} \"{}\"{created} at position {pos}",
+            p.playlist_id, p.name
+        ),
+        None => println!(
+            "track {track_id} is already in playlist {} \"{}\"",
+            p.playlist_id, p.name
+        ),
+    }
+}
+
+async fn serve(config: Config, demo: bool) -> CliResult {
     if demo {
         seed(config.clone()).await?;
     }
@@ -464,7 +480,7 @@ async fn serve(config: Config, demo: bool) -> Outcome {
         .map_err(|e| failed(format!("server error: {e}")))
 }
 
-fn n1_analyze(file: Option<&std::path::Path>, json: bool, format: crate::n1::Format) -> Outcome {
+fn n1_analyze(file: Option<&std::path::Path>, json: bool, format: crate::n1::Format) -> CliResult {
     let config = load_config()?;
     let detector = crate::actors::query_stats::detector_config(&config.query_stats);
     let input: Box<dyn BufRead> = match file {
@@ -497,7 +513,7 @@ fn n1_analyze(file: Option<&std::path::Path>, json: bool, format: crate::n1::For
     written.map_err(|e| failed(format!("writing the report: {e}")))
 }
 
-fn sign(args: &SignArgs) -> Outcome {
+fn sign(args: &SignArgs) -> CliResult {
     use crate::actors::cdn_signer::join_base;
     use crate::cdn::{Provider, SignRequest};
     use crate::clock::unix_now;
