@@ -240,17 +240,10 @@ impl S3Store {
     }
 
     pub(super) async fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
-        match self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(o) => Ok(Some(o.content_length().unwrap_or(0).max(0).unsigned_abs())),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
-            Err(e) => Err(sdk_error(format_args!("head {key}"), &e)),
+        match self.head(key).await {
+            Ok(meta) => Ok(Some(meta.length)),
+            Err(StorageError::NotFound) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
