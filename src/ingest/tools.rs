@@ -55,14 +55,23 @@ fn is_executable(p: &Path) -> bool {
     }
 }
 
-/// `file:` keeps ffmpeg from reading a name with a colon as a protocol; the whitelist
-/// keeps a playlist disguised as audio from making it fetch anything over the network.
+/// The demuxers an import may use: audio containers that read only the file they are
+/// given. Playlist and reference formats (`hls`, `concat`, …) are refused: an HLS
+/// playlist renamed `.mp3` would otherwise make ffmpeg read another local file (the
+/// protocol whitelist allows `file`) and import it as a new track.
+pub const INPUT_FORMATS: &str = "mp3,flac,wav,ogg,mov,matroska,aac,aiff,w64,wv,ape,asf,caf";
+
+/// `file:` keeps ffmpeg from reading a name with a colon as a protocol; the protocol
+/// whitelist keeps a file from making it fetch anything over the network, and the
+/// format whitelist ([`INPUT_FORMATS`]) from opening any other file.
 pub fn input_args(path: &Path) -> Vec<OsString> {
     let mut input = OsString::from("file:");
     input.push(path);
     vec![
         "-protocol_whitelist".into(),
         "file".into(),
+        "-format_whitelist".into(),
+        INPUT_FORMATS.into(),
         "-i".into(),
         input,
     ]

@@ -754,6 +754,57 @@ async fn bad_inputs_leave_nothing_in_the_bucket() {
     bad_inputs_leave_nothing(Some(&s3)).await;
 }
 
+/// An HLS playlist renamed `.mp3` whose one segment is another local audio file (an
+/// ADTS `.aac`, which ffmpeg's HLS demuxer accepts): ffmpeg must read only the file it
+/// was given, so the import is refused and nothing reaches storage or the catalogue.
+/// Before the format whitelist, ffprobe read it as `hls` and the other file was
+/// imported as a new track.
+#[actix_web::test]
+async fn a_playlist_disguised_as_audio_reads_no_other_file() {
+    if !tools_installed() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let elsewhere = d.path().join("elsewhere.aac");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=f=440:d=3",
+        "-c:a",
+        "aac",
+        elsewhere.to_str().unwrap(),
+    ]);
+    let disguised = d.path().join("mixtape.mp3");
+    std::fs::write(
+        &disguised,
+        format!(
+            "#EXTM3U\n#EXT-X-TARGETDURATION:3\n#EXTINF:3,\n{}\n#EXT-X-ENDLIST\n",
+            elsewhere.display()
+        ),
+    )
+    .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let (url, _database) = fresh_database(Backend::Sqlite, dir.path()).await;
+    let storage = dir.path().join("media");
+    let env = Env::local(&url, &storage);
+    let out = env.import(&[&disguised], &["--artist", "Someone"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let line = format!("import failed: {}: ", disguised.display());
+    assert!(stderr.lines().any(|l| l.starts_with(&line)), "{stderr}");
+    env.assert_no_temp_left();
+    let conn = Database::connect(&url).await.unwrap();
+    assert_eq!(track::Entity::find().count(&conn).await.unwrap(), 0);
+    assert_eq!(artist::Entity::find().count(&conn).await.unwrap(), 0);
+    assert!(
+        local_keys(&storage).is_empty(),
+        "{:?}",
+        local_keys(&storage)
+    );
+}
+
 /// The insert fails after every upload (a trigger refuses tracks): the uploads are
 /// deleted and the transaction leaves no artist behind.
 async fn failed_insert_rolls_back(s3: Option<&S3Server>) {
