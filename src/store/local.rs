@@ -50,7 +50,7 @@ impl LocalStore {
     /// Opened and `fstat`ed on the calling thread, as actix-files did: segments are hot
     /// in the page cache, where an open costs microseconds and a hop to the blocking
     /// pool and back costs more. Measured with `scripts/bench.sh hls`: 64 KiB segments
-    /// at 0.57 of nginx's rate with the hop, 0.7 without (docs/PERFORMANCE.md).
+    /// at 0.57 of nginx's rate with the hop, 0.68 and 0.77 without (docs/PERFORMANCE.md).
     pub(super) async fn open(&self, key: &str) -> Result<Opened, StorageError> {
         let path = self.root.join(key);
         let opened = std::fs::File::open(&path).and_then(|file| {

@@ -223,11 +223,7 @@ async fn a_partition_from_postgres_gives_prompt_503_and_recovers() {
         Backend::Postgres,
         via_proxy.as_str(),
         &dir.path().join("media"),
-        Options::default()
-            .seeded()
-            .env("VEZA_DB_ACQUIRE_TIMEOUT_MS", "1000")
-            .env("VEZA_DB_STATEMENT_TIMEOUT", "1s")
-            .env("VEZA_POOL_STATS_INTERVAL", "250ms"),
+        super::database_fault_options(),
     )
     .await;
     let bound = acquire + STATEMENT_TIMEOUT + Duration::from_millis(1500);

@@ -11,7 +11,7 @@ use super::load::{Sample, client, request_mix, start_load, start_paced, summary}
 use super::{figures, scale};
 use crate::common::pg_server::PgServer;
 use crate::common::postgres::Backend;
-use crate::helpers::{Options, metric, spawn_app_over};
+use crate::helpers::{metric, spawn_app_over};
 
 /// When the server first accepts a new connection (a `SELECT 1` on it), polled for at
 /// most `within`.
@@ -44,11 +44,7 @@ async fn a_restarted_postgres_costs_no_request_once_it_accepts_connections() {
         Backend::Postgres,
         &pg.url("veza"),
         &dir.path().join("media"),
-        Options::default()
-            .seeded()
-            .env("VEZA_DB_ACQUIRE_TIMEOUT_MS", "1000")
-            .env("VEZA_DB_STATEMENT_TIMEOUT", "1s")
-            .env("VEZA_POOL_STATS_INTERVAL", "250ms"),
+        super::database_fault_options(),
     )
     .await;
     let bound = Duration::from_millis(2000 + 1500);

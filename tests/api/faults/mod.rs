@@ -44,6 +44,16 @@ struct Scale {
     slow_clients: usize,
 }
 
+/// The seeded app of the database fault scenarios: a 1 s bound on acquiring a
+/// connection and on a statement, and a pool sample every 250 ms.
+fn database_fault_options() -> crate::helpers::Options {
+    crate::helpers::Options::default()
+        .seeded()
+        .env("VEZA_DB_ACQUIRE_TIMEOUT_MS", "1000")
+        .env("VEZA_DB_STATEMENT_TIMEOUT", "1s")
+        .env("VEZA_POOL_STATS_INTERVAL", "250ms")
+}
+
 fn scale() -> Scale {
     if std::env::var("VEZA_FAULTS_FULL").is_ok_and(|v| v == "1") {
         Scale {
