@@ -47,6 +47,7 @@ impl LocalStore {
     /// Only a regular file is an object: a directory (even one named like a segment) is
     /// not found. The metadata is the open file's own (`fstat`), so it describes the
     /// bytes that will be read even if the path is replaced meanwhile.
+    ///
     /// Opened and `fstat`ed on the calling thread, as actix-files did: segments are hot
     /// in the page cache, where an open costs microseconds and a hop to the blocking
     /// pool and back costs more. Measured with `scripts/bench.sh hls`: 64 KiB segments
