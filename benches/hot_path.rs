@@ -210,6 +210,9 @@ fn bench_catalogue(c: &mut Criterion) {
                 storage_key: format!("originals/{id}.wav"),
                 hls_prefix: format!("hls/{id}"),
                 content_type: "audio/wav".into(),
+                owner: None,
+                visibility: veza::access::Visibility::Public,
+                share_token: None,
             }),
             None,
         );

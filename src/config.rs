@@ -384,7 +384,7 @@ pub const ORIGIN_SECRET: Var<Option<Secret<String>>> = Var::new(
     |s| secret_of_at_least(s, MIN_ORIGIN_SECRET),
     show_secret,
     "at least 16 characters",
-    "when set, /hls/* answers 403 unless the request carries VEZA_ORIGIN_SECRET_HEADER with this value (the CDN adds it on origin pulls); secret",
+    "the HLS origin (/hls/*) answers only requests carrying VEZA_ORIGIN_SECRET_HEADER with this value (the CDN adds it on origin pulls); unset, the origin is off (404); secret",
 )
 .secret();
 pub const ORIGIN_SECRET_FILE: Var<Option<PathBuf>> = Var::new(
@@ -410,6 +410,41 @@ pub const ORIGIN_SECRET_HEADER: Var<String> = Var::new(
     "an HTTP header name (letters, digits and -)",
     "request header that carries the origin secret",
 );
+pub const SESSION_TTL: Var<Duration> = Var::new(
+    "VEZA_SESSION_TTL",
+    Section::Server,
+    || secs(30 * 86_400),
+    |s| duration_in(s, secs(60), secs(365 * 86_400)),
+    show_duration,
+    "a duration between 1m and 365d, such as 30d",
+    "how long a login session's token stays valid (named API tokens last until revoked)",
+);
+pub const SIGNUP: Var<Signup> = Var::new(
+    "VEZA_SIGNUP",
+    Section::Server,
+    || Signup::Closed,
+    |s| match s.to_ascii_lowercase().as_str() {
+        "open" => Some(Signup::Open),
+        "closed" => Some(Signup::Closed),
+        _ => None,
+    },
+    |s| match s {
+        Signup::Open => "open".to_string(),
+        Signup::Closed => "closed".to_string(),
+    },
+    "open or closed",
+    "whether anyone may create a listener account (POST /api/v1/auth/signup); closed: only admins create users",
+);
+pub const PASSWORD_HASH_CONCURRENCY: Var<usize> = Var::new(
+    "VEZA_PASSWORD_HASH_CONCURRENCY",
+    Section::Server,
+    || cores().div_ceil(2),
+    |s| int_in(s, 1, 256),
+    show_display,
+    "an integer between 1 and 256",
+    "password hashes (Argon2id, ~19 MiB and tens of ms of CPU each) computed at once; more wait, so logins cannot starve the workers",
+)
+.documented_default("half the cores, at least 1");
 pub const STORAGE_DIR: Var<PathBuf> = Var::new(
     "VEZA_STORAGE_DIR",
     Section::Storage,
@@ -780,6 +815,9 @@ pub static ENV_VARS: &[&dyn Documented] = &[
     &ORIGIN_SECRET,
     &ORIGIN_SECRET_FILE,
     &ORIGIN_SECRET_HEADER,
+    &SESSION_TTL,
+    &SIGNUP,
+    &PASSWORD_HASH_CONCURRENCY,
     &STORAGE_DIR,
     &STORAGE_BACKEND,
     &S3_BUCKET,
@@ -1086,6 +1124,21 @@ pub struct ServerConfig {
     pub catalogue_cache_ttl: Duration,
 }
 
+/// Whether anyone may create an account (`VEZA_SIGNUP`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signup {
+    Open,
+    Closed,
+}
+
+/// Accounts and sessions.
+#[derive(Clone, Debug)]
+pub struct AccountsConfig {
+    pub session_ttl: Duration,
+    pub signup: Signup,
+    pub hash_concurrency: usize,
+}
+
 /// Which browser origins may read the service's responses.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CorsOrigins {
@@ -1204,6 +1257,7 @@ pub struct Config {
     pub media_key: Option<Secret<String>>,
     pub query_stats: QueryStatsConfig,
     pub cdn: CdnConfig,
+    pub accounts: AccountsConfig,
     /// What [`Config::effective`] prints, recorded as each variable was read.
     shown: BTreeMap<&'static str, String>,
 }
@@ -1297,6 +1351,11 @@ impl Config {
             slow_query: ms(u64::from(r.get(&SLOW_QUERY_MS))),
         };
         let cdn = read_cdn(&mut r);
+        let accounts = AccountsConfig {
+            session_ttl: r.get(&SESSION_TTL),
+            signup: r.get(&SIGNUP),
+            hash_concurrency: r.get(&PASSWORD_HASH_CONCURRENCY),
+        };
         debug_assert!(r.shown.keys().all(|name| env_var(name).is_some()));
         if !r.problems.is_empty() {
             return Err(ConfigError {
@@ -1311,6 +1370,7 @@ impl Config {
             media_key,
             query_stats,
             cdn,
+            accounts,
             shown: r.shown,
         })
     }
@@ -1331,7 +1391,7 @@ impl Config {
         let mut w = Vec::new();
         if self.cdn.enabled && self.server.origin_secret.is_none() {
             w.push(
-                "the HLS origin is open: CDN_ENABLED=true without VEZA_ORIGIN_SECRET, so anyone can pull /hls/* past the CDN's token check (see docs/RUNBOOK.md, \"Origin protection\")"
+                "the HLS origin is off: CDN_ENABLED=true without VEZA_ORIGIN_SECRET, so /hls/* answers 404 and the CDN cannot pull from it; set VEZA_ORIGIN_SECRET and have the CDN send it (see docs/RUNBOOK.md, \"Origin protection\")"
                     .to_string(),
             );
         }

@@ -1,5 +1,7 @@
 //! veza: the music-streaming backend service. See `docs/ARCHITECTURE.md`.
 
+pub mod access;
+pub mod accounts;
 pub mod actors;
 pub mod cdn;
 pub mod cli;
@@ -7,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod delivery;
+pub mod fields;
 pub mod hls;
 pub mod ingest;
 pub mod logging;

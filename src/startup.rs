@@ -14,7 +14,10 @@ use actix_web::middleware::{Condition, Logger, from_fn};
 use actix_web::{App, HttpServer, web};
 use sea_orm::DatabaseConnection;
 
-use crate::actors::catalogue_listener::CatalogueListener;
+use crate::accounts::Accounts;
+use crate::accounts::password::Hasher;
+use crate::accounts::sessions::SessionCache;
+use crate::actors::catalogue_listener::{Caches, CatalogueListener};
 use crate::actors::cdn_signer::{CdnSigner, Reload, Signers};
 use crate::actors::db_pool::{self, DbPool, PoolStatsSettings};
 use crate::actors::query_stats::QueryStats;
@@ -136,6 +139,7 @@ pub struct AppState {
     metrics_actor: web::Data<Addr<MetricsActor>>,
     pool_settings: web::Data<PoolStatsSettings>,
     delivery: web::Data<Service>,
+    accounts: web::Data<Accounts>,
     site: web::Data<Site>,
     query_stats_template: Option<Arc<QueryStats>>,
     cors: CorsOrigins,
@@ -232,7 +236,7 @@ pub async fn prepare(config: Config) -> Result<Prepared, StartupError> {
     let origin_secret = origin_secret(&config)?;
     let (metrics_actor, metrics) =
         MetricsActor::new(config.database.acquire_timeout.as_secs_f64())?;
-    let mut routes = crate::web::patterns::ALL.to_vec();
+    let mut routes = crate::web::route_patterns();
     routes.push(crate::web::middleware::UNMATCHED);
     metrics.init_route_series(
         &routes,
@@ -297,7 +301,14 @@ pub async fn start(p: Prepared) -> (AppState, Listeners) {
     let cdn_signer = cdn.as_ref().and_then(|c| c.signers.leader());
     // Always handled: SIGHUP's default action would terminate the process.
     reload_on_sighup(cdn_signer.clone());
-    let (catalogue, catalogue_listener) = start_catalogue(&config, &metrics);
+    let (caches, catalogue_listener) = start_catalogue(&config, &metrics);
+    let catalogue = caches.catalogue.clone();
+    let accounts = Accounts::new(
+        caches.sessions.clone(),
+        Hasher::new(config.accounts.hash_concurrency),
+        config.accounts.session_ttl,
+        config.accounts.signup,
+    );
     let store = Store::from_config(&config.storage, &config.storage_dir).await;
     for w in config.warnings() {
         log::warn!("{w}");
@@ -329,6 +340,7 @@ pub async fn start(p: Prepared) -> (AppState, Listeners) {
         metrics_actor: web::Data::new(metrics_actor),
         pool_settings: web::Data::new(PoolStatsSettings { interval }),
         delivery: web::Data::new(delivery),
+        accounts: web::Data::new(accounts),
         site: web::Data::new(Site {
             public_url: config.server.public_url.clone(),
             origin_secret,
@@ -366,12 +378,14 @@ pub fn run(listener: TcpListener, state: AppState) -> Result<Server, StartupErro
             .app_data(state.metrics_actor.clone())
             .app_data(state.pool_settings.clone())
             .app_data(state.delivery.clone())
+            .app_data(state.accounts.clone())
             .app_data(state.site.clone())
             .wrap(Condition::new(
                 state.cors != CorsOrigins::Off,
                 crate::web::cors::cors(&state.cors),
             ))
             .wrap(from_fn(crate::web::cors::preflight_no_content))
+            .wrap(from_fn(crate::web::auth::per_user_caching))
             .wrap(crate::web::default_headers())
             .wrap(from_fn(observe))
             .wrap(from_fn(crate::web::slow_clients::track))
@@ -495,7 +509,7 @@ fn start_pool(
 fn start_catalogue(
     config: &Config,
     metrics: &Metrics,
-) -> (Arc<CatalogueCache>, Option<Addr<CatalogueListener>>) {
+) -> (Caches, Option<Addr<CatalogueListener>>) {
     let postgres = config.database.url.backend() == Backend::Postgres;
     let invalidation = if postgres {
         Invalidation::Notifications
@@ -508,15 +522,36 @@ fn start_catalogue(
         invalidation,
         metrics.clone(),
     ));
-    let listener = if postgres && config.server.catalogue_cache_size > 0 {
+    // On PostgreSQL revocations are pushed and entries may live long; on SQLite what
+    // another process changes (`veza user disable`) is seen within the short TTL.
+    let session_ttl = if postgres {
+        SESSION_CACHE_TTL
+    } else {
+        SESSION_CACHE_TTL_SQLITE
+    };
+    let sessions = Arc::new(SessionCache::new(
+        SESSION_CACHE_SIZE,
+        session_ttl,
+        invalidation,
+    ));
+    let caches = Caches {
+        catalogue,
+        sessions,
+    };
+    let listener = if postgres {
         let url = Secret::new(config.database.url.expose().to_string());
-        Some(CatalogueListener::new(url, catalogue.clone(), metrics.clone()).start())
+        Some(CatalogueListener::new(url, caches.clone(), metrics.clone()).start())
     } else {
         metrics.catalogue_listen_connected.set(1);
         None
     };
-    (catalogue, listener)
+    (caches, listener)
 }
+
+/// Authenticated tokens kept in memory per instance.
+const SESSION_CACHE_SIZE: u64 = 100_000;
+const SESSION_CACHE_TTL: Duration = Duration::from_secs(300);
+const SESSION_CACHE_TTL_SQLITE: Duration = Duration::from_secs(2);
 
 /// A one-worker listener that serves only `/metrics`.
 fn metrics_server(

@@ -1,9 +1,11 @@
-//! The `CatalogueListener` actor keeps the catalogue cache honest on PostgreSQL: it
-//! `LISTEN`s on [`CHANNEL`] over a dedicated connection (not one of the request pool's)
-//! and evicts each track the `tracks` trigger names. Its connection can drop at any time
+//! The `CatalogueListener` actor keeps the catalogue and session caches honest on
+//! PostgreSQL: it `LISTEN`s on [`CHANNEL`] and [`AUTH_CHANNEL`] over a dedicated
+//! connection (not one of the request pool's), evicts each track the `tracks` trigger
+//! names, and each revoked token or changed user the accounts triggers name. Its connection can drop at any time
 //! (server restart, `pg_terminate_backend`, a partition): then the cache stops being
 //! trusted, the actor reconnects with a capped exponential backoff, and once listening
-//! again it empties the cache (notifications sent meanwhile are lost) and trusts it again.
+//! again it empties the caches (notifications sent meanwhile are lost) and trusts them
+//! again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +13,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use sea_orm::sqlx::postgres::PgListener;
 
+use crate::accounts::sessions::{self, AuthChange, SessionCache};
 use crate::db::catalogue::{CatalogueCache, EvictionCause};
 use crate::metrics::Metrics;
 use crate::secret::Secret;
@@ -18,22 +21,43 @@ use crate::secret::Secret;
 /// The channel the migration's trigger notifies; the payload is a track id, or `*` for
 /// every track (TRUNCATE).
 pub const CHANNEL: &str = "veza_track_changed";
+/// The accounts triggers' channel: `t:<token hash>`, `u:<user id>` or `*`.
+pub const AUTH_CHANNEL: &str = "veza_auth_changed";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
+/// The caches the notifications keep honest.
+#[derive(Clone)]
+pub struct Caches {
+    pub catalogue: Arc<CatalogueCache>,
+    pub sessions: Arc<SessionCache>,
+}
+
+impl Caches {
+    fn trust(&self, trusted: bool) {
+        self.catalogue.set_trusted(trusted);
+        self.sessions.set_trusted(trusted);
+    }
+
+    fn empty(&self) {
+        self.catalogue.evict_all(EvictionCause::Reconnect);
+        self.sessions.evict(&AuthChange::All);
+    }
+}
+
 pub struct CatalogueListener {
     url: Secret<String>,
-    cache: Arc<CatalogueCache>,
+    caches: Caches,
     metrics: Metrics,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl CatalogueListener {
-    pub fn new(url: Secret<String>, cache: Arc<CatalogueCache>, metrics: Metrics) -> Self {
+    pub fn new(url: Secret<String>, caches: Caches, metrics: Metrics) -> Self {
         CatalogueListener {
             url,
-            cache,
+            caches,
             metrics,
             task: None,
         }
@@ -45,21 +69,21 @@ impl Actor for CatalogueListener {
 
     fn started(&mut self, _: &mut Self::Context) {
         let url = self.url.expose().clone();
-        let cache = self.cache.clone();
+        let caches = self.caches.clone();
         let metrics = self.metrics.clone();
         // A task of the Tokio runtime, not a future of the actor's local set: when the
         // System is torn down the runtime drops its tasks inside its own context, where
         // sqlx can release a connection (a listener or a connection being opened), while
         // the local set is dropped outside it and sqlx would panic ("requires a Tokio
         // context").
-        self.task = Some(tokio::spawn(listen_forever(url, cache, metrics)));
+        self.task = Some(tokio::spawn(listen_forever(url, caches, metrics)));
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
         if let Some(task) = self.task.take() {
             task.abort();
         }
-        self.cache.set_trusted(false);
+        self.caches.trust(false);
         self.metrics.catalogue_listen_connected.set(0);
     }
 }
@@ -103,7 +127,7 @@ fn describe(e: &sea_orm::sqlx::Error, url: &str) -> String {
 async fn connect(url: &str) -> Result<PgListener, String> {
     let attempt = async {
         let mut l = PgListener::connect(url).await?;
-        l.listen(CHANNEL).await?;
+        l.listen_all([CHANNEL, AUTH_CHANNEL]).await?;
         Ok::<_, sea_orm::sqlx::Error>(l)
     };
     match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
@@ -129,7 +153,19 @@ impl Drop for Listening {
     }
 }
 
-async fn listen_forever(url: String, cache: Arc<CatalogueCache>, metrics: Metrics) {
+/// Apply one notification.
+fn apply(caches: &Caches, channel: &str, payload: &str) {
+    if channel == AUTH_CHANNEL {
+        caches.sessions.evict(&sessions::parse_payload(payload));
+        return;
+    }
+    match parse_payload(payload) {
+        Invalidation::Track(id) => caches.catalogue.evict(id, EvictionCause::Notify),
+        Invalidation::All => caches.catalogue.evict_all(EvictionCause::Notify),
+    }
+}
+
+async fn listen_forever(url: String, caches: Caches, metrics: Metrics) {
     let mut backoff = BACKOFF_START;
     let mut first = true;
     loop {
@@ -144,8 +180,8 @@ async fn listen_forever(url: String, cache: Arc<CatalogueCache>, metrics: Metric
         };
         backoff = BACKOFF_START;
         // Listening now: whatever changed before this point is read fresh.
-        cache.evict_all(EvictionCause::Reconnect);
-        cache.set_trusted(true);
+        caches.empty();
+        caches.trust(true);
         metrics.catalogue_listen_connected.set(1);
         if first {
             log::info!("catalogue listener: listening on {CHANNEL}");
@@ -162,16 +198,13 @@ async fn listen_forever(url: String, cache: Arc<CatalogueCache>, metrics: Metric
             match listener.try_recv().await {
                 Ok(Some(n)) => {
                     metrics.catalogue_notifications_total.inc();
-                    match parse_payload(n.payload()) {
-                        Invalidation::Track(id) => cache.evict(id, EvictionCause::Notify),
-                        Invalidation::All => cache.evict_all(EvictionCause::Notify),
-                    }
+                    apply(&caches, n.channel(), n.payload());
                 }
                 Ok(None) => break "connection lost".to_string(),
                 Err(e) => break describe(&e, &url),
             }
         };
-        cache.set_trusted(false);
+        caches.trust(false);
         metrics.catalogue_listen_connected.set(0);
         metrics.catalogue_listen_reconnects_total.inc();
         log::warn!("catalogue listener: {why}; the cache is bypassed until it reconnects");

@@ -21,8 +21,9 @@ use std::time::Duration;
 use moka::notification::RemovalCause;
 use sea_orm::{ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter, QuerySelect};
 
+use crate::access::{Resource, Visibility};
 use crate::db::conn::Conn;
-use crate::db::entities::track;
+use crate::db::entities::{artist, track};
 use crate::metrics::Metrics;
 
 /// What the delivery paths read of a track.
@@ -33,9 +34,23 @@ pub struct DeliveryInfo {
     pub storage_key: String,
     pub hls_prefix: String,
     pub content_type: String,
+    /// The user the track's artist belongs to.
+    pub owner: Option<i64>,
+    pub visibility: Visibility,
+    pub share_token: Option<String>,
 }
 
 impl DeliveryInfo {
+    /// What the access decision needs of it (deleted tracks never get here).
+    pub fn resource(&self) -> Resource<'_> {
+        Resource {
+            owner: self.owner,
+            visibility: self.visibility,
+            share_token: self.share_token.as_deref(),
+            deleted: false,
+        }
+    }
+
     /// The last part of the HLS prefix (`hls/{dir}`): the name CDN URLs use.
     pub fn hls_dir(&self) -> &str {
         let p = self.hls_prefix.trim_end_matches('/');
@@ -158,7 +173,8 @@ impl CatalogueCache {
     /// Trust the cache again (listener connected: empty it first) or stop trusting it
     /// (listener lost: every lookup goes to the database).
     pub fn set_trusted(&self, trusted: bool) {
-        self.trusted.store(trusted, Ordering::Release);
+        let enabled = self.by_id.policy().max_capacity() != Some(0);
+        self.trusted.store(trusted && enabled, Ordering::Release);
     }
 
     /// The invalidation epoch; pass it back to [`CatalogueCache::insert`].
@@ -246,28 +262,49 @@ impl CatalogueCache {
     }
 }
 
-const COLUMNS: [track::Column; 5] = [
+const COLUMNS: [track::Column; 7] = [
     track::Column::Id,
     track::Column::Title,
     track::Column::StorageKey,
     track::Column::HlsPrefix,
     track::Column::ContentType,
+    track::Column::Visibility,
+    track::Column::ShareToken,
 ];
 
-type Row = (i64, String, String, String, String);
+type Row = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    Visibility,
+    Option<String>,
+    Option<i64>,
+);
 
-fn info((id, title, storage_key, hls_prefix, content_type): Row) -> Arc<DeliveryInfo> {
+fn info(row: Row) -> Arc<DeliveryInfo> {
+    let (id, title, storage_key, hls_prefix, content_type, visibility, share_token, owner) = row;
     Arc::new(DeliveryInfo {
         id,
         title,
         storage_key,
         hls_prefix,
         content_type,
+        owner,
+        visibility,
+        share_token,
     })
 }
 
+/// Live (not deleted) tracks with their owner: one statement, the artist joined.
 fn select() -> sea_orm::Select<track::Entity> {
-    track::Entity::find().select_only().columns(COLUMNS)
+    track::Entity::find()
+        .select_only()
+        .columns(COLUMNS)
+        .column(artist::Column::UserId)
+        .left_join(artist::Entity)
+        .filter(track::Column::DeletedAt.is_null())
 }
 
 /// Track `id` for delivery: from the cache, else from the database (then cached).
@@ -360,6 +397,9 @@ mod tests {
             storage_key: key.into(),
             hls_prefix: prefix.into(),
             content_type: "audio/wav".into(),
+            owner: None,
+            visibility: Visibility::Public,
+            share_token: None,
         })
     }
 

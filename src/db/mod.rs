@@ -6,6 +6,7 @@ pub mod conn;
 pub mod entities;
 pub mod failover;
 pub mod holders;
+pub mod listing;
 pub mod migration;
 pub mod seed;
 

@@ -12,6 +12,7 @@ mod signed_media;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::access::{Action, Asker, can};
 use crate::actors::cdn_signer::Signers;
 use crate::cdn::Scope;
 use crate::cdn::{CdnConfig, HlsDelivery, Provider};
@@ -228,10 +229,11 @@ impl Service {
     pub async fn stream_url(
         &self,
         db: &Conn,
+        asker: Asker<'_>,
         id: i64,
         self_base: &str,
     ) -> Result<DeliveryUrl, DeliveryError> {
-        let track = self.track(db, id).await?;
+        let track = self.playable(db, asker, id).await?;
         let key = crate::store::layout::master_playlist(&track.hls_prefix);
         let own = || self.self_served(self_base, Scope::Directory, &key, None);
         Ok(match &self.cdn {
@@ -259,10 +261,11 @@ impl Service {
     pub async fn download_url(
         &self,
         db: &Conn,
+        asker: Asker<'_>,
         id: i64,
         self_base: &str,
     ) -> Result<DeliveryUrl, DeliveryError> {
-        let track = self.track(db, id).await?;
+        let track = self.playable(db, asker, id).await?;
         let filename = disposition::download_filename(&track.title, &track.storage_key);
         let key = &track.storage_key;
         if let Some(cdn) = &self.cdn {
@@ -288,10 +291,23 @@ impl Service {
         }
     }
 
-    async fn track(&self, db: &Conn, id: i64) -> Result<Arc<DeliveryInfo>, DeliveryError> {
-        catalogue::by_id(db, &self.catalogue, id)
+    /// Track `id`, if `asker` may play it; otherwise not found, like a missing id.
+    /// The access decision rides on the catalogue cache: no extra statement.
+    pub async fn playable(
+        &self,
+        db: &Conn,
+        asker: Asker<'_>,
+        id: i64,
+    ) -> Result<Arc<DeliveryInfo>, DeliveryError> {
+        let not_found = || DeliveryError::NotFound(format!("track {id} not found"));
+        let track = catalogue::by_id(db, &self.catalogue, id)
             .await?
-            .ok_or_else(|| DeliveryError::NotFound(format!("track {id} not found")))
+            .ok_or_else(not_found)?;
+        if can(asker.caller, Action::Play, &track.resource(), asker.share).allowed() {
+            Ok(track)
+        } else {
+            Err(not_found())
+        }
     }
 
     /// The service's own signed `/media` URL. For HLS the token covers the directory and

@@ -8,6 +8,7 @@ use sea_orm::{
     QueryOrder, Set,
 };
 
+use crate::access::Visibility;
 use crate::db::entities::{artist, playlist, playlist_track, track};
 
 /// Where a track went in `--playlist`.
@@ -30,6 +31,7 @@ pub struct NewTrack<'a> {
     pub hls_prefix: &'a str,
     pub content_type: &'a str,
     pub byte_size: u64,
+    pub visibility: Visibility,
 }
 
 /// The track imported from the same content, if any.
@@ -85,10 +87,35 @@ pub async fn insert_track<C: ConnectionTrait>(
         content_type: Set(new.content_type.to_string()),
         byte_size: Set(i64::try_from(new.byte_size).unwrap_or(i64::MAX)),
         created_at: Set(Utc::now()),
+        visibility: Set(new.visibility),
+        share_token: Set(match new.visibility {
+            Visibility::Unlisted => Some(
+                crate::accounts::token::share_token()
+                    .ok_or_else(|| DbErr::Custom("no randomness for a share token".into()))?,
+            ),
+            Visibility::Public | Visibility::Private => None,
+        }),
         ..Default::default()
     }
     .insert(conn)
     .await
+}
+
+/// Give artist `artist_id` to user `user_id` (`veza import --owner`).
+pub async fn assign_artist<C: ConnectionTrait>(
+    conn: &C,
+    artist_id: i64,
+    user_id: i64,
+) -> Result<(), DbErr> {
+    artist::Entity::update_many()
+        .col_expr(
+            artist::Column::UserId,
+            sea_orm::sea_query::Expr::value(user_id),
+        )
+        .filter(artist::Column::Id.eq(artist_id))
+        .exec(conn)
+        .await?;
+    Ok(())
 }
 
 /// Find (lowest id) or create the playlist named `name`, and append the track at

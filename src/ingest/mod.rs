@@ -30,6 +30,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
+
+use crate::access::Visibility;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -105,6 +107,9 @@ pub struct ImportOptions {
     pub title: Option<String>,
     pub artist: Option<String>,
     pub playlist: Option<String>,
+    /// The user the tracks' artist is given to (`--owner`).
+    pub owner: Option<i64>,
+    pub visibility: Visibility,
     /// Bound on probing plus transcoding one file.
     pub timeout: Duration,
     /// Where transcoding progress goes; none by default.
@@ -117,6 +122,8 @@ impl ImportOptions {
             title: None,
             artist: None,
             playlist: None,
+            owner: None,
+            visibility: Visibility::Public,
             timeout: DEFAULT_TIMEOUT,
             progress: None,
         }
@@ -135,6 +142,8 @@ impl fmt::Debug for ImportOptions {
             .field("title", &self.title)
             .field("artist", &self.artist)
             .field("playlist", &self.playlist)
+            .field("owner", &self.owner)
+            .field("visibility", &self.visibility)
             .field("timeout", &self.timeout)
             .field("progress", &self.progress.is_some())
             .finish()
@@ -328,6 +337,9 @@ impl Importer {
         }
         let txn = self.conn.begin().await?;
         let artist_id = catalogue::find_or_create_artist(&txn, &prepared.artist).await?;
+        if let Some(owner) = self.options.owner {
+            catalogue::assign_artist(&txn, artist_id, owner).await?;
+        }
         let new = NewTrack {
             title: &prepared.title,
             artist_id,
@@ -336,6 +348,7 @@ impl Importer {
             hls_prefix: &keys.hls_prefix,
             content_type: original_content_type(&snap.ext),
             byte_size: snap.size,
+            visibility: self.options.visibility,
         };
         let track = catalogue::insert_track(&txn, new).await?;
         let playlist = match &self.options.playlist {

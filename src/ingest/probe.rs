@@ -180,20 +180,22 @@ pub fn title_and_artist(
     stream_tags: &BTreeMap<String, String>,
     path: &Path,
 ) -> Credits {
-    let pick = |flag: Option<&str>, name: &str| {
+    // Tags and file names come from the file: cut to the catalogue's limits and
+    // cleaned of control and bidi characters (flags were validated by the caller).
+    let pick = |flag: Option<&str>, name: &str, max: usize| {
         flag.map(str::trim)
             .filter(|v| !v.is_empty())
             .or_else(|| tag(format_tags, name))
             .or_else(|| tag(stream_tags, name))
-            .map(str::to_string)
+            .and_then(|v| crate::fields::sanitized(v, max))
     };
-    let title = pick(flags.0, "title").unwrap_or_else(|| {
+    let title = pick(flags.0, "title", crate::fields::TITLE_MAX).unwrap_or_else(|| {
         path.file_stem()
-            .map(|s| s.to_string_lossy().trim().to_string())
-            .filter(|s| !s.is_empty())
+            .and_then(|s| crate::fields::sanitized(&s.to_string_lossy(), crate::fields::TITLE_MAX))
             .unwrap_or_else(|| "Untitled".to_string())
     });
-    let artist = pick(flags.1, "artist").unwrap_or_else(|| UNKNOWN_ARTIST.to_string());
+    let artist = pick(flags.1, "artist", crate::fields::NAME_MAX)
+        .unwrap_or_else(|| UNKNOWN_ARTIST.to_string());
     Credits { title, artist }
 }
 

@@ -21,6 +21,12 @@ pub mod codes {
     pub const NOT_FOUND: &str = "not_found";
     pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
     pub const FORBIDDEN: &str = "forbidden";
+    pub const UNAUTHORIZED: &str = "unauthorized";
+    pub const INVALID_CREDENTIALS: &str = "invalid_credentials";
+    pub const INVALID_FIELD: &str = "invalid_field";
+    pub const SIGNUP_CLOSED: &str = "signup_closed";
+    pub const EMAIL_TAKEN: &str = "email_taken";
+    pub const BUSY: &str = "busy";
     pub const DB_UNAVAILABLE: &str = "db_unavailable";
     pub const UNAVAILABLE: &str = "unavailable";
     pub const STORAGE_ERROR: &str = "storage_error";
@@ -35,8 +41,18 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Forbidden(String),
+    /// No valid credentials: 401 with `WWW-Authenticate: Bearer`.
+    #[error("{message}")]
+    Unauthorized { code: &'static str, message: String },
+    /// Refused for a reason the caller can fix (a closed sign-up, a taken e-mail).
+    #[error("{message}")]
+    Refused {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
     #[error("method {method} not allowed here (allowed: {allow})")]
-    MethodNotAllowed { method: String, allow: &'static str },
+    MethodNotAllowed { method: String, allow: String },
     #[error("the database is unavailable")]
     DbUnavailable,
     #[error("{0}")]
@@ -55,9 +71,19 @@ impl ApiError {
         }
     }
 
+    /// No token, or one that is unknown, expired or revoked.
+    pub fn unauthorized() -> Self {
+        ApiError::Unauthorized {
+            code: codes::UNAUTHORIZED,
+            message: "sign in: this needs a valid bearer token (Authorization: Bearer …)".into(),
+        }
+    }
+
     pub fn code(&self) -> &'static str {
         match self {
-            ApiError::BadRequest { code, .. } => code,
+            ApiError::BadRequest { code, .. }
+            | ApiError::Unauthorized { code, .. }
+            | ApiError::Refused { code, .. } => code,
             ApiError::NotFound(_) => codes::NOT_FOUND,
             ApiError::Forbidden(_) => codes::FORBIDDEN,
             ApiError::MethodNotAllowed { .. } => codes::METHOD_NOT_ALLOWED,
@@ -90,6 +116,40 @@ impl From<crate::delivery::DeliveryError> for ApiError {
             E::Storage(e) => e.into(),
             E::Internal(cause) => ApiError::Internal(cause),
         }
+    }
+}
+
+impl From<crate::accounts::AccountError> for ApiError {
+    fn from(e: crate::accounts::AccountError) -> Self {
+        use crate::accounts::AccountError as E;
+        use crate::accounts::password::HashError;
+        let refused = |status, code, e: &E| ApiError::Refused {
+            status,
+            code,
+            message: e.to_string(),
+        };
+        match e {
+            e @ E::InvalidCredentials => ApiError::Unauthorized {
+                code: codes::INVALID_CREDENTIALS,
+                message: e.to_string(),
+            },
+            E::InvalidToken => ApiError::unauthorized(),
+            ref e @ E::SignupClosed => refused(StatusCode::FORBIDDEN, codes::SIGNUP_CLOSED, e),
+            ref e @ E::EmailTaken => refused(StatusCode::CONFLICT, codes::EMAIL_TAKEN, e),
+            E::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
+            E::Field(f) => ApiError::bad_request(codes::INVALID_FIELD, f.to_string()),
+            ref e @ E::Hash(HashError::Busy) => {
+                refused(StatusCode::SERVICE_UNAVAILABLE, codes::BUSY, e)
+            }
+            E::Hash(e) => ApiError::Internal(e.to_string()),
+            E::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::fields::FieldError> for ApiError {
+    fn from(e: crate::fields::FieldError) -> Self {
+        ApiError::bad_request(codes::INVALID_FIELD, e.to_string())
     }
 }
 
@@ -138,6 +198,8 @@ impl ResponseError for ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Refused { status, .. } => *status,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::DbUnavailable | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Storage(_) => StatusCode::BAD_GATEWAY,
@@ -154,7 +216,10 @@ impl ResponseError for ApiError {
         let mut res = HttpResponse::build(self.status_code());
         res.insert_header(("Cache-Control", "no-store"));
         if let ApiError::MethodNotAllowed { allow, .. } = self {
-            res.insert_header((actix_web::http::header::ALLOW, *allow));
+            res.insert_header((actix_web::http::header::ALLOW, allow.as_str()));
+        }
+        if let ApiError::Unauthorized { .. } = self {
+            res.insert_header((actix_web::http::header::WWW_AUTHENTICATE, "Bearer"));
         }
         res.json(json!({"error": {"code": self.code(), "message": self.to_string()}}))
     }

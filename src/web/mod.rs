@@ -1,5 +1,6 @@
 //! The HTTP layer: route table, handlers, middleware and error mapping.
 
+pub mod auth;
 pub mod cors;
 pub mod error;
 pub mod handlers;
@@ -8,7 +9,10 @@ pub mod rfc9110;
 pub mod slow_clients;
 pub mod state;
 
+use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
+
+use auth::Policy;
 
 use error::{ApiError, codes};
 
@@ -24,40 +28,182 @@ pub mod patterns {
     pub const PLAYLIST: &str = "/api/v1/playlists/{id}";
     pub const HLS: &str = "/hls/{track_id}/{file}";
     pub const MEDIA: &str = "/media/{scope}/{expires}/{token}/{key:.*}";
+    pub const LOGIN: &str = "/api/v1/auth/login";
+    pub const LOGOUT: &str = "/api/v1/auth/logout";
+    pub const SIGNUP: &str = "/api/v1/auth/signup";
+    pub const ME: &str = "/api/v1/me";
+    pub const MY_TOKENS: &str = "/api/v1/me/tokens";
+    pub const MY_TOKEN: &str = "/api/v1/me/tokens/{id}";
+    pub const USERS: &str = "/api/v1/users";
+    pub const USER: &str = "/api/v1/users/{id}";
     pub const METRICS: &str = "/metrics";
-    pub const ALL: [&str; 10] = [
-        HEALTH,
-        HEALTH_DEEP,
-        TRACKS,
-        TRACK,
-        STREAM,
-        DOWNLOAD,
-        PLAYLIST,
-        HLS,
-        MEDIA,
-        METRICS,
-    ];
 }
 
-/// The methods every route answers: GET, and HEAD with the GET's headers and no body.
-pub const ALLOWED_METHODS: &str = "GET, HEAD";
+/// One registered method of one route, and the policy it declares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpec {
+    pub pattern: &'static str,
+    pub method: Method,
+    pub policy: Policy,
+}
 
-/// One route: GET and HEAD to `handler`, any other method 405 with `Allow` and the
-/// JSON error body (actix's own 405 has neither a body nor `Allow`).
-fn get_and_head<F, Args>(path: &str, handler: F) -> actix_web::Resource
+/// A method's handler(s) and policy, for [`Table::resource`].
+pub struct Endpoint {
+    method: Method,
+    policy: Policy,
+    routes: Vec<actix_web::Route>,
+}
+
+/// GET, with HEAD answered by the same handler (same headers, no body).
+fn get<F, Args>(policy: Policy, handler: F) -> Endpoint
 where
     F: actix_web::Handler<Args> + Clone,
     Args: actix_web::FromRequest + 'static,
     F::Output: actix_web::Responder + 'static,
 {
-    web::resource(path)
-        .route(web::get().to(handler.clone()))
-        .route(web::head().to(handler))
-        .default_service(web::to(method_not_allowed))
+    Endpoint {
+        method: Method::GET,
+        policy,
+        routes: vec![web::get().to(handler.clone()), web::head().to(handler)],
+    }
+}
+
+fn on<F, Args>(method: Method, policy: Policy, handler: F) -> Endpoint
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    Endpoint {
+        routes: vec![web::method(method.clone()).to(handler)],
+        method,
+        policy,
+    }
+}
+
+/// The route table as it is registered: every method of every route declares a policy
+/// (there is no other way to add one), and [`route_table`] lists them for the tests.
+struct Table<'a> {
+    cfg: Option<&'a mut web::ServiceConfig>,
+    specs: Vec<RouteSpec>,
+}
+
+impl Table<'_> {
+    /// Register `pattern`'s endpoints; any other method answers 405 with `Allow` and
+    /// the JSON error body (actix's own 405 has neither).
+    fn resource(&mut self, pattern: &'static str, endpoints: Vec<Endpoint>) {
+        let mut allow: Vec<&str> = Vec::new();
+        for e in &endpoints {
+            self.specs.push(RouteSpec {
+                pattern,
+                method: e.method.clone(),
+                policy: e.policy,
+            });
+            allow.push(e.method.as_str());
+            if e.method == Method::GET {
+                allow.push("HEAD");
+            }
+        }
+        let Some(cfg) = self.cfg.as_deref_mut() else {
+            return;
+        };
+        let allow = allow.join(", ");
+        let mut resource = web::resource(pattern);
+        for route in endpoints.into_iter().flat_map(|e| e.routes) {
+            resource = resource.route(route);
+        }
+        cfg.service(resource.default_service(web::to(move |req: HttpRequest| {
+            let allow = allow.clone();
+            async move {
+                Err::<HttpResponse, _>(ApiError::MethodNotAllowed {
+                    method: req.method().to_string(),
+                    allow,
+                })
+            }
+        })));
+    }
+}
+
+fn table(t: &mut Table<'_>) {
+    use Policy::{Admin, Anyone, SignedIn};
+    use handlers::{account, health, media, origin, playlists, track_urls, tracks, users};
+    t.resource(patterns::HEALTH, vec![get(Anyone, health::live)]);
+    t.resource(patterns::HEALTH_DEEP, vec![get(Anyone, health::deep)]);
+    t.resource(patterns::TRACKS, vec![get(Anyone, tracks::list)]);
+    t.resource(patterns::TRACK, vec![get(Anyone, tracks::get)]);
+    t.resource(patterns::STREAM, vec![get(Anyone, track_urls::stream)]);
+    t.resource(patterns::DOWNLOAD, vec![get(Anyone, track_urls::download)]);
+    t.resource(patterns::PLAYLIST, vec![get(Anyone, playlists::get)]);
+    t.resource(patterns::HLS, vec![get(Anyone, origin::origin)]);
+    t.resource(patterns::MEDIA, vec![get(Anyone, media::media)]);
+    t.resource(
+        patterns::LOGIN,
+        vec![on(Method::POST, Anyone, account::login)],
+    );
+    t.resource(
+        patterns::LOGOUT,
+        vec![on(Method::POST, SignedIn, account::logout)],
+    );
+    t.resource(
+        patterns::SIGNUP,
+        vec![on(Method::POST, Anyone, account::signup)],
+    );
+    t.resource(patterns::ME, vec![get(SignedIn, account::me)]);
+    t.resource(
+        patterns::MY_TOKENS,
+        vec![
+            get(SignedIn, account::tokens),
+            on(Method::POST, SignedIn, account::create_token),
+        ],
+    );
+    t.resource(
+        patterns::MY_TOKEN,
+        vec![
+            get(SignedIn, account::token),
+            on(Method::DELETE, SignedIn, account::revoke_token),
+        ],
+    );
+    t.resource(
+        patterns::USERS,
+        vec![
+            get(Admin, users::list),
+            on(Method::POST, Admin, users::create),
+        ],
+    );
+    t.resource(
+        patterns::USER,
+        vec![
+            get(Admin, users::get),
+            on(Method::PATCH, Admin, users::update),
+        ],
+    );
+}
+
+/// Every method of every route with its declared policy (the route × role tests walk
+/// it; `/metrics` is [`metrics_route`]'s).
+pub fn route_table() -> Vec<RouteSpec> {
+    let mut t = Table {
+        cfg: None,
+        specs: Vec::new(),
+    };
+    table(&mut t);
+    t.specs
+}
+
+/// The route patterns, each once (the `route` label's values).
+pub fn route_patterns() -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for spec in route_table() {
+        if !out.contains(&spec.pattern) {
+            out.push(spec.pattern);
+        }
+    }
+    out.push(patterns::METRICS);
+    out
 }
 
 /// Register the service's routes. Extractor failures become 400 JSON, unknown
-/// routes 404 JSON, other methods than GET and HEAD on a known path 405 JSON.
+/// routes 404 JSON, other methods than a route's own 405 JSON.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::PathConfig::default().error_handler(|err, _| {
         ApiError::bad_request(codes::INVALID_PATH, err.to_string()).into()
@@ -71,24 +217,24 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .error_handler(|err, _| {
                 ApiError::bad_request(codes::INVALID_JSON, err.to_string()).into()
             }),
-    )
-    .service(get_and_head(patterns::HEALTH, handlers::health::live))
-    .service(get_and_head(patterns::HEALTH_DEEP, handlers::health::deep))
-    .service(get_and_head(patterns::TRACKS, handlers::tracks::list))
-    .service(get_and_head(patterns::TRACK, handlers::tracks::get))
-    .service(get_and_head(patterns::STREAM, handlers::track_urls::stream))
-    .service(get_and_head(
-        patterns::DOWNLOAD,
-        handlers::track_urls::download,
-    ))
-    .service(get_and_head(patterns::PLAYLIST, handlers::playlists::get))
-    .service(get_and_head(patterns::HLS, handlers::origin::origin))
-    .service(get_and_head(patterns::MEDIA, handlers::media::media));
+    );
+    let mut t = Table {
+        cfg: Some(cfg),
+        specs: Vec::new(),
+    };
+    table(&mut t);
 }
 
 /// `GET|HEAD /metrics`, mounted on the public listener or on `VEZA_METRICS_BIND`.
 pub fn metrics_route(cfg: &mut web::ServiceConfig) {
-    cfg.service(get_and_head(patterns::METRICS, handlers::scrape::render));
+    let mut t = Table {
+        cfg: Some(cfg),
+        specs: Vec::new(),
+    };
+    t.resource(
+        patterns::METRICS,
+        vec![get(Policy::Anyone, handlers::scrape::render)],
+    );
 }
 
 /// Headers every response carries: `X-Content-Type-Options: nosniff`, so no browser
@@ -102,11 +248,4 @@ pub fn default_headers() -> actix_web::middleware::DefaultHeaders {
 
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound(format!("no route for {}", req.path())))
-}
-
-pub async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed {
-        method: req.method().to_string(),
-        allow: ALLOWED_METHODS,
-    })
 }

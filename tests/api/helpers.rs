@@ -86,12 +86,19 @@ async fn start_app(
         ("DATABASE_URL".to_string(), url),
         ("VEZA_BIND".to_string(), "127.0.0.1:0".to_string()),
         ("VEZA_WORKERS".to_string(), "2".to_string()),
+        // The HLS origin is off without a secret; the tests act as the CDN (the
+        // client sends it), except those that check the origin is closed.
+        ("VEZA_ORIGIN_SECRET".to_string(), ORIGIN_SECRET.to_string()),
         (
             "VEZA_STORAGE_DIR".to_string(),
             storage_dir.display().to_string(),
         ),
     ]);
     for (k, v) in opts.env {
+        if v.is_empty() && k == "VEZA_ORIGIN_SECRET" {
+            env.remove(k);
+            continue;
+        }
         env.insert(k.to_string(), v);
     }
     let config = Config::from_map(&env).unwrap();
@@ -113,6 +120,7 @@ async fn start_app(
     TestApp {
         address,
         client: reqwest::Client::builder()
+            .default_headers(origin_secret_header(&config))
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(30))
             .build()
@@ -124,6 +132,24 @@ async fn start_app(
         dir,
         _database: database,
     }
+}
+
+/// The origin secret every test app has unless a test removes it (an empty
+/// `VEZA_ORIGIN_SECRET` in [`Options::env`] leaves it unset: the origin is off).
+pub const ORIGIN_SECRET: &str = "test-origin-secret-4d1f";
+
+/// The default client acts as the CDN: it sends the origin secret (under the configured
+/// header name) when the app has one.
+fn origin_secret_header(config: &Config) -> reqwest::header::HeaderMap {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(veza::cdn::KeySource::Inline(secret)) = &config.server.origin_secret {
+        headers.insert(
+            reqwest::header::HeaderName::from_bytes(config.server.origin_secret_header.as_bytes())
+                .unwrap(),
+            reqwest::header::HeaderValue::from_str(secret.expose()).unwrap(),
+        );
+    }
+    headers
 }
 
 /// The demo media, rendered once under the target directory (seeding renders 20 tracks

@@ -624,7 +624,7 @@ async fn prometheus_scrapes_two_instances_and_every_panel_and_alert_evaluates() 
 async fn known_series_exist_at_zero_from_the_start() {
     let app = spawn_app(Backend::Sqlite, Options::default()).await;
     let text = app.metrics().await;
-    for route in veza::web::patterns::ALL {
+    for route in veza::web::route_patterns() {
         for kind in veza::n1::detector::Kind::ALL {
             let series = format!(
                 "veza_db_n1_suspicions_total{{kind=\"{}\",route=\"{route}\"}}",

@@ -8,6 +8,8 @@ pub struct Model {
     pub id: i64,
     pub name: String,
     pub created_at: ChronoDateTimeUtc,
+    /// The user this artist profile belongs to (demo and imported artists may have none).
+    pub user_id: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,6 +1,9 @@
-//! sea-orm entities for the catalogue: artists, tracks, playlists and their ordering.
+//! sea-orm entities: the catalogue (artists, tracks, playlists and their ordering) and
+//! the accounts (users and their tokens).
 
 pub mod artist;
+pub mod auth_token;
 pub mod playlist;
 pub mod playlist_track;
 pub mod track;
+pub mod user;

@@ -8,6 +8,11 @@ pub struct Model {
     pub id: i64,
     pub name: String,
     pub created_at: ChronoDateTimeUtc,
+    pub owner_id: Option<i64>,
+    pub visibility: crate::access::Visibility,
+    #[serde(skip)]
+    pub share_token: Option<String>,
+    pub deleted_at: Option<ChronoDateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -16,6 +16,12 @@ pub struct Model {
     pub content_type: String,
     pub byte_size: i64,
     pub created_at: ChronoDateTimeUtc,
+    pub visibility: crate::access::Visibility,
+    /// The unguessable token of an unlisted track's share link (never shown to others).
+    #[serde(skip)]
+    pub share_token: Option<String>,
+    /// Soft deletion: set, the track exists for nobody; the bytes are kept.
+    pub deleted_at: Option<ChronoDateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

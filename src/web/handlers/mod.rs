@@ -1,5 +1,6 @@
 //! Request handlers, one module per resource.
 
+pub mod account;
 pub mod files;
 pub mod health;
 pub mod media;
@@ -8,6 +9,7 @@ pub mod playlists;
 pub mod scrape;
 pub mod track_urls;
 pub mod tracks;
+pub mod users;
 
 use crate::web::error::{ApiError, codes};
 

@@ -2,8 +2,10 @@
 //! is a track id or the last part of a track's HLS prefix (`hls/{dir}`), so CDN URLs
 //! built from storage keys (`/hls/i-3f2a…/seg-….ts`) pull from here too. Only validated
 //! plain names inside an existing track's own HLS directory are ever read
-//! ([`crate::delivery::Service::origin_object`]). With `VEZA_ORIGIN_SECRET` set, only
-//! requests carrying the secret header (the CDN's) are answered.
+//! ([`crate::delivery::Service::origin_object`]). Only requests carrying the
+//! `VEZA_ORIGIN_SECRET` header (the CDN's) are answered; without a configured secret
+//! the origin is off (404 for everything). The secret is the access decision here: a
+//! CDN only pulls what a signed URL, issued after [`crate::access::can`], asked for.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
@@ -23,12 +25,16 @@ pub async fn origin(
     site: web::Data<Site>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    if let Some(secret) = &site.origin_secret
-        && !secret.admits(&req)
-    {
-        return Err(ApiError::Forbidden(
-            "the HLS origin answers the CDN only".into(),
-        ));
+    // Closed by default: players get signed URLs (`/media`, or the CDN's); only the
+    // CDN's origin pulls, proven by the secret, reach the files here.
+    match &site.origin_secret {
+        None => return Err(ApiError::NotFound("the HLS origin is off".into())),
+        Some(secret) if !secret.admits(&req) => {
+            return Err(ApiError::Forbidden(
+                "the HLS origin answers the CDN only".into(),
+            ));
+        }
+        Some(_) => {}
     }
     let (dir, file) = path.into_inner();
     let kind = validate_hls_name(&file)

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::parse_id;
+use crate::access::{Asker, Caller};
 use crate::db::conn::Conn;
 use crate::delivery::{DeliveryUrl, Service, SignedCookie};
 use crate::web::error::{ApiError, codes};
@@ -17,10 +18,13 @@ use crate::web::state::Site;
 #[derive(Debug, Deserialize)]
 pub struct DeliveryParams {
     redirect: Option<String>,
+    /// The share token of an unlisted track's link.
+    share: Option<String>,
 }
 
 pub async fn stream(
     db: Conn,
+    caller: Caller,
     path: web::Path<String>,
     params: web::Query<DeliveryParams>,
     delivery: web::Data<Service>,
@@ -28,12 +32,16 @@ pub async fn stream(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
-    let url = delivery.stream_url(&db, id, &site.self_base(&req)).await;
+    let asker = Asker::new(&caller, params.share.as_deref());
+    let url = delivery
+        .stream_url(&db, asker, id, &site.self_base(&req))
+        .await;
     respond(url?, &params)
 }
 
 pub async fn download(
     db: Conn,
+    caller: Caller,
     path: web::Path<String>,
     params: web::Query<DeliveryParams>,
     delivery: web::Data<Service>,
@@ -41,7 +49,10 @@ pub async fn download(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
-    let url = delivery.download_url(&db, id, &site.self_base(&req)).await;
+    let asker = Asker::new(&caller, params.share.as_deref());
+    let url = delivery
+        .download_url(&db, asker, id, &site.self_base(&req))
+        .await;
     respond(url?, &params)
 }
 

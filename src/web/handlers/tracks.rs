@@ -6,8 +6,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{found, parse_id};
+use crate::access::{Action, Caller, Presented, Resource, Visibility, can};
 use crate::db::conn::Conn;
-use crate::db::entities::track;
+use crate::db::entities::{artist, track};
+use crate::db::listing::visible_tracks;
 use crate::web::error::{ApiError, codes};
 
 pub const DEFAULT_LIMIT: u64 = 20;
@@ -17,6 +19,12 @@ pub const MAX_LIMIT: u64 = 100;
 pub struct ListParams {
     limit: Option<String>,
     cursor: Option<String>,
+}
+
+/// `?share=`: the share token of an unlisted track's link.
+#[derive(Debug, Deserialize)]
+pub struct ShareParam {
+    pub share: Option<String>,
 }
 
 /// A track as the API shows it (storage internals stay private).
@@ -29,6 +37,7 @@ pub struct TrackView {
     pub content_type: String,
     pub byte_size: i64,
     pub created_at: chrono::DateTime<chrono::Utc>,
+    pub visibility: Visibility,
 }
 
 impl From<track::Model> for TrackView {
@@ -41,7 +50,18 @@ impl From<track::Model> for TrackView {
             content_type: t.content_type,
             byte_size: t.byte_size,
             created_at: t.created_at,
+            visibility: t.visibility,
         }
+    }
+}
+
+/// What the access decision needs of a track row and its artist.
+pub fn resource<'a>(t: &'a track::Model, artist: Option<&artist::Model>) -> Resource<'a> {
+    Resource {
+        owner: artist.and_then(|a| a.user_id),
+        visibility: t.visibility,
+        share_token: t.share_token.as_deref(),
+        deleted: t.deleted_at.is_some(),
     }
 }
 
@@ -75,10 +95,17 @@ fn parse_cursor(raw: Option<&str>) -> Result<Option<i64>, ApiError> {
     .transpose()
 }
 
-pub async fn list(db: Conn, params: web::Query<ListParams>) -> Result<HttpResponse, ApiError> {
+/// The tracks the caller may see listed (`db::listing`), a page at a time.
+pub async fn list(
+    db: Conn,
+    caller: Caller,
+    params: web::Query<ListParams>,
+) -> Result<HttpResponse, ApiError> {
     let limit = parse_limit(params.limit.as_deref())?;
     let cursor = parse_cursor(params.cursor.as_deref())?;
-    let mut query = track::Entity::find().order_by_asc(track::Column::Id);
+    let mut query = track::Entity::find()
+        .filter(visible_tracks(&caller))
+        .order_by_asc(track::Column::Id);
     if let Some(after) = cursor {
         query = query.filter(track::Column::Id.gt(after));
     }
@@ -95,8 +122,34 @@ pub async fn list(db: Conn, params: web::Query<ListParams>) -> Result<HttpRespon
     Ok(HttpResponse::Ok().json(json!({"items": items, "next_cursor": next_cursor})))
 }
 
-pub async fn get(db: Conn, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+/// A track's metadata, if the caller may play it (404 otherwise, like a missing id).
+/// Its owner and staff also see the share token of its link.
+pub async fn get(
+    db: Conn,
+    caller: Caller,
+    path: web::Path<String>,
+    share: web::Query<ShareParam>,
+) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
-    let track = found(track::Entity::find_by_id(id).one(&db).await?, "track", id)?;
-    Ok(HttpResponse::Ok().json(TrackView::from(track)))
+    let (track, artist) = found(
+        track::Entity::find_by_id(id)
+            .find_also_related(artist::Entity)
+            .one(&db)
+            .await?,
+        "track",
+        id,
+    )?;
+    let r = resource(&track, artist.as_ref());
+    let presented = Presented(share.share.as_deref());
+    if !can(&caller, Action::Play, &r, presented).allowed() {
+        return Err(ApiError::NotFound(format!("track {id} not found")));
+    }
+    let editor = can(&caller, Action::Edit, &r, presented).allowed();
+    let share_token = track.share_token.clone().filter(|_| editor);
+    let mut view = serde_json::to_value(TrackView::from(track))
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    if let Some(token) = share_token {
+        view["share_token"] = json!(token);
+    }
+    Ok(HttpResponse::Ok().json(view))
 }

@@ -7,6 +7,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod users;
+
 use crate::config::{Config, Section, env_help};
 use crate::startup::Application;
 
@@ -53,6 +55,9 @@ pub enum Command {
     /// store the original and the HLS files, and add the tracks to the catalogue.
     #[command(after_help = env_help(&[Section::Database, Section::Storage]))]
     Import(ImportArgs),
+    /// Manage user accounts.
+    #[command(subcommand, after_help = env_help(&[Section::Database]))]
+    User(UserCommand),
 }
 
 #[derive(Debug, Args)]
@@ -69,9 +74,45 @@ pub struct ImportArgs {
     /// Append the tracks to this playlist (created if there is none by that name).
     #[arg(long, value_name = "NAME")]
     pub playlist: Option<String>,
+    /// Give the tracks' artist to the user with this e-mail (they may then edit them).
+    #[arg(long, value_name = "EMAIL")]
+    pub owner: Option<String>,
+    /// Who sees the tracks: public, unlisted (playable through a share link) or private.
+    #[arg(long, default_value = "public", value_parser = parse_visibility)]
+    pub visibility: crate::access::Visibility,
     /// Bound on probing and transcoding each file, e.g. 90s, 10m.
     #[arg(long, default_value = "10m", value_parser = parse_timeout)]
     pub timeout: std::time::Duration,
+}
+
+fn parse_visibility(s: &str) -> Result<crate::access::Visibility, String> {
+    crate::access::Visibility::parse(s)
+        .ok_or_else(|| format!("expected public, unlisted or private, got {s:?}"))
+}
+
+fn parse_role(s: &str) -> Result<crate::access::Role, String> {
+    crate::access::Role::parse(s)
+        .ok_or_else(|| format!("expected listener, artist, moderator or admin, got {s:?}"))
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user. Without --password-stdin a password is generated and printed once.
+    Add {
+        email: String,
+        #[arg(long, default_value = "listener", value_parser = parse_role)]
+        role: crate::access::Role,
+        /// Display name; default: the e-mail's local part.
+        #[arg(long)]
+        name: Option<String>,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List,
+    /// Disable a user: their sessions end and their tokens stop working.
+    Disable { email: String },
 }
 
 fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
@@ -170,11 +211,11 @@ fn usage(msg: impl std::fmt::Display) -> CliError {
     CliError::Usage(msg.to_string())
 }
 
-fn failed(msg: impl std::fmt::Display) -> CliError {
+pub(crate) fn failed(msg: impl std::fmt::Display) -> CliError {
     CliError::Failed(msg.to_string())
 }
 
-type CliResult = Result<(), CliError>;
+pub(crate) type CliResult = Result<(), CliError>;
 
 /// The configuration, with the files it names read and checked (exit 2 otherwise).
 fn load_config() -> Result<Config, CliError> {
@@ -211,6 +252,7 @@ fn dispatch(cli: Cli) -> CliResult {
                     Command::Serve { demo } => serve(config, demo).await,
                     Command::Migrate => migrate(config).await,
                     Command::SeedDemo => seed(config).await,
+                    Command::User(cmd) => users::run(&config, cmd).await,
                     Command::CheckConfig
                     | Command::N1(_)
                     | Command::Sign(_)
@@ -233,7 +275,7 @@ fn check_config() -> CliResult {
     Ok(())
 }
 
-async fn open_db(config: &Config) -> Result<sea_orm::DatabaseConnection, CliError> {
+pub(crate) async fn open_db(config: &Config) -> Result<sea_orm::DatabaseConnection, CliError> {
     let registry = prometheus::Registry::new();
     let metrics =
         crate::metrics::Metrics::register(&registry, config.database.acquire_timeout.as_secs_f64())
@@ -272,7 +314,9 @@ async fn explain(config: &Config, e: sea_orm::DbErr) -> String {
 }
 
 /// The database with every migration applied, for the commands that write to it.
-async fn open_migrated_db(config: &Config) -> Result<sea_orm::DatabaseConnection, CliError> {
+pub(crate) async fn open_migrated_db(
+    config: &Config,
+) -> Result<sea_orm::DatabaseConnection, CliError> {
     let conn = open_db(config).await?;
     if let Err(e) = crate::db::migrate(&conn).await {
         return Err(failed(format!(
@@ -323,13 +367,15 @@ fn import(args: ImportArgs) -> CliResult {
             args.files.len()
         )));
     }
-    for (flag, value) in [
-        ("--title", &args.title),
-        ("--artist", &args.artist),
-        ("--playlist", &args.playlist),
+    for (flag, value, max) in [
+        ("--title", &args.title, crate::fields::TITLE_MAX),
+        ("--artist", &args.artist, crate::fields::NAME_MAX),
+        ("--playlist", &args.playlist, crate::fields::NAME_MAX),
     ] {
-        if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
-            return Err(usage(format!("{flag} may not be empty")));
+        if let Some(v) = value
+            && let Err(e) = crate::fields::text("value", v, max)
+        {
+            return Err(usage(format!("{flag}: {}", e.problem)));
         }
     }
     let tools = crate::ingest::tools::Tools::from_env().map_err(usage)?;
@@ -345,6 +391,10 @@ async fn import_files(
     use crate::ingest::progress::TerminalProgress;
     use crate::ingest::{ImportOptions, Importer};
     let conn = open_migrated_db(&config).await?;
+    let owner = match &args.owner {
+        Some(email) => Some(users::user_id_of(&conn, email).await?),
+        None => None,
+    };
     let storage = crate::store::Store::from_config(&config.storage, &config.storage_dir).await;
     // Ctrl-C stops the current file's ffmpeg (its uploads are then never started) and
     // the files after it; an upload or insert under way finishes or rolls back first.
@@ -362,6 +412,8 @@ async fn import_files(
             title: args.title,
             artist: args.artist,
             playlist: args.playlist,
+            owner,
+            visibility: args.visibility,
             timeout: args.timeout,
             progress: TerminalProgress::if_stderr_is_a_terminal(),
         },
@@ -452,6 +504,7 @@ fn print_playlist_add(track_id: i64, p: &crate::ingest::catalogue::PlaylistAdd) 
 async fn serve(config: Config, demo: bool) -> CliResult {
     if demo {
         seed(config.clone()).await?;
+        users::ensure_demo_accounts(&config).await?;
     }
     let app = match Application::build(config).await {
         Ok(app) => app,
