@@ -1,5 +1,6 @@
 //! The HTTP layer: route table, handlers, middleware and error mapping.
 
+pub mod client_ip;
 pub mod cors;
 pub mod error;
 pub mod handlers;

@@ -5,6 +5,8 @@ use sea_orm_migration::prelude::*;
 
 mod m0001_catalogue;
 mod m0002_track_change_notify;
+// m0003 (accounts) and m0004 come from other branches of issue 23; keep m0005 last.
+mod m0005_rate_limits;
 
 pub struct Migrator;
 
@@ -14,6 +16,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m0001_catalogue::Migration),
             Box::new(m0002_track_change_notify::Migration),
+            Box::new(m0005_rate_limits::Migration),
         ]
     }
 }
