@@ -21,3 +21,49 @@ pub fn unix_ms() -> u64 {
 pub fn millis(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
+
+/// Unix time in milliseconds from a source that can be replaced: the system clock in
+/// service, a [`ManualClock`] where a test must drive time (the rate limiter's windows)
+/// instead of sleeping through them.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    fn unix_ms(&self) -> u64;
+}
+
+/// The wall clock ([`unix_ms`]).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn unix_ms(&self) -> u64 {
+        unix_ms()
+    }
+}
+
+/// A clock that moves only when told to. For tests.
+#[cfg(any(test, feature = "test-hooks"))]
+#[derive(Debug, Default)]
+pub struct ManualClock {
+    ms: std::sync::atomic::AtomicU64,
+}
+
+#[cfg(any(test, feature = "test-hooks"))]
+impl ManualClock {
+    /// A clock reading `unix_ms`.
+    pub fn at(unix_ms: u64) -> Self {
+        ManualClock {
+            ms: std::sync::atomic::AtomicU64::new(unix_ms),
+        }
+    }
+
+    pub fn advance(&self, d: std::time::Duration) {
+        self.ms
+            .fetch_add(millis(d), std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[cfg(any(test, feature = "test-hooks"))]
+impl Clock for ManualClock {
+    fn unix_ms(&self) -> u64 {
+        self.ms.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}

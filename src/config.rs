@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use crate::cdn::{BunnyTokenVersion, CloudFrontHash, Provider};
 use crate::cdn::{CdnConfig, HlsDelivery, KeySource};
+use crate::ratelimit::Rate;
 use crate::secret::Secret;
 
 /// Which subcommands read a variable; drives each subcommand's `--help` listing.
@@ -445,6 +446,42 @@ pub const PASSWORD_HASH_CONCURRENCY: Var<usize> = Var::new(
     "password hashes (Argon2id, ~19 MiB and tens of ms of CPU each) computed at once; more wait, so logins cannot starve the workers",
 )
 .documented_default("half the cores, at least 1");
+pub const TRUSTED_PROXIES: Var<TrustedProxies> = Var::new(
+    "VEZA_TRUSTED_PROXIES",
+    Section::Server,
+    TrustedProxies::default,
+    TrustedProxies::parse,
+    TrustedProxies::show,
+    "comma-separated IP addresses or networks such as 10.0.0.0/8,192.168.1.10,fd00::/8",
+    "reverse proxies whose X-Forwarded-For is believed for the client address of per-IP rate limits (comma-separated IPs or CIDRs); empty = the TCP peer is the client",
+);
+pub const LOGIN_RATE_LIMIT: Var<Rate> = Var::new(
+    "VEZA_LOGIN_RATE_LIMIT",
+    Section::Server,
+    || Rate::new(15, secs(300)),
+    Rate::parse,
+    show_display,
+    Rate::EXPECTED,
+    "login attempts allowed per client IP and, separately, per e-mail in each fixed window (COUNT/PERIOD), counted in the database so every instance shares them; over it, 429 rate_limited",
+);
+pub const SIGNUP_RATE_LIMIT: Var<Rate> = Var::new(
+    "VEZA_SIGNUP_RATE_LIMIT",
+    Section::Server,
+    || Rate::new(2, secs(300)),
+    Rate::parse,
+    show_display,
+    Rate::EXPECTED,
+    "signup attempts allowed per client IP and per e-mail in each fixed window (COUNT/PERIOD), shared through the database; over it, 429 rate_limited",
+);
+pub const WRITE_RATE_LIMIT: Var<Rate> = Var::new(
+    "VEZA_WRITE_RATE_LIMIT",
+    Section::Server,
+    || Rate::new(60, secs(60)),
+    Rate::parse,
+    show_display,
+    Rate::EXPECTED,
+    "writes allowed per signed-in user (COUNT/PERIOD: a burst of COUNT, then one per PERIOD/COUNT), per instance, in memory; over it, 429 rate_limited",
+);
 pub const STORAGE_DIR: Var<PathBuf> = Var::new(
     "VEZA_STORAGE_DIR",
     Section::Storage,
@@ -818,6 +855,10 @@ pub static ENV_VARS: &[&dyn Documented] = &[
     &SESSION_TTL,
     &SIGNUP,
     &PASSWORD_HASH_CONCURRENCY,
+    &TRUSTED_PROXIES,
+    &LOGIN_RATE_LIMIT,
+    &SIGNUP_RATE_LIMIT,
+    &WRITE_RATE_LIMIT,
     &STORAGE_DIR,
     &STORAGE_BACKEND,
     &S3_BUCKET,
@@ -1158,6 +1199,57 @@ impl CorsOrigins {
     }
 }
 
+/// The rate limits and who may name the client's address (`VEZA_*_RATE_LIMIT`,
+/// `VEZA_TRUSTED_PROXIES`); used by `crate::ratelimit` and `web::client_ip`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RateLimitConfig {
+    /// Per client IP and per e-mail, shared by the instances.
+    pub login: Rate,
+    /// Per client IP and per e-mail, shared by the instances.
+    pub signup: Rate,
+    /// Per user, per instance.
+    pub write: Rate,
+    pub trusted_proxies: TrustedProxies,
+}
+
+/// `VEZA_TRUSTED_PROXIES`: the networks whose `X-Forwarded-For` is believed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<ipnet::IpNet>);
+
+impl TrustedProxies {
+    /// Comma-separated addresses (`10.0.0.5`, `::1`) or networks (`10.0.0.0/8`,
+    /// `fd00::/8`); empty items are skipped; anything else refuses the whole value.
+    pub fn parse(s: &str) -> Option<TrustedProxies> {
+        let mut nets = Vec::new();
+        for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let net = match item.parse::<std::net::IpAddr>() {
+                Ok(ip) => ipnet::IpNet::from(ip.to_canonical()),
+                Err(_) => item.parse::<ipnet::IpNet>().ok()?.trunc(),
+            };
+            nets.push(net);
+        }
+        Some(TrustedProxies(nets))
+    }
+
+    /// Whether `ip` (IPv4-mapped IPv6 taken as IPv4) is in one of the networks.
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn show(&self) -> String {
+        self.0
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
 /// `VEZA_N1_ALLOW`, parsed once: route patterns and statement fingerprints never flagged.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct N1Allowlist {
@@ -1258,6 +1350,7 @@ pub struct Config {
     pub query_stats: QueryStatsConfig,
     pub cdn: CdnConfig,
     pub accounts: AccountsConfig,
+    pub rate_limits: RateLimitConfig,
     /// What [`Config::effective`] prints, recorded as each variable was read.
     shown: BTreeMap<&'static str, String>,
 }
@@ -1340,6 +1433,12 @@ impl Config {
         };
         let database = read_database(&mut r);
         let server = read_server(&mut r);
+        let rate_limits = RateLimitConfig {
+            trusted_proxies: r.get(&TRUSTED_PROXIES),
+            login: r.get(&LOGIN_RATE_LIMIT),
+            signup: r.get(&SIGNUP_RATE_LIMIT),
+            write: r.get(&WRITE_RATE_LIMIT),
+        };
         let storage_dir = r.get(&STORAGE_DIR);
         let storage = read_storage(&mut r);
         let media_key = r.get(&MEDIA_SIGNING_KEY);
@@ -1371,6 +1470,7 @@ impl Config {
             query_stats,
             cdn,
             accounts,
+            rate_limits,
             shown: r.shown,
         })
     }
@@ -1896,6 +1996,52 @@ mod tests {
             ("VEZA_SHUTDOWN_TIMEOUT", "0s"),
             ("VEZA_SHUTDOWN_TIMEOUT", "2h"),
             ("S3_OPERATION_TIMEOUT", "soon"),
+        ] {
+            let e = parse(&[(name, bad)]).unwrap_err();
+            assert_eq!(e.problems.len(), 1, "{name}={bad}: {e}");
+            assert_eq!(e.problems[0].var, name, "{name}={bad}");
+        }
+    }
+
+    #[test]
+    fn rate_limits_and_trusted_proxies_are_parsed_and_bad_values_named() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.rate_limits.login, Rate::new(15, secs(300)));
+        assert_eq!(c.rate_limits.signup, Rate::new(2, secs(300)));
+        assert_eq!(c.rate_limits.write, Rate::new(60, secs(60)));
+        assert!(c.rate_limits.trusted_proxies.is_empty());
+        let c = parse(&[
+            ("VEZA_LOGIN_RATE_LIMIT", "5/1m"),
+            ("VEZA_SIGNUP_RATE_LIMIT", "1/1h"),
+            ("VEZA_WRITE_RATE_LIMIT", "10/10s"),
+            ("VEZA_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.10,fd00::1/8"),
+        ])
+        .unwrap();
+        assert_eq!(c.rate_limits.login, Rate::new(5, secs(60)));
+        assert_eq!(c.rate_limits.signup, Rate::new(1, secs(3600)));
+        assert_eq!(c.rate_limits.write, Rate::new(10, secs(10)));
+        let t = &c.rate_limits.trusted_proxies;
+        for yes in ["10.1.2.3", "192.168.1.10", "fd12::1", "::ffff:10.0.0.1"] {
+            assert!(t.contains(yes.parse().unwrap()), "{yes}");
+        }
+        for no in ["11.0.0.1", "192.168.1.11", "fe80::1"] {
+            assert!(!t.contains(no.parse().unwrap()), "{no}");
+        }
+        assert!(c.effective().contains(&(
+            "VEZA_TRUSTED_PROXIES",
+            "10.0.0.0/8,192.168.1.10/32,fd00::/8".to_string()
+        )));
+        assert!(
+            c.effective()
+                .contains(&("VEZA_LOGIN_RATE_LIMIT", "5/1m".to_string()))
+        );
+        for (name, bad) in [
+            ("VEZA_LOGIN_RATE_LIMIT", "15"),
+            ("VEZA_LOGIN_RATE_LIMIT", "0/5m"),
+            ("VEZA_SIGNUP_RATE_LIMIT", "2/0s"),
+            ("VEZA_WRITE_RATE_LIMIT", "lots"),
+            ("VEZA_TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("VEZA_TRUSTED_PROXIES", "10.0.0.1,proxy.internal"),
         ] {
             let e = parse(&[(name, bad)]).unwrap_err();
             assert_eq!(e.problems.len(), 1, "{name}={bad}: {e}");

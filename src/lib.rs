@@ -16,6 +16,7 @@ pub mod logging;
 pub mod media;
 pub mod metrics;
 pub mod n1;
+pub mod ratelimit;
 pub mod secret;
 pub mod startup;
 pub mod store;

@@ -89,6 +89,8 @@ pub struct Metrics {
     pub catalogue_listen_connected: IntGauge,
     pub catalogue_listen_reconnects_total: IntCounter,
     pub catalogue_notifications_total: IntCounter,
+    // Rate limits (crate::ratelimit)
+    pub rate_limited_total: IntCounterVec,
 }
 
 impl Metrics {
@@ -286,6 +288,13 @@ impl Metrics {
                 "veza_catalogue_notifications_total",
                 "Track change notifications received by the invalidation listener.",
             )?,
+            rate_limited_total: IntCounterVec::new(
+                Opts::new(
+                    "veza_rate_limited_total",
+                    "Requests refused with 429 rate_limited, by the limit that refused them (login_ip, login_email, signup_ip, signup_email, write); a request over two limits counts in both.",
+                ),
+                &["limit"],
+            )?,
         };
         for c in m.collectors() {
             registry.register(c)?;
@@ -301,6 +310,9 @@ impl Metrics {
         for result in ["hit", "miss", "bypass"] {
             m.catalogue_cache_requests_total
                 .with_label_values(&[result]);
+        }
+        for limit in crate::ratelimit::Limit::ALL {
+            m.rate_limited_total.with_label_values(&[limit.label()]);
         }
         Ok(m)
     }
@@ -357,6 +369,7 @@ impl Metrics {
             Box::new(self.catalogue_listen_connected.clone()),
             Box::new(self.catalogue_listen_reconnects_total.clone()),
             Box::new(self.catalogue_notifications_total.clone()),
+            Box::new(self.rate_limited_total.clone()),
         ];
         #[cfg(target_os = "linux")]
         v.push(Box::new(

@@ -1,6 +1,8 @@
 //! The API's error type: stable codes, honest status codes, JSON bodies
 //! `{"error":{"code","message"}}`. Server faults are never reported as 200 or 400.
 
+use std::time::Duration;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use sea_orm::DbErr;
@@ -27,6 +29,7 @@ pub mod codes {
     pub const SIGNUP_CLOSED: &str = "signup_closed";
     pub const EMAIL_TAKEN: &str = "email_taken";
     pub const BUSY: &str = "busy";
+    pub const RATE_LIMITED: &str = "rate_limited";
     pub const DB_UNAVAILABLE: &str = "db_unavailable";
     pub const UNAVAILABLE: &str = "unavailable";
     pub const STORAGE_ERROR: &str = "storage_error";
@@ -53,6 +56,9 @@ pub enum ApiError {
     },
     #[error("method {method} not allowed here (allowed: {allow})")]
     MethodNotAllowed { method: String, allow: String },
+    /// 429 with `Retry-After` (whole seconds, rounded up).
+    #[error("too many requests; retry in {} s", retry_after_secs(*retry_after))]
+    RateLimited { retry_after: Duration },
     #[error("the database is unavailable")]
     DbUnavailable,
     #[error("{0}")]
@@ -87,10 +93,27 @@ impl ApiError {
             ApiError::NotFound(_) => codes::NOT_FOUND,
             ApiError::Forbidden(_) => codes::FORBIDDEN,
             ApiError::MethodNotAllowed { .. } => codes::METHOD_NOT_ALLOWED,
+            ApiError::RateLimited { .. } => codes::RATE_LIMITED,
             ApiError::DbUnavailable => codes::DB_UNAVAILABLE,
             ApiError::Unavailable(_) => codes::UNAVAILABLE,
             ApiError::Storage(_) => codes::STORAGE_ERROR,
             ApiError::Internal(_) => codes::INTERNAL,
+        }
+    }
+}
+
+/// `Retry-After`'s whole seconds: rounded up, at least 1 (a client told 0 would retry
+/// at once and be refused again).
+pub fn retry_after_secs(d: Duration) -> u64 {
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    secs.max(1)
+}
+
+/// 429 `rate_limited` (see [`crate::ratelimit::Verdict::into_result`]).
+impl From<crate::ratelimit::RateLimited> for ApiError {
+    fn from(e: crate::ratelimit::RateLimited) -> Self {
+        ApiError::RateLimited {
+            retry_after: e.retry_after,
         }
     }
 }
@@ -201,6 +224,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Refused { status, .. } => *status,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::DbUnavailable | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Storage(_) => StatusCode::BAD_GATEWAY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -221,6 +245,12 @@ impl ResponseError for ApiError {
         if let ApiError::Unauthorized { .. } = self {
             res.insert_header((actix_web::http::header::WWW_AUTHENTICATE, "Bearer"));
         }
+        if let ApiError::RateLimited { retry_after } = self {
+            res.insert_header((
+                actix_web::http::header::RETRY_AFTER,
+                retry_after_secs(*retry_after),
+            ));
+        }
         res.json(json!({"error": {"code": self.code(), "message": self.to_string()}}))
     }
 }
@@ -228,6 +258,7 @@ impl ResponseError for ApiError {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+    use std::time::Duration;
 
     use sea_orm::{RuntimeErr, SqlxError};
 
@@ -251,5 +282,36 @@ mod tests {
             ApiError::from(query(SqlxError::PoolClosed)).status_code(),
             StatusCode::SERVICE_UNAVAILABLE
         );
+    }
+
+    #[actix_web::test]
+    async fn rate_limited_is_429_with_retry_after_rounded_up() {
+        for (retry_after, header) in [
+            (Duration::from_millis(1), "1"),
+            (Duration::from_secs(1), "1"),
+            (Duration::from_millis(1200), "2"),
+            (Duration::from_secs(300), "300"),
+            (Duration::ZERO, "1"),
+        ] {
+            let e = ApiError::from(crate::ratelimit::RateLimited { retry_after });
+            let res = e.error_response();
+            assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+            assert_eq!(
+                res.headers().get("retry-after").unwrap(),
+                header,
+                "{retry_after:?}"
+            );
+            assert_eq!(res.headers().get("cache-control").unwrap(), "no-store");
+            let body = actix_web::body::to_bytes(res.into_body()).await.unwrap();
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(body["error"]["code"], "rate_limited");
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("retry in {header} s")),
+                "{body}"
+            );
+        }
     }
 }

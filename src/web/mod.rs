@@ -1,6 +1,7 @@
 //! The HTTP layer: route table, handlers, middleware and error mapping.
 
 pub mod auth;
+pub mod client_ip;
 pub mod cors;
 pub mod error;
 pub mod handlers;

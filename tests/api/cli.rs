@@ -24,6 +24,10 @@ fn each_bad_value_exits_2_naming_its_variable() {
         ("VEZA_SHUTDOWN_TIMEOUT", "1500ms"),
         ("VEZA_DB_STATEMENT_TIMEOUT", "0s"),
         ("S3_OPERATION_TIMEOUT", "forever"),
+        ("VEZA_LOGIN_RATE_LIMIT", "15"),
+        ("VEZA_SIGNUP_RATE_LIMIT", "0/5m"),
+        ("VEZA_WRITE_RATE_LIMIT", "60/0s"),
+        ("VEZA_TRUSTED_PROXIES", "10.0.0.0/33"),
     ] {
         for cmd in [&["check-config"][..], &["serve"][..], &["migrate"][..]] {
             let out = veza(cmd, &[(var, value)]);

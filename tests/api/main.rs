@@ -27,6 +27,7 @@ mod observability;
 mod pipelining;
 mod playback;
 mod pool;
+mod rate_limits;
 mod s3;
 mod startup_errors;
 mod takedown;
