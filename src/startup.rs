@@ -29,10 +29,12 @@ use crate::db::{self, Db, PoolInstruments};
 use crate::delivery::local_token::LocalSigner;
 use crate::delivery::{CdnDelivery, CdnEdge, Service};
 use crate::metrics::Metrics;
+use crate::ratelimit::SharedLimiter;
+use crate::ratelimit::WriteLimiter;
 use crate::secret::Secret;
 use crate::store::Store;
 use crate::web::middleware::observe;
-use crate::web::state::{Observer, OriginSecret, Site};
+use crate::web::state::{Limits, Observer, OriginSecret, Site};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -140,6 +142,7 @@ pub struct AppState {
     pool_settings: web::Data<PoolStatsSettings>,
     delivery: web::Data<Service>,
     accounts: web::Data<Accounts>,
+    limits: web::Data<Limits>,
     site: web::Data<Site>,
     query_stats_template: Option<Arc<QueryStats>>,
     cors: CorsOrigins,
@@ -323,6 +326,16 @@ pub async fn start(p: Prepared) -> (AppState, Listeners) {
     );
     let interval = config.server.pool_stats_interval;
     let watchdog = Watchdog::new(db_pool.clone(), spawn_pool, metrics.clone(), interval).start();
+    let limits = web::Data::new(Limits {
+        shared: SharedLimiter::new(
+            config.rate_limits.login,
+            config.rate_limits.signup,
+            Arc::new(crate::clock::SystemClock),
+            metrics.rate_limited_total.clone(),
+        ),
+        writes: WriteLimiter::new(config.rate_limits.write, metrics.rate_limited_total.clone()),
+        trusted_proxies: config.rate_limits.trusted_proxies.clone(),
+    });
     let handles = Handles {
         db: db.clone(),
         metrics,
@@ -341,6 +354,7 @@ pub async fn start(p: Prepared) -> (AppState, Listeners) {
         pool_settings: web::Data::new(PoolStatsSettings { interval }),
         delivery: web::Data::new(delivery),
         accounts: web::Data::new(accounts),
+        limits,
         site: web::Data::new(Site {
             public_url: config.server.public_url.clone(),
             origin_secret,
@@ -379,6 +393,7 @@ pub fn run(listener: TcpListener, state: AppState) -> Result<Server, StartupErro
             .app_data(state.pool_settings.clone())
             .app_data(state.delivery.clone())
             .app_data(state.accounts.clone())
+            .app_data(state.limits.clone())
             .app_data(state.site.clone())
             .wrap(Condition::new(
                 state.cors != CorsOrigins::Off,

@@ -64,3 +64,26 @@ pub struct Observer {
     pub metrics: Metrics,
     pub query_stats: Option<Addr<QueryStats>>,
 }
+
+/// The rate limits the handlers apply (see `crate::ratelimit`).
+pub struct Limits {
+    /// Logins and sign-ups, counted in the database (shared by every instance).
+    pub shared: crate::ratelimit::SharedLimiter,
+    /// Writes per signed-in user, in memory, per instance.
+    pub writes: crate::ratelimit::WriteLimiter,
+    pub trusted_proxies: crate::config::TrustedProxies,
+}
+
+impl Limits {
+    /// The client's address for per-IP limits (`VEZA_TRUSTED_PROXIES` decides whether
+    /// `X-Forwarded-For` is believed); unspecified when the request has no peer.
+    pub fn client_ip(&self, req: &HttpRequest) -> std::net::IpAddr {
+        crate::web::client_ip::of_request(req, &self.trusted_proxies)
+            .unwrap_or(std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED))
+    }
+
+    /// 429 once `user_id` wrote too often.
+    pub fn write(&self, user_id: i64) -> Result<(), crate::web::error::ApiError> {
+        Ok(self.writes.check(user_id).into_result()?)
+    }
+}

@@ -89,6 +89,8 @@ async fn start_app(
         // The HLS origin is off without a secret; the tests act as the CDN (the
         // client sends it), except those that check the origin is closed.
         ("VEZA_ORIGIN_SECRET".to_string(), ORIGIN_SECRET.to_string()),
+        // Every test logs in from 127.0.0.1: the rate-limit tests lower it again.
+        ("VEZA_LOGIN_RATE_LIMIT".to_string(), "100000/1m".to_string()),
         (
             "VEZA_STORAGE_DIR".to_string(),
             storage_dir.display().to_string(),
@@ -361,5 +363,106 @@ pub mod routes {
             }
         }
         Ok(HttpResponse::Ok().json(rows))
+    }
+}
+
+/// A user a test signed in as.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub id: i64,
+    pub email: String,
+    pub password: String,
+    /// A login session's bearer token.
+    pub token: String,
+}
+
+impl TestUser {
+    pub fn bearer(&self) -> String {
+        format!("Bearer {}", self.token)
+    }
+}
+
+static USER_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+impl TestApp {
+    /// Create a user with `role` straight in the database (Argon2id-hashed like the
+    /// service does) and log in through `POST /api/v1/auth/login`.
+    pub async fn sign_in(&self, role: veza::access::Role) -> TestUser {
+        use sea_orm::{ActiveModelTrait, Set};
+        let n = USER_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let email = format!("{}-{n}@test.veza.invalid", role.as_str());
+        let password = format!("password-{n}-{}", role.as_str());
+        let hasher = veza::accounts::password::Hasher::new(1);
+        let hash = hasher
+            .hash(veza::secret::Secret::new(password.clone()))
+            .await
+            .unwrap();
+        let user = veza::db::entities::user::ActiveModel {
+            email: Set(email.clone()),
+            display_name: Set(format!("{} {n}", role.as_str())),
+            role: Set(role),
+            password_hash: Set(hash),
+            created_at: Set(chrono::Utc::now()),
+            disabled_at: Set(None),
+            ..Default::default()
+        }
+        .insert(&self.handles.db.conn)
+        .await
+        .unwrap();
+        let token = self.login(&email, &password).await;
+        TestUser {
+            id: user.id,
+            email,
+            password,
+            token,
+        }
+    }
+
+    /// A new session token for `email`.
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let r = self
+            .client
+            .post(format!("{}/api/v1/auth/login", self.address))
+            .json(&serde_json::json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "login of {email}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        body["token"].as_str().unwrap().to_string()
+    }
+
+    /// GET `path` as `user` (`None`: anonymous).
+    pub async fn get_as(&self, user: Option<&TestUser>, path: &str) -> reqwest::Response {
+        let mut req = self.client.get(format!("{}{}", self.address, path));
+        if let Some(u) = user {
+            req = req.header("Authorization", u.bearer());
+        }
+        req.send().await.unwrap()
+    }
+
+    /// Give artist `artist_id` to `user` (so they own its tracks).
+    pub async fn give_artist(&self, artist_id: i64, user: &TestUser) {
+        use sea_orm::ConnectionTrait;
+        self.handles
+            .db
+            .conn
+            .execute_unprepared(&format!(
+                "UPDATE artists SET user_id = {} WHERE id = {artist_id}",
+                user.id
+            ))
+            .await
+            .unwrap();
+    }
+
+    /// Run one SQL statement on the app's database.
+    pub async fn sql(&self, statement: &str) {
+        use sea_orm::ConnectionTrait;
+        self.handles
+            .db
+            .conn
+            .execute_unprepared(statement)
+            .await
+            .unwrap();
     }
 }

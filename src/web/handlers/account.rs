@@ -1,16 +1,17 @@
 //! `/api/v1/auth/*` (login, logout, sign-up) and `/api/v1/me*` (the caller's account
 //! and API tokens). Every answer here is per-user: `Cache-Control: no-store`.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::parse_id;
-use crate::accounts::{Accounts, Issued};
+use crate::accounts::{AccountError, Accounts, Issued, Signup};
 use crate::db::conn::Conn;
 use crate::secret::Secret;
 use crate::web::auth::SignedIn;
 use crate::web::error::ApiError;
+use crate::web::state::Limits;
 
 /// No `Debug`: it holds a password.
 #[derive(Deserialize)]
@@ -47,12 +48,17 @@ fn issued_json(issued: &Issued) -> serde_json::Value {
     })
 }
 
+/// Counted against the per-IP and per-e-mail limits before the password is checked.
 pub async fn login(
     db: Conn,
     accounts: web::Data<Accounts>,
+    limits: web::Data<Limits>,
+    req: HttpRequest,
     form: web::Json<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
     let Credentials { email, password } = form.into_inner();
+    let ip = limits.client_ip(&req);
+    limits.shared.login(&db, ip, &email).await?.into_result()?;
     let (issued, user) = accounts.login(&db, &email, Secret::new(password)).await?;
     Ok(private(HttpResponse::Ok()).json(json!({
         "token": issued.token.expose(),
@@ -73,6 +79,8 @@ pub async fn logout(
 pub async fn signup(
     db: Conn,
     accounts: web::Data<Accounts>,
+    limits: web::Data<Limits>,
+    req: HttpRequest,
     form: web::Json<SignupForm>,
 ) -> Result<HttpResponse, ApiError> {
     let SignupForm {
@@ -80,6 +88,11 @@ pub async fn signup(
         password,
         display_name,
     } = form.into_inner();
+    if accounts.signup() == Signup::Closed {
+        return Err(AccountError::SignupClosed.into());
+    }
+    let ip = limits.client_ip(&req);
+    limits.shared.signup(&db, ip, &email).await?.into_result()?;
     let display_name =
         display_name.unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_string());
     let user = accounts
@@ -110,8 +123,10 @@ pub async fn create_token(
     db: Conn,
     accounts: web::Data<Accounts>,
     SignedIn(me): SignedIn,
+    limits: web::Data<Limits>,
     form: web::Json<TokenForm>,
 ) -> Result<HttpResponse, ApiError> {
+    limits.write(me.user_id)?;
     let issued = accounts.create_api_token(&db, &me, &form.name).await?;
     Ok(private(HttpResponse::Created()).json(issued_json(&issued)))
 }
@@ -130,8 +145,10 @@ pub async fn revoke_token(
     db: Conn,
     accounts: web::Data<Accounts>,
     SignedIn(me): SignedIn,
+    limits: web::Data<Limits>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    limits.write(me.user_id)?;
     accounts.revoke_token(&db, &me, parse_id(&path)?).await?;
     Ok(private(HttpResponse::NoContent()).finish())
 }

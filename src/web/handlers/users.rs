@@ -11,6 +11,7 @@ use crate::db::conn::Conn;
 use crate::secret::Secret;
 use crate::web::auth::AdminOnly;
 use crate::web::error::ApiError;
+use crate::web::state::Limits;
 
 /// No `Debug`: it holds a password.
 #[derive(Deserialize)]
@@ -55,9 +56,11 @@ pub async fn get(
 pub async fn create(
     db: Conn,
     accounts: web::Data<Accounts>,
-    _: AdminOnly,
+    AdminOnly(admin): AdminOnly,
+    limits: web::Data<Limits>,
     form: web::Json<NewUserForm>,
 ) -> Result<HttpResponse, ApiError> {
+    limits.write(admin.user_id)?;
     let f = form.into_inner();
     let user = accounts
         .create_user(
@@ -78,10 +81,12 @@ pub async fn create(
 pub async fn update(
     db: Conn,
     accounts: web::Data<Accounts>,
-    _: AdminOnly,
+    AdminOnly(admin): AdminOnly,
+    limits: web::Data<Limits>,
     path: web::Path<String>,
     patch: web::Json<UserPatch>,
 ) -> Result<HttpResponse, ApiError> {
+    limits.write(admin.user_id)?;
     let id = parse_id(&path)?;
     let UserPatch { role, disabled } = patch.into_inner();
     let (_, after) = accounts
