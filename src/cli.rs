@@ -53,6 +53,18 @@ pub enum Command {
     /// store the original and the HLS files, and add the tracks to the catalogue.
     #[command(after_help = env_help(&[Section::Database, Section::Storage]))]
     Import(ImportArgs),
+    /// The audit log (docs/AUDIT.md).
+    #[command(subcommand, after_help = env_help(&[Section::Database]))]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the audit log's hash chain from its first event: exit 0 and print the
+    /// number of events and the head hash (export it, docs/AUDIT.md), or exit 1
+    /// naming the first event that was altered, removed or relinked.
+    #[command(after_help = env_help(&[Section::Database]))]
+    Verify,
 }
 
 #[derive(Debug, Args)]
@@ -211,6 +223,7 @@ fn dispatch(cli: Cli) -> CliResult {
                     Command::Serve { demo } => serve(config, demo).await,
                     Command::Migrate => migrate(config).await,
                     Command::SeedDemo => seed(config).await,
+                    Command::Audit(AuditCommand::Verify) => audit_verify(config).await,
                     Command::CheckConfig
                     | Command::N1(_)
                     | Command::Sign(_)
@@ -281,6 +294,41 @@ async fn open_migrated_db(config: &Config) -> Result<sea_orm::DatabaseConnection
         )));
     }
     Ok(conn)
+}
+
+/// `veza audit verify`: reads only (no migration: a database without the table is an
+/// error, not something to create).
+async fn audit_verify(config: Config) -> CliResult {
+    let conn = open_db(&config).await?;
+    let report = match crate::audit::verify(&conn).await {
+        Ok(report) => report,
+        Err(e) => {
+            let why = explain(&config, e).await;
+            let hint = if why.contains("audit_events") {
+                " (has `veza migrate` been run on this database?)"
+            } else {
+                ""
+            };
+            return Err(failed(format!("cannot read the audit log: {why}{hint}")));
+        }
+    };
+    match (&report.broken, &report.head) {
+        (None, Some(head)) => {
+            println!(
+                "audit chain intact: {} events, head event {} hash {}",
+                report.checked, head.id, head.hash
+            );
+            Ok(())
+        }
+        (None, None) => {
+            println!("audit chain intact: 0 events");
+            Ok(())
+        }
+        (Some(broken), _) => Err(failed(format!(
+            "audit chain broken at {broken}; the {} events before it verify",
+            report.checked
+        ))),
+    }
 }
 
 async fn seed(config: Config) -> CliResult {

@@ -1,6 +1,7 @@
 //! veza: the music-streaming backend service. See `docs/ARCHITECTURE.md`.
 
 pub mod actors;
+pub mod audit;
 pub mod cdn;
 pub mod cli;
 pub mod clock;

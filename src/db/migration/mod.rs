@@ -5,6 +5,7 @@ use sea_orm_migration::prelude::*;
 
 mod m0001_catalogue;
 mod m0002_track_change_notify;
+mod m0004_audit_log;
 
 pub struct Migrator;
 
@@ -14,6 +15,8 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m0001_catalogue::Migration),
             Box::new(m0002_track_change_notify::Migration),
+            // m0003_accounts (issue 23) goes before this one at merge.
+            Box::new(m0004_audit_log::Migration),
         ]
     }
 }
