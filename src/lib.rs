@@ -3,6 +3,7 @@
 pub mod access;
 pub mod accounts;
 pub mod actors;
+pub mod audit;
 pub mod cdn;
 pub mod cli;
 pub mod clock;

@@ -14,11 +14,13 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    Set,
+    Set, TransactionSession, TransactionTrait,
 };
 use serde::Serialize;
+use serde_json::json;
 
 use crate::access::{Account, Role};
+use crate::audit::{self, Actor, AuditAction, AuditEvent, TargetType};
 pub use crate::config::Signup;
 use crate::db::entities::auth_token::{self, TokenKind};
 use crate::db::entities::user;
@@ -119,6 +121,14 @@ pub struct NewUser {
 pub struct UserChange {
     pub role: Option<Role>,
     pub disabled: Option<bool>,
+}
+
+/// The audit actor for a signed-in account.
+pub fn actor(account: &Account) -> Actor {
+    Actor::User {
+        id: account.user_id,
+        label: format!("user {}", account.user_id),
+    }
 }
 
 pub struct Accounts {
@@ -254,14 +264,37 @@ impl Accounts {
             .ok_or(AccountError::InvalidToken)
     }
 
-    pub async fn create_api_token<C: ConnectionTrait>(
+    /// A named API token (audited: its name and owner, never its value).
+    pub async fn create_api_token<C>(
         &self,
         db: &C,
         account: &Account,
         name: &str,
-    ) -> Result<Issued, AccountError> {
+    ) -> Result<Issued, AccountError>
+    where
+        C: ConnectionTrait + TransactionTrait,
+        C::Transaction: ConnectionTrait + TransactionTrait + TransactionSession,
+    {
         let name = fields::name("name", name)?;
-        issue(db, account.user_id, TokenKind::Api, Some(name), None).await
+        let txn = audit::begin(db).await?;
+        let issued = issue(
+            &txn,
+            account.user_id,
+            TokenKind::Api,
+            Some(name.clone()),
+            None,
+        )
+        .await?;
+        let event = AuditEvent::new(
+            actor(account),
+            AuditAction::TokenCreated,
+            TargetType::Token,
+            issued.view.id.to_string(),
+        )
+        .snapshot(json!({"name": name, "user_id": account.user_id, "kind": "api"}));
+        audit::record(&txn, event).await?;
+        txn.commit().await?;
+        Ok(issued)
     }
 
     /// The caller's tokens, sessions included, oldest first.
@@ -324,13 +357,17 @@ impl Accounts {
     }
 
     /// A listener account for anyone, when sign-up is open.
-    pub async fn sign_up<C: ConnectionTrait>(
+    pub async fn sign_up<C>(
         &self,
         db: &C,
         email: &str,
         display_name: &str,
         password: Secret<String>,
-    ) -> Result<UserView, AccountError> {
+    ) -> Result<UserView, AccountError>
+    where
+        C: ConnectionTrait + TransactionTrait,
+        C::Transaction: ConnectionTrait + TransactionTrait + TransactionSession,
+    {
         if self.signup == Signup::Closed {
             return Err(AccountError::SignupClosed);
         }
@@ -340,14 +377,20 @@ impl Accounts {
             role: Role::Listener,
             password,
         };
-        self.create_user(db, new).await
+        self.create_user(db, Actor::System, new).await
     }
 
-    pub async fn create_user<C: ConnectionTrait>(
+    /// A new user, audited with `by` as the actor.
+    pub async fn create_user<C>(
         &self,
         db: &C,
+        by: Actor,
         new: NewUser,
-    ) -> Result<UserView, AccountError> {
+    ) -> Result<UserView, AccountError>
+    where
+        C: ConnectionTrait + TransactionTrait,
+        C::Transaction: ConnectionTrait + TransactionTrait + TransactionSession,
+    {
         let email = fields::email(&new.email)?;
         let display_name = fields::name("display_name", &new.display_name)?;
         fields::password(new.password.expose())?;
@@ -360,6 +403,7 @@ impl Accounts {
             return Err(AccountError::EmailTaken);
         }
         let password_hash = self.hasher.hash(new.password).await?;
+        let txn = audit::begin(db).await?;
         let row = user::ActiveModel {
             email: Set(email),
             display_name: Set(display_name),
@@ -369,26 +413,42 @@ impl Accounts {
             disabled_at: Set(None),
             ..Default::default()
         }
-        .insert(db)
+        .insert(&txn)
         .await
         .map_err(|e| match e.sql_err() {
             // Two sign-ups with one e-mail at once: the unique index decides.
             Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => AccountError::EmailTaken,
             _ => AccountError::Db(e),
         })?;
-        Ok(row.into())
+        let view = UserView::from(row);
+        let event = AuditEvent::new(
+            by,
+            AuditAction::UserCreated,
+            TargetType::User,
+            view.id.to_string(),
+        )
+        .snapshot(user_snapshot(&view));
+        audit::record(&txn, event).await?;
+        txn.commit().await?;
+        Ok(view)
     }
 
     /// Change a user's role or disable them; a disabled user's tokens stop working on
     /// every instance within a second.
-    pub async fn update_user<C: ConnectionTrait>(
+    pub async fn update_user<C>(
         &self,
         db: &C,
+        by: Actor,
         id: i64,
         change: UserChange,
-    ) -> Result<(UserView, UserView), AccountError> {
+    ) -> Result<(UserView, UserView), AccountError>
+    where
+        C: ConnectionTrait + TransactionTrait,
+        C::Transaction: ConnectionTrait + TransactionTrait + TransactionSession,
+    {
+        let txn = audit::begin(db).await?;
         let before = user::Entity::find_by_id(id)
-            .one(db)
+            .one(&txn)
             .await?
             .ok_or_else(|| AccountError::NotFound(format!("user {id}")))?;
         let mut row: user::ActiveModel = before.clone().into();
@@ -400,18 +460,23 @@ impl Accounts {
             Some(false) => row.disabled_at = Set(None),
             _ => {}
         }
-        let after = row.update(db).await?;
+        let after = row.update(&txn).await?;
         if after.disabled_at.is_some() {
             // Sessions end for good (re-enabling does not revive them); API tokens stay
             // but are refused while the user is disabled.
             auth_token::Entity::delete_many()
                 .filter(auth_token::Column::UserId.eq(id))
                 .filter(auth_token::Column::Kind.eq(TokenKind::Session))
-                .exec(db)
+                .exec(&txn)
                 .await?;
         }
+        let (before, after) = (UserView::from(before), UserView::from(after));
+        for event in user_change_events(&by, &before, &after) {
+            audit::record(&txn, event).await?;
+        }
+        txn.commit().await?;
         self.sessions.evict(&AuthChange::User(id));
-        Ok((before.into(), after.into()))
+        Ok((before, after))
     }
 
     pub async fn find_by_email<C: ConnectionTrait>(
@@ -449,6 +514,36 @@ impl Accounts {
             .map(UserView::from)
             .collect())
     }
+}
+
+fn user_snapshot(u: &UserView) -> serde_json::Value {
+    json!({
+        "email": u.email,
+        "display_name": u.display_name,
+        "role": u.role.as_str(),
+        "disabled": u.disabled,
+    })
+}
+
+/// The audit events of a change to a user: a role change, a disable, an enable.
+fn user_change_events(by: &Actor, before: &UserView, after: &UserView) -> Vec<AuditEvent> {
+    let event = |action| {
+        AuditEvent::new(by.clone(), action, TargetType::User, after.id.to_string())
+            .snapshot(user_snapshot(after))
+    };
+    let mut out = Vec::new();
+    if before.role != after.role {
+        out.push(
+            event(AuditAction::RoleChanged)
+                .details(json!({"from": before.role.as_str(), "to": after.role.as_str()})),
+        );
+    }
+    match (before.disabled, after.disabled) {
+        (false, true) => out.push(event(AuditAction::UserDisabled)),
+        (true, false) => out.push(event(AuditAction::UserEnabled)),
+        _ => {}
+    }
+    out
 }
 
 async fn issue<C: ConnectionTrait>(

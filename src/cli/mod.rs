@@ -58,6 +58,18 @@ pub enum Command {
     /// Manage user accounts.
     #[command(subcommand, after_help = env_help(&[Section::Database]))]
     User(UserCommand),
+    /// The audit log (docs/AUDIT.md).
+    #[command(subcommand, after_help = env_help(&[Section::Database]))]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the audit log's hash chain from its first event: exit 0 and print the
+    /// number of events and the head hash (export it, docs/AUDIT.md), or exit 1
+    /// naming the first event that was altered, removed or relinked.
+    #[command(after_help = env_help(&[Section::Database]))]
+    Verify,
 }
 
 #[derive(Debug, Args)]
@@ -253,6 +265,7 @@ fn dispatch(cli: Cli) -> CliResult {
                     Command::Migrate => migrate(config).await,
                     Command::SeedDemo => seed(config).await,
                     Command::User(cmd) => users::run(&config, cmd).await,
+                    Command::Audit(AuditCommand::Verify) => audit_verify(config).await,
                     Command::CheckConfig
                     | Command::N1(_)
                     | Command::Sign(_)
@@ -325,6 +338,41 @@ pub(crate) async fn open_migrated_db(
         )));
     }
     Ok(conn)
+}
+
+/// `veza audit verify`: reads only (no migration: a database without the table is an
+/// error, not something to create).
+async fn audit_verify(config: Config) -> CliResult {
+    let conn = open_db(&config).await?;
+    let report = match crate::audit::verify(&conn).await {
+        Ok(report) => report,
+        Err(e) => {
+            let why = explain(&config, e).await;
+            let hint = if why.contains("audit_events") {
+                " (has `veza migrate` been run on this database?)"
+            } else {
+                ""
+            };
+            return Err(failed(format!("cannot read the audit log: {why}{hint}")));
+        }
+    };
+    match (&report.broken, &report.head) {
+        (None, Some(head)) => {
+            println!(
+                "audit chain intact: {} events, head event {} hash {}",
+                report.checked, head.id, head.hash
+            );
+            Ok(())
+        }
+        (None, None) => {
+            println!("audit chain intact: 0 events");
+            Ok(())
+        }
+        (Some(broken), _) => Err(failed(format!(
+            "audit chain broken at {broken}; the {} events before it verify",
+            report.checked
+        ))),
+    }
 }
 
 async fn seed(config: Config) -> CliResult {

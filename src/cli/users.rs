@@ -9,6 +9,7 @@ use crate::access::Role;
 use crate::accounts::password::Hasher;
 use crate::accounts::sessions::SessionCache;
 use crate::accounts::{AccountError, Accounts, NewUser, Signup, UserChange, UserView};
+use crate::audit::Actor;
 use crate::config::Config;
 use crate::db::catalogue::Invalidation;
 use crate::db::entities::artist;
@@ -58,6 +59,7 @@ pub(super) async fn run(config: &Config, cmd: UserCommand) -> CliResult {
             let user = accounts
                 .create_user(
                     &conn,
+                    Actor::Cli,
                     NewUser {
                         email,
                         display_name,
@@ -94,7 +96,7 @@ pub(super) async fn run(config: &Config, cmd: UserCommand) -> CliResult {
                 ..UserChange::default()
             };
             accounts
-                .update_user(&conn, user.id, change)
+                .update_user(&conn, Actor::Cli, user.id, change)
                 .await
                 .map_err(explain)?;
             println!(
@@ -174,7 +176,10 @@ pub(super) async fn ensure_demo_accounts(config: &Config) -> CliResult {
                     role,
                     password,
                 };
-                accounts.create_user(&conn, new).await.map_err(explain)?;
+                accounts
+                    .create_user(&conn, Actor::System, new)
+                    .await
+                    .map_err(explain)?;
                 println!("demo {}: {email} password {shown}", role.as_str());
             }
             Err(e) => return Err(explain(e)),

@@ -37,6 +37,7 @@ pub mod patterns {
     pub const MY_TOKEN: &str = "/api/v1/me/tokens/{id}";
     pub const USERS: &str = "/api/v1/users";
     pub const USER: &str = "/api/v1/users/{id}";
+    pub const AUDIT: &str = "/api/v1/admin/audit";
     pub const METRICS: &str = "/metrics";
 }
 
@@ -126,8 +127,8 @@ impl Table<'_> {
 }
 
 fn table(t: &mut Table<'_>) {
-    use Policy::{Admin, Anyone, SignedIn};
-    use handlers::{account, health, media, origin, playlists, track_urls, tracks, users};
+    use Policy::{Admin, Anyone, SignedIn, Staff};
+    use handlers::{account, audit, health, media, origin, playlists, track_urls, tracks, users};
     t.resource(patterns::HEALTH, vec![get(Anyone, health::live)]);
     t.resource(patterns::HEALTH_DEEP, vec![get(Anyone, health::deep)]);
     t.resource(patterns::TRACKS, vec![get(Anyone, tracks::list)]);
@@ -178,6 +179,7 @@ fn table(t: &mut Table<'_>) {
             on(Method::PATCH, Admin, users::update),
         ],
     );
+    t.resource(patterns::AUDIT, vec![get(Staff, audit::list)]);
 }
 
 /// Every method of every route with its declared policy (the route × role tests walk

@@ -6,6 +6,7 @@ use sea_orm_migration::prelude::*;
 mod m0001_catalogue;
 mod m0002_track_change_notify;
 mod m0003_accounts;
+mod m0004_audit_log;
 mod m0005_rate_limits;
 
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_catalogue::Migration),
             Box::new(m0002_track_change_notify::Migration),
             Box::new(m0003_accounts::Migration),
+            Box::new(m0004_audit_log::Migration),
             Box::new(m0005_rate_limits::Migration),
         ]
     }

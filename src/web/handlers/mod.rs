@@ -1,6 +1,7 @@
 //! Request handlers, one module per resource.
 
 pub mod account;
+pub mod audit;
 pub mod files;
 pub mod health;
 pub mod media;

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::parse_id;
 use crate::access::Role;
-use crate::accounts::{Accounts, NewUser, UserChange};
+use crate::accounts::{Accounts, NewUser, UserChange, actor};
 use crate::db::conn::Conn;
 use crate::secret::Secret;
 use crate::web::auth::AdminOnly;
@@ -65,6 +65,7 @@ pub async fn create(
     let user = accounts
         .create_user(
             &db,
+            actor(&admin),
             NewUser {
                 email: f.email,
                 display_name: f.display_name,
@@ -90,7 +91,7 @@ pub async fn update(
     let id = parse_id(&path)?;
     let UserPatch { role, disabled } = patch.into_inner();
     let (_, after) = accounts
-        .update_user(&db, id, UserChange { role, disabled })
+        .update_user(&db, actor(&admin), id, UserChange { role, disabled })
         .await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
