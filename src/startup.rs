@@ -316,6 +316,11 @@ pub async fn start(p: Prepared) -> (AppState, Listeners) {
     for w in config.warnings() {
         log::warn!("{w}");
     }
+    if origin_secret.is_none() && !config.cdn.enabled {
+        log::info!(
+            "the HLS origin (/hls) is off: VEZA_ORIGIN_SECRET is not set, so it answers 404; players get signed /media URLs"
+        );
+    }
     let delivery = Service::new(
         store,
         cdn,

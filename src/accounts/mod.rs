@@ -243,13 +243,12 @@ impl Accounts {
     }
 
     /// End the session (or revoke the API token) `account` authenticated with.
-    pub async fn logout<C: ConnectionTrait>(
-        &self,
-        db: &C,
-        account: &Account,
-    ) -> Result<(), AccountError> {
-        self.delete_token(db, account.user_id, account.token_id)
-            .await
+    pub async fn logout<C>(&self, db: &C, account: &Account) -> Result<(), AccountError>
+    where
+        C: ConnectionTrait + TransactionTrait,
+        C::Transaction: ConnectionTrait + TransactionTrait + TransactionSession,
+    {
+        self.delete_token(db, account, account.token_id).await
     }
 
     pub async fn me<C: ConnectionTrait>(
@@ -328,29 +327,46 @@ impl Accounts {
     }
 
     /// Revoke token `id` of the caller (another user's token is not found).
-    pub async fn revoke_token<C: ConnectionTrait>(
+    pub async fn revoke_token<C>(
         &self,
         db: &C,
         account: &Account,
         id: i64,
-    ) -> Result<(), AccountError> {
-        self.delete_token(db, account.user_id, id).await
+    ) -> Result<(), AccountError>
+    where
+        C: ConnectionTrait + TransactionTrait,
+        C::Transaction: ConnectionTrait + TransactionTrait + TransactionSession,
+    {
+        self.delete_token(db, account, id).await
     }
 
-    async fn delete_token<C: ConnectionTrait>(
-        &self,
-        db: &C,
-        user_id: i64,
-        id: i64,
-    ) -> Result<(), AccountError> {
+    /// Delete token `id` of `account`'s user; API tokens' revocations are audited
+    /// (a login session ending is not: it changes no rights).
+    async fn delete_token<C>(&self, db: &C, account: &Account, id: i64) -> Result<(), AccountError>
+    where
+        C: ConnectionTrait + TransactionTrait,
+        C::Transaction: ConnectionTrait + TransactionTrait + TransactionSession,
+    {
+        let txn = audit::begin(db).await?;
         let Some(tok) = auth_token::Entity::find_by_id(id)
-            .filter(auth_token::Column::UserId.eq(user_id))
-            .one(db)
+            .filter(auth_token::Column::UserId.eq(account.user_id))
+            .one(&txn)
             .await?
         else {
             return Err(AccountError::NotFound(format!("token {id}")));
         };
-        auth_token::Entity::delete_by_id(id).exec(db).await?;
+        auth_token::Entity::delete_by_id(id).exec(&txn).await?;
+        if tok.kind == TokenKind::Api {
+            let event = AuditEvent::new(
+                actor(account),
+                AuditAction::TokenRevoked,
+                TargetType::Token,
+                id.to_string(),
+            )
+            .snapshot(json!({"name": tok.name, "user_id": tok.user_id, "kind": "api"}));
+            audit::record(&txn, event).await?;
+        }
+        txn.commit().await?;
         // This instance at once; the others through the trigger's notification.
         self.sessions.evict(&AuthChange::Token(tok.token_hash));
         Ok(())

@@ -92,6 +92,10 @@ async fn start_app(
         // Every test logs in from 127.0.0.1: the rate-limit tests lower it again.
         ("VEZA_LOGIN_RATE_LIMIT".to_string(), "100000/1m".to_string()),
         (
+            "VEZA_SIGNUP_RATE_LIMIT".to_string(),
+            "100000/1m".to_string(),
+        ),
+        (
             "VEZA_STORAGE_DIR".to_string(),
             storage_dir.display().to_string(),
         ),
@@ -439,20 +443,6 @@ impl TestApp {
             req = req.header("Authorization", u.bearer());
         }
         req.send().await.unwrap()
-    }
-
-    /// Give artist `artist_id` to `user` (so they own its tracks).
-    pub async fn give_artist(&self, artist_id: i64, user: &TestUser) {
-        use sea_orm::ConnectionTrait;
-        self.handles
-            .db
-            .conn
-            .execute_unprepared(&format!(
-                "UPDATE artists SET user_id = {} WHERE id = {artist_id}",
-                user.id
-            ))
-            .await
-            .unwrap();
     }
 
     /// Run one SQL statement on the app's database.

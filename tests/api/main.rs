@@ -11,6 +11,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod access;
+mod accounts;
 mod audit;
 mod browser;
 mod catalogue;
