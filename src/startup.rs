@@ -28,6 +28,7 @@ use crate::db::catalogue::{CatalogueCache, Invalidation};
 use crate::db::{self, Db, PoolInstruments};
 use crate::delivery::local_token::LocalSigner;
 use crate::delivery::{CdnDelivery, CdnEdge, Service};
+use crate::library::Library;
 use crate::metrics::Metrics;
 use crate::secret::Secret;
 use crate::store::Store;
@@ -140,6 +141,7 @@ pub struct AppState {
     pool_settings: web::Data<PoolStatsSettings>,
     delivery: web::Data<Service>,
     accounts: web::Data<Accounts>,
+    library: web::Data<Library>,
     site: web::Data<Site>,
     query_stats_template: Option<Arc<QueryStats>>,
     cors: CorsOrigins,
@@ -313,6 +315,7 @@ pub async fn start(p: Prepared) -> (AppState, Listeners) {
     for w in config.warnings() {
         log::warn!("{w}");
     }
+    let library = Library::new(catalogue.clone());
     let delivery = Service::new(
         store,
         cdn,
@@ -341,6 +344,7 @@ pub async fn start(p: Prepared) -> (AppState, Listeners) {
         pool_settings: web::Data::new(PoolStatsSettings { interval }),
         delivery: web::Data::new(delivery),
         accounts: web::Data::new(accounts),
+        library: web::Data::new(library),
         site: web::Data::new(Site {
             public_url: config.server.public_url.clone(),
             origin_secret,
@@ -379,6 +383,7 @@ pub fn run(listener: TcpListener, state: AppState) -> Result<Server, StartupErro
             .app_data(state.pool_settings.clone())
             .app_data(state.delivery.clone())
             .app_data(state.accounts.clone())
+            .app_data(state.library.clone())
             .app_data(state.site.clone())
             .wrap(Condition::new(
                 state.cors != CorsOrigins::Off,

@@ -8,7 +8,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use veza::access::{Account, Role};
+use veza::accounts::password::Hasher;
+use veza::accounts::sessions::SessionCache;
+use veza::accounts::{Accounts, NewUser, Signup};
 use veza::config::Config;
+use veza::db::catalogue::Invalidation;
+use veza::secret::Secret;
 use veza::startup::{Application, ExtraRoutes, Handles};
 
 use crate::common::postgres::{Backend, TestDatabase, fresh_database};
@@ -237,6 +243,81 @@ impl TestApp {
     pub async fn flush_query_stats(&self) {
         for q in self.handles.query_stats.all() {
             q.send(veza::actors::query_stats::Flush).await.unwrap();
+        }
+    }
+}
+
+/// A user of a test app and a bearer token naming them ([`TestApp::sign_in`]).
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub id: i64,
+    pub token: String,
+    pub email: String,
+    pub role: Role,
+}
+
+static USERS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+impl TestApp {
+    /// A new user with `role`, created through the accounts service on the app's
+    /// database, and a named API token for them (no login: the login rate limit stays
+    /// out of tests that are not about it).
+    pub async fn sign_in(&self, role: Role) -> TestUser {
+        let n = USERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let email = format!("{}-{n}-{}@example.test", role.as_str(), std::process::id());
+        let accounts = Accounts::new(
+            std::sync::Arc::new(SessionCache::new(
+                0,
+                Duration::from_secs(1),
+                Invalidation::TtlOnly,
+            )),
+            Hasher::new(1),
+            Duration::from_secs(3600),
+            Signup::Closed,
+        );
+        let db = &self.handles.db.conn;
+        let user = accounts
+            .create_user(
+                db,
+                NewUser {
+                    email: email.clone(),
+                    display_name: format!("{} {n}", role.as_str()),
+                    role,
+                    password: Secret::new("correct horse battery".to_string()),
+                },
+            )
+            .await
+            .unwrap();
+        let account = Account {
+            user_id: user.id,
+            role,
+            token_id: 0,
+        };
+        let issued = accounts
+            .create_api_token(db, &account, "test")
+            .await
+            .unwrap();
+        TestUser {
+            id: user.id,
+            token: issued.token.expose().clone(),
+            email,
+            role,
+        }
+    }
+
+    /// A request to `path` as `user` (anonymous with `None`).
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        user: Option<&TestUser>,
+    ) -> reqwest::RequestBuilder {
+        let r = self
+            .client
+            .request(method, format!("{}{}", self.address, path));
+        match user {
+            Some(u) => r.bearer_auth(&u.token),
+            None => r,
         }
     }
 }
