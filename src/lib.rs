@@ -13,6 +13,7 @@ pub mod delivery;
 pub mod fields;
 pub mod hls;
 pub mod ingest;
+pub mod library;
 pub mod logging;
 pub mod media;
 pub mod metrics;

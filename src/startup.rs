@@ -28,6 +28,7 @@ use crate::db::catalogue::{CatalogueCache, Invalidation};
 use crate::db::{self, Db, PoolInstruments};
 use crate::delivery::local_token::LocalSigner;
 use crate::delivery::{CdnDelivery, CdnEdge, Service};
+use crate::library::Library;
 use crate::metrics::Metrics;
 use crate::ratelimit::SharedLimiter;
 use crate::ratelimit::WriteLimiter;
@@ -143,6 +144,7 @@ pub struct AppState {
     delivery: web::Data<Service>,
     accounts: web::Data<Accounts>,
     limits: web::Data<Limits>,
+    library: web::Data<Library>,
     site: web::Data<Site>,
     query_stats_template: Option<Arc<QueryStats>>,
     cors: CorsOrigins,
@@ -321,6 +323,7 @@ pub async fn start(p: Prepared) -> (AppState, Listeners) {
             "the HLS origin (/hls) is off: VEZA_ORIGIN_SECRET is not set, so it answers 404; players get signed /media URLs"
         );
     }
+    let library = Library::new(catalogue.clone());
     let delivery = Service::new(
         store,
         cdn,
@@ -360,6 +363,7 @@ pub async fn start(p: Prepared) -> (AppState, Listeners) {
         delivery: web::Data::new(delivery),
         accounts: web::Data::new(accounts),
         limits,
+        library: web::Data::new(library),
         site: web::Data::new(Site {
             public_url: config.server.public_url.clone(),
             origin_secret,
@@ -399,6 +403,7 @@ pub fn run(listener: TcpListener, state: AppState) -> Result<Server, StartupErro
             .app_data(state.delivery.clone())
             .app_data(state.accounts.clone())
             .app_data(state.limits.clone())
+            .app_data(state.library.clone())
             .app_data(state.site.clone())
             .wrap(Condition::new(
                 state.cors != CorsOrigins::Off,

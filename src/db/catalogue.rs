@@ -10,8 +10,10 @@
 //! - A lookup that misses reads the database and stores the row only if no invalidation
 //!   happened since it started ([`CatalogueCache::epoch`]): a read racing a takedown
 //!   cannot put the old row back.
-//! - On SQLite there are no notifications: the service itself never writes tracks, and
-//!   what another process changes (`veza import`, manual SQL) is seen within the TTL.
+//! - The service's own track writes (`crate::library`) evict the track from this
+//!   instance's cache at once ([`EvictionCause::Write`]); other instances hear the NOTIFY.
+//! - On SQLite there are no notifications: what another process changes (`veza
+//!   import`, manual SQL) is seen within the TTL.
 //!   New tracks need nothing (not-found answers are never cached).
 
 use std::sync::Arc;
@@ -76,14 +78,17 @@ pub enum EvictionCause {
     Notify,
     /// The listener reconnected: everything, since notifications may have been missed.
     Reconnect,
+    /// This instance changed or deleted the track itself (an owner's write).
+    Write,
     Expired,
     Size,
 }
 
 impl EvictionCause {
-    pub const ALL: [EvictionCause; 4] = [
+    pub const ALL: [EvictionCause; 5] = [
         EvictionCause::Notify,
         EvictionCause::Reconnect,
+        EvictionCause::Write,
         EvictionCause::Expired,
         EvictionCause::Size,
     ];
@@ -92,6 +97,7 @@ impl EvictionCause {
         match self {
             EvictionCause::Notify => "notify",
             EvictionCause::Reconnect => "reconnect",
+            EvictionCause::Write => "write",
             EvictionCause::Expired => "expired",
             EvictionCause::Size => "size",
         }

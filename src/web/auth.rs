@@ -20,6 +20,7 @@ use crate::access::{Account, Caller, Role};
 use crate::accounts::{AccountError, Accounts};
 use crate::db::conn::Conn;
 use crate::web::error::ApiError;
+use crate::web::state::Limits;
 
 /// What a route requires of the caller before its handler runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +58,18 @@ fn bearer(req: &HttpRequest) -> Result<Option<&str>, ApiError> {
     }
 }
 
+/// A write (any method but GET and HEAD) by a signed-in user counts against their
+/// write rate limit (`VEZA_WRITE_RATE_LIMIT`), once per request.
+fn count_write(req: &HttpRequest, caller: &Caller) -> Result<(), ApiError> {
+    let (Caller::User(account), false) = (caller, req.method().is_safe()) else {
+        return Ok(());
+    };
+    match req.app_data::<web::Data<Limits>>() {
+        Some(limits) => limits.write(account.user_id),
+        None => Ok(()),
+    }
+}
+
 async fn resolve(req: HttpRequest) -> Result<Caller, ApiError> {
     if let Some(known) = req.extensions().get::<Caller>() {
         return Ok(known.clone());
@@ -75,6 +88,7 @@ async fn resolve(req: HttpRequest) -> Result<Caller, ApiError> {
             }
         }
     };
+    count_write(&req, &caller)?;
     req.extensions_mut().insert(caller.clone());
     Ok(caller)
 }

@@ -170,6 +170,21 @@ impl From<crate::accounts::AccountError> for ApiError {
     }
 }
 
+/// Hidden is answered like missing (404); a change to what the caller may see but not
+/// change is 403.
+impl From<crate::library::LibraryError> for ApiError {
+    fn from(e: crate::library::LibraryError) -> Self {
+        use crate::library::LibraryError as E;
+        match e {
+            e @ E::NotFound { .. } => ApiError::NotFound(e.to_string()),
+            e @ E::Forbidden { .. } => ApiError::Forbidden(e.to_string()),
+            E::Field(f) => f.into(),
+            e @ E::NoRandomness => ApiError::Internal(e.to_string()),
+            E::Db(e) => e.into(),
+        }
+    }
+}
+
 impl From<crate::fields::FieldError> for ApiError {
     fn from(e: crate::fields::FieldError) -> Self {
         ApiError::bad_request(codes::INVALID_FIELD, e.to_string())

@@ -26,7 +26,9 @@ pub mod patterns {
     pub const TRACK: &str = "/api/v1/tracks/{id}";
     pub const STREAM: &str = "/api/v1/tracks/{id}/stream";
     pub const DOWNLOAD: &str = "/api/v1/tracks/{id}/download";
+    pub const PLAYLISTS: &str = "/api/v1/playlists";
     pub const PLAYLIST: &str = "/api/v1/playlists/{id}";
+    pub const PLAYLIST_TRACKS: &str = "/api/v1/playlists/{id}/tracks";
     pub const HLS: &str = "/hls/{track_id}/{file}";
     pub const MEDIA: &str = "/media/{scope}/{expires}/{token}/{key:.*}";
     pub const LOGIN: &str = "/api/v1/auth/login";
@@ -128,14 +130,39 @@ impl Table<'_> {
 
 fn table(t: &mut Table<'_>) {
     use Policy::{Admin, Anyone, SignedIn, Staff};
-    use handlers::{account, audit, health, media, origin, playlists, track_urls, tracks, users};
+    use handlers::{
+        account, audit, health, media, origin, playlist_writes, playlists, track_urls,
+        track_writes, tracks, users,
+    };
     t.resource(patterns::HEALTH, vec![get(Anyone, health::live)]);
     t.resource(patterns::HEALTH_DEEP, vec![get(Anyone, health::deep)]);
     t.resource(patterns::TRACKS, vec![get(Anyone, tracks::list)]);
-    t.resource(patterns::TRACK, vec![get(Anyone, tracks::get)]);
+    t.resource(
+        patterns::TRACK,
+        vec![
+            get(Anyone, tracks::get),
+            on(Method::PATCH, SignedIn, track_writes::update),
+            on(Method::DELETE, SignedIn, track_writes::delete),
+        ],
+    );
     t.resource(patterns::STREAM, vec![get(Anyone, track_urls::stream)]);
     t.resource(patterns::DOWNLOAD, vec![get(Anyone, track_urls::download)]);
-    t.resource(patterns::PLAYLIST, vec![get(Anyone, playlists::get)]);
+    t.resource(
+        patterns::PLAYLISTS,
+        vec![on(Method::POST, SignedIn, playlist_writes::create)],
+    );
+    t.resource(
+        patterns::PLAYLIST,
+        vec![
+            get(Anyone, playlists::get),
+            on(Method::PATCH, SignedIn, playlist_writes::update),
+            on(Method::DELETE, SignedIn, playlist_writes::delete),
+        ],
+    );
+    t.resource(
+        patterns::PLAYLIST_TRACKS,
+        vec![on(Method::PUT, SignedIn, playlist_writes::set_tracks)],
+    );
     t.resource(patterns::HLS, vec![get(Anyone, origin::origin)]);
     t.resource(patterns::MEDIA, vec![get(Anyone, media::media)]);
     t.resource(

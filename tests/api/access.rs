@@ -392,7 +392,8 @@ async fn probes(app: &TestApp, owner: &TestUser, callers: &[Option<String>]) -> 
             .unwrap();
         me["id"].as_i64().unwrap()
     };
-    let (token_id, media_path) = owner_artifacts(app, owner).await;
+    let (token_id, media_path, owners_playlist) = owner_artifacts(app, owner).await;
+    let someone_elses = public_track_not_owned_by(app, owner).await;
     vec![
         probe(p::HEALTH, Method::GET, "/health", OPEN),
         probe(p::HEALTH_DEEP, Method::GET, "/health/deep", OPEN),
@@ -401,6 +402,21 @@ async fn probes(app: &TestApp, owner: &TestUser, callers: &[Option<String>]) -> 
         probe(p::STREAM, Method::GET, format!("/api/v1/tracks/{PRIVATE}/stream"), PRIVATE_TRACK),
         probe(p::DOWNLOAD, Method::GET, format!("/api/v1/tracks/{PRIVATE}/download"), PRIVATE_TRACK),
         probe(p::PLAYLIST, Method::GET, format!("/api/v1/playlists/{EVERYTHING}"), READ),
+        probe(p::TRACK, Method::PATCH, format!("/api/v1/tracks/{PRIVATE}"), [401, 404, 200, 404, 200, 200, 401, 401])
+            .body(json!({"title": "Renamed"})),
+        // Public, not the owner's: others may play it but not delete it; the moderator
+        // deletes it, after which it is gone for the admin too.
+        probe(p::TRACK, Method::DELETE, format!("/api/v1/tracks/{someone_elses}"), [401, 403, 403, 403, 204, 404, 401, 401]),
+        probe(p::PLAYLISTS, Method::POST, "/api/v1/playlists", [401, 201, 201, 201, 201, 201, 401, 401])
+            .body(json!({"name": "Mine"})),
+        // The demo playlist is public and nobody's: staff only.
+        probe(p::PLAYLIST, Method::PATCH, format!("/api/v1/playlists/{EVERYTHING}"), [401, 403, 403, 403, 200, 200, 401, 401])
+            .body(json!({"name": "Everything, renamed"})),
+        probe(p::PLAYLIST_TRACKS, Method::PUT, format!("/api/v1/playlists/{EVERYTHING}/tracks"), [401, 403, 403, 403, 200, 200, 401, 401])
+            .body(json!({"track_ids": [1]})),
+        // New playlists are private: hidden from everyone but their owner (and, once it
+        // is deleted, from staff too).
+        probe(p::PLAYLIST, Method::DELETE, format!("/api/v1/playlists/{owners_playlist}"), [401, 404, 204, 404, 404, 404, 401, 401]),
         // Roles do not open the origin: only the CDN's secret does.
         probe(p::HLS, Method::GET, format!("/hls/{PRIVATE}/master.m3u8"), [403; 8]),
         // A signed URL is a capability, whoever presents it.
@@ -431,13 +447,39 @@ fn token_user(token: &Option<String>) -> TestUser {
     TestUser {
         id: 0,
         email: String::new(),
+        role: Role::Listener,
         password: String::new(),
         token: token.clone().unwrap(),
     }
 }
 
-/// An API token of the owner's (to read and revoke) and a `/media` URL issued to them.
-async fn owner_artifacts(app: &TestApp, owner: &TestUser) -> (i64, String) {
+/// A public track whose artist is not the owner's.
+async fn public_track_not_owned_by(app: &TestApp, owner: &TestUser) -> i64 {
+    let artist_of = |v: Value| v["artist_id"].as_i64().unwrap();
+    let owners = artist_of(
+        app.get_as(Some(owner), &format!("/api/v1/tracks/{PRIVATE}"))
+            .await
+            .json()
+            .await
+            .unwrap(),
+    );
+    for id in (4..=20).rev() {
+        let t: Value = app
+            .get_as(None, &format!("/api/v1/tracks/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if artist_of(t) != owners {
+            return id;
+        }
+    }
+    panic!("every demo track is the owner's");
+}
+
+/// An API token of the owner's (to read and revoke), a `/media` URL issued to them and
+/// a playlist of theirs.
+async fn owner_artifacts(app: &TestApp, owner: &TestUser) -> (i64, String, i64) {
     let r = app
         .client
         .post(format!("{}/api/v1/me/tokens", app.address))
@@ -455,5 +497,19 @@ async fn owner_artifacts(app: &TestApp, owner: &TestUser) -> (i64, String) {
         .unwrap();
     let url = stream["url"].as_str().unwrap();
     let path = url.strip_prefix(&app.address).unwrap().to_string();
-    (token["id"].as_i64().unwrap(), path)
+    let r = app
+        .client
+        .post(format!("{}/api/v1/playlists", app.address))
+        .header("Authorization", owner.bearer())
+        .json(&json!({"name": "The owner's"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let playlist: Value = r.json().await.unwrap();
+    (
+        token["id"].as_i64().unwrap(),
+        path,
+        playlist["id"].as_i64().unwrap(),
+    )
 }

@@ -241,6 +241,7 @@ async fn admins_create_users_change_roles_and_disable_and_others_cannot() {
         let eve_user = TestUser {
             id,
             email: "eve@test.veza.invalid".into(),
+            role: Role::Artist,
             password: String::new(),
             token,
         };

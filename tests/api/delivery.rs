@@ -612,7 +612,12 @@ pub async fn raw_get(address: &str, target: &str) -> (u16, Vec<u8>) {
     let host = address.trim_start_matches("http://");
     let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
     s.write_all(
-        format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+        format!(
+            "GET {target} HTTP/1.1\r\nHost: {host}\r\n{}: {}\r\nConnection: close\r\n\r\n",
+            crate::common::ORIGIN_SECRET_HEADER,
+            crate::common::ORIGIN_SECRET
+        )
+        .as_bytes(),
     )
     .await
     .unwrap();
@@ -829,7 +834,12 @@ async fn counting_get(address: &str, target: &str) -> (u16, usize) {
     let host = address.trim_start_matches("http://");
     let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
     s.write_all(
-        format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+        format!(
+            "GET {target} HTTP/1.1\r\nHost: {host}\r\n{}: {}\r\nConnection: close\r\n\r\n",
+            crate::common::ORIGIN_SECRET_HEADER,
+            crate::common::ORIGIN_SECRET
+        )
+        .as_bytes(),
     )
     .await
     .unwrap();

@@ -142,7 +142,7 @@ async fn start_app(
 
 /// The origin secret every test app has unless a test removes it (an empty
 /// `VEZA_ORIGIN_SECRET` in [`Options::env`] leaves it unset: the origin is off).
-pub const ORIGIN_SECRET: &str = "test-origin-secret-4d1f";
+pub use crate::common::ORIGIN_SECRET;
 
 /// The default client acts as the CDN: it sends the origin secret (under the configured
 /// header name) when the app has one.
@@ -243,6 +243,24 @@ impl TestApp {
     pub async fn flush_query_stats(&self) {
         for q in self.handles.query_stats.all() {
             q.send(veza::actors::query_stats::Flush).await.unwrap();
+        }
+    }
+}
+
+impl TestApp {
+    /// A request to `path` as `user` (anonymous with `None`).
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        user: Option<&TestUser>,
+    ) -> reqwest::RequestBuilder {
+        let r = self
+            .client
+            .request(method, format!("{}{}", self.address, path));
+        match user {
+            Some(u) => r.bearer_auth(&u.token),
+            None => r,
         }
     }
 }
@@ -375,6 +393,7 @@ pub mod routes {
 pub struct TestUser {
     pub id: i64,
     pub email: String,
+    pub role: veza::access::Role,
     pub password: String,
     /// A login session's bearer token.
     pub token: String,
@@ -417,6 +436,7 @@ impl TestApp {
         TestUser {
             id: user.id,
             email,
+            role,
             password,
             token,
         }

@@ -27,6 +27,7 @@ mod http_semantics;
 mod import;
 mod n1;
 mod observability;
+mod owner_writes;
 mod pipelining;
 mod playback;
 mod pool;

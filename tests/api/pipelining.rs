@@ -36,8 +36,11 @@ impl Request {
 
     fn bytes(&self, host: &str, close: bool) -> String {
         let mut s = format!(
-            "{} {} HTTP/1.1\r\nHost: {host}\r\n",
-            self.method, self.target
+            "{} {} HTTP/1.1\r\nHost: {host}\r\n{}: {}\r\n",
+            self.method,
+            self.target,
+            crate::common::ORIGIN_SECRET_HEADER,
+            crate::common::ORIGIN_SECRET
         );
         if let Some(range) = self.range {
             s.push_str(&format!("Range: {range}\r\n"));

@@ -64,6 +64,10 @@ pub fn serve(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Ser
         ("VEZA_BIND".to_string(), "127.0.0.1:0".to_string()),
         ("VEZA_WORKERS".to_string(), "2".to_string()),
         ("RUST_LOG".to_string(), "info".to_string()),
+        (
+            "VEZA_ORIGIN_SECRET".to_string(),
+            super::ORIGIN_SECRET.to_string(),
+        ),
     ]);
     for (k, v) in env {
         vars.insert((*k).to_string(), (*v).to_string());

@@ -90,3 +90,9 @@ pub fn signal(pid: u32, sig: &str) -> bool {
         .status()
         .is_ok_and(|s| s.success())
 }
+
+/// The HLS origin's secret every test app and served binary gets unless a test removes
+/// it (the origin is off without one); test clients send it as the CDN would.
+pub const ORIGIN_SECRET: &str = "test-origin-secret-4d1f";
+/// `VEZA_ORIGIN_SECRET_HEADER`'s default.
+pub const ORIGIN_SECRET_HEADER: &str = "X-Origin-Secret";

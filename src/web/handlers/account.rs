@@ -123,10 +123,8 @@ pub async fn create_token(
     db: Conn,
     accounts: web::Data<Accounts>,
     SignedIn(me): SignedIn,
-    limits: web::Data<Limits>,
     form: web::Json<TokenForm>,
 ) -> Result<HttpResponse, ApiError> {
-    limits.write(me.user_id)?;
     let issued = accounts.create_api_token(&db, &me, &form.name).await?;
     Ok(private(HttpResponse::Created()).json(issued_json(&issued)))
 }
@@ -145,10 +143,8 @@ pub async fn revoke_token(
     db: Conn,
     accounts: web::Data<Accounts>,
     SignedIn(me): SignedIn,
-    limits: web::Data<Limits>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    limits.write(me.user_id)?;
     accounts.revoke_token(&db, &me, parse_id(&path)?).await?;
     Ok(private(HttpResponse::NoContent()).finish())
 }

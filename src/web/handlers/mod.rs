@@ -6,9 +6,11 @@ pub mod files;
 pub mod health;
 pub mod media;
 pub mod origin;
+pub mod playlist_writes;
 pub mod playlists;
 pub mod scrape;
 pub mod track_urls;
+pub mod track_writes;
 pub mod tracks;
 pub mod users;
 

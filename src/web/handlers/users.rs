@@ -11,7 +11,6 @@ use crate::db::conn::Conn;
 use crate::secret::Secret;
 use crate::web::auth::AdminOnly;
 use crate::web::error::ApiError;
-use crate::web::state::Limits;
 
 /// No `Debug`: it holds a password.
 #[derive(Deserialize)]
@@ -57,10 +56,8 @@ pub async fn create(
     db: Conn,
     accounts: web::Data<Accounts>,
     AdminOnly(admin): AdminOnly,
-    limits: web::Data<Limits>,
     form: web::Json<NewUserForm>,
 ) -> Result<HttpResponse, ApiError> {
-    limits.write(admin.user_id)?;
     let f = form.into_inner();
     let user = accounts
         .create_user(
@@ -83,11 +80,9 @@ pub async fn update(
     db: Conn,
     accounts: web::Data<Accounts>,
     AdminOnly(admin): AdminOnly,
-    limits: web::Data<Limits>,
     path: web::Path<String>,
     patch: web::Json<UserPatch>,
 ) -> Result<HttpResponse, ApiError> {
-    limits.write(admin.user_id)?;
     let id = parse_id(&path)?;
     let UserPatch { role, disabled } = patch.into_inner();
     let (_, after) = accounts

@@ -63,7 +63,13 @@ pub struct Load {
 }
 
 pub fn client(conns: usize) -> reqwest::Client {
+    let mut cdn = reqwest::header::HeaderMap::new();
+    cdn.insert(
+        crate::common::ORIGIN_SECRET_HEADER,
+        reqwest::header::HeaderValue::from_static(crate::common::ORIGIN_SECRET),
+    );
     reqwest::Client::builder()
+        .default_headers(cdn)
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(conns)
         .timeout(Duration::from_secs(60))
