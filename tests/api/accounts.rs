@@ -484,3 +484,120 @@ async fn passwords_and_tokens_never_reach_logs_or_debug_output() {
 }
 
 use sea_orm::EntityTrait as _;
+
+/// `veza user add|list|disable` on a database the service then reads: a generated
+/// password printed once works for login, a disabled user's session ends.
+#[actix_web::test]
+async fn the_user_commands_create_list_and_disable() {
+    use crate::common::binary::veza;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/veza.db?mode=rwc", dir.path().display());
+    let env = [("DATABASE_URL", url.as_str())];
+    let out = veza(
+        &["user", "add", "Root@Example.Test", "--role", "admin"],
+        &env,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let password = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("password (shown once): "))
+        .unwrap()
+        .to_string();
+    assert!(password.len() >= 20, "{stdout}");
+    let again = veza(&["user", "add", "root@example.test"], &env);
+    assert_eq!(again.status.code(), Some(2), "a taken e-mail is bad input");
+    let bad = veza(&["user", "add", "x@example.test", "--role", "owner"], &env);
+    assert_eq!(bad.status.code(), Some(2));
+
+    let app = spawn_app_over(
+        Backend::Sqlite,
+        &url,
+        &dir.path().join("media"),
+        Options::default(),
+    )
+    .await;
+    let token = app.login("root@example.test", &password).await;
+    let root = TestUser {
+        id: 0,
+        email: "root@example.test".into(),
+        role: Role::Admin,
+        password,
+        token,
+    };
+    let me: Value = app
+        .get_as(Some(&root), "/api/v1/me")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["role"], "admin");
+
+    let list = veza(&["user", "list"], &env);
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        listed.contains("root@example.test\tadmin\tactive"),
+        "{listed}"
+    );
+    assert!(!listed.contains("argon2"), "{listed}");
+    let off = veza(&["user", "disable", "root@example.test"], &env);
+    assert!(
+        off.status.success(),
+        "{}",
+        String::from_utf8_lossy(&off.stderr)
+    );
+    // Another process changed it: SQLite's session cache forgets within seconds.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while app.get_as(Some(&root), "/api/v1/me").await.status() != 401 {
+        assert!(
+            Instant::now() < deadline,
+            "the disabled user's session still works"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Per-user answers are never stored by a shared cache.
+#[actix_web::test]
+async fn authenticated_answers_are_no_store_and_vary_on_authorization() {
+    let app = spawn_app(Backend::Sqlite, Options::default().seeded()).await;
+    let user = app.sign_in(Role::Listener).await;
+    for path in [
+        "/api/v1/tracks",
+        "/api/v1/tracks/1",
+        "/api/v1/playlists/1",
+        "/api/v1/me",
+    ] {
+        let r = app.get_as(Some(&user), path).await;
+        assert_eq!(r.status(), 200, "{path}");
+        let cc = r.headers()["cache-control"].to_str().unwrap();
+        assert!(cc.contains("no-store"), "{path}: {cc}");
+        let vary: Vec<_> = r
+            .headers()
+            .get_all("vary")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect();
+        assert!(
+            vary.iter().any(|v| v.contains("Authorization")),
+            "{path}: {vary:?}"
+        );
+        let anon = app.get_as(None, path).await;
+        if path != "/api/v1/me" {
+            let vary: Vec<_> = anon
+                .headers()
+                .get_all("vary")
+                .iter()
+                .map(|v| v.to_str().unwrap().to_string())
+                .collect();
+            assert!(
+                vary.iter().any(|v| v.contains("Authorization")),
+                "anonymous {path}: {vary:?}"
+            );
+        }
+    }
+}
