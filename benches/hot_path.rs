@@ -234,6 +234,22 @@ fn bench_catalogue(c: &mut Criterion) {
             black_box(cache.get(i))
         })
     });
+    // The play path's access decision rides on the cached row: a hit plus `can`.
+    let anonymous = veza::access::Caller::Anonymous;
+    g.bench_function("hit_and_access_decision", |b| {
+        b.iter(|| {
+            i = (i + 1) % 1_000;
+            let info = cache.get(i);
+            black_box(info.map(|t| {
+                veza::access::can(
+                    &anonymous,
+                    veza::access::Action::Play,
+                    &t.resource(),
+                    veza::access::Presented(None),
+                )
+            }))
+        })
+    });
     g.finish();
 }
 

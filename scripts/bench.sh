@@ -7,7 +7,7 @@
 #     --quick: smoke: debug build, tiny criterion and 1 s wrk runs; checks that every
 #              figure is produced and every answer was 2xx, enforces no target (part of
 #              the README's test command)
-#     SECTION: only these of micro, stream, takedown, hls (default: all)
+#     SECTION: only these of micro, stream, takedown, hls, accounts (default: all)
 #
 # Prints one table: name, measured value, baseline, ratio, target, verdict. Also writes
 # it as TSV to $BENCH_OUT (default target/bench/results.tsv).
@@ -24,12 +24,12 @@ SECTIONS=()
 for arg in "$@"; do
     case "$arg" in
         --quick) QUICK=1 ;;
-        micro|stream|takedown|hls) SECTIONS+=("$arg") ;;
+        micro|stream|takedown|hls|accounts) SECTIONS+=("$arg") ;;
         -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
-        *) echo "usage: scripts/bench.sh [--quick] [micro|stream|takedown|hls]..." >&2; exit 2 ;;
+        *) echo "usage: scripts/bench.sh [--quick] [micro|stream|takedown|hls|accounts]..." >&2; exit 2 ;;
     esac
 done
-[ ${#SECTIONS[@]} -gt 0 ] || SECTIONS=(micro stream takedown hls)
+[ ${#SECTIONS[@]} -gt 0 ] || SECTIONS=(micro stream takedown hls accounts)
 want() { [[ " ${SECTIONS[*]} " == *" $1 "* ]]; }
 
 PG="${BENCH_PG:-postgres://postgres@127.0.0.1:5432}"
@@ -100,6 +100,7 @@ record cloudfront_reused_ns "$(ns signature_reuse/cloudfront_reused)" cloudfront
 record metrics_render_200_routes_ns "$(ns metrics_render/routes_200)" routes_1 "$(ns metrics_render/routes_1)" - ns
 record query_stats_intake_ns "$(ns query_stats_intake/query_stats)" noop_actor "$(ns query_stats_intake/noop_actor)" - ns
 record catalogue_hit_ns "$(ns catalogue_cache/hit_with_metrics)" raw_moka_get "$(ns catalogue_cache/raw_moka_get)" - ns
+record catalogue_hit_access_ns "$(ns catalogue_cache/hit_and_access_decision)" catalogue_hit "$(ns catalogue_cache/hit_with_metrics)" - ns
 fi
 
 # ---------------------------------------------------------------- load: /stream
@@ -127,8 +128,9 @@ start() {
     eval "PORT_$name=$port"
 }
 stop_all() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; PIDS=(); }
-rps() { # wrk requests/s of URL; refuses to report non-2xx answers or socket errors
-    local out; out=$(wrk -t2 -c"$CONNS" -d"${DUR}s" "$1")
+rps() { # wrk requests/s of URL [wrk options]; refuses to report non-2xx answers or socket errors
+    local url=$1; shift
+    local out; out=$(wrk -t2 -c"$CONNS" -d"${DUR}s" "$@" "$url")
     if grep -qE "Non-2xx|Socket errors" <<<"$out"; then echo "bench.sh: errors from $1:" >&2; echo "$out" >&2; exit 1; fi
     awk '/Requests\/sec/ {print $2}' <<<"$out"
 }
@@ -240,6 +242,43 @@ for kb in 1024 64; do
     record "hls_origin_${kb}KiB_rps" "$v" nginx "$n" "$target" req/s
 done
 stop_all
+fi
+
+# ---------------------------------------------------------------- accounts
+if want accounts; then
+echo "== accounts: authenticated vs anonymous /stream, /health p99 during 32 concurrent logins" >&2
+start acc VEZA_LOGIN_RATE_LIMIT=1000000/1s
+A="http://127.0.0.1:$PORT_acc"
+ACC_EMAIL="bench-$$@bench.invalid"; ACC_PW="bench-password-$$"
+DATABASE_URL="$PG/$DB" "$BIN" user add "$ACC_EMAIL" --role listener --password-stdin <<<"$ACC_PW" >/dev/null
+LOGIN_BODY="{\"email\":\"$ACC_EMAIL\",\"password\":\"$ACC_PW\"}"
+TOKEN=$(curl -fs -H 'Content-Type: application/json' -d "$LOGIN_BODY" "$A/api/v1/auth/login" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+curl -fs "$A/api/v1/tracks/1/stream" -o /dev/null
+stream_anon=$(rps "$A/api/v1/tracks/1/stream")
+stream_authed=$(rps "$A/api/v1/tracks/1/stream" -H "Authorization: Bearer $TOKEN")
+p99_ms() { # /health p99 in ms over DUR seconds, 4 connections
+    wrk -t1 -c4 -d"${DUR}s" --latency "$A/health" | awk '$1 == "99%" {print $2}' \
+        | python3 -c 'import sys; v=sys.stdin.read().strip(); u={"us":1e-3,"ms":1,"s":1e3}; n=v.rstrip("mus"); print(float(n)*u[v[len(n):]])'
+}
+health_quiet=$(p99_ms)
+cat >"$WORK/login.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '$LOGIN_BODY'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+wrk -t2 -c32 -d"$((DUR + 2))s" --timeout 30s -s "$WORK/login.lua" "$A/api/v1/auth/login" >"$WORK/logins.txt" &
+LOGINS=$!
+sleep 1
+health_logins=$(p99_ms)
+wait "$LOGINS"
+grep -qE "Non-2xx|Socket errors" "$WORK/logins.txt" && { echo "bench.sh: login errors:" >&2; cat "$WORK/logins.txt" >&2; exit 1; }
+logins_rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/logins.txt")
+stop_all
+record stream_authenticated_rps "$stream_authed" stream_anonymous "$stream_anon" 0.9 req/s
+# quiet / during: >= 0.5 means the p99 under 32 concurrent logins stays within 2x.
+record health_p99_quiet_vs_logins_ms "$health_quiet" during_logins "$health_logins" 0.5 ms
+record logins_rps "$logins_rps" - - - req/s
 fi
 
 # ---------------------------------------------------------------- the table
