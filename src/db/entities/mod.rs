@@ -3,7 +3,9 @@
 
 pub mod artist;
 pub mod auth_token;
+pub mod mail_message;
 pub mod playlist;
 pub mod playlist_track;
+pub mod purge_job;
 pub mod track;
 pub mod user;

@@ -8,6 +8,7 @@ mod m0002_track_change_notify;
 mod m0003_accounts;
 mod m0004_audit_log;
 mod m0005_rate_limits;
+mod m0006_outboxes;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_accounts::Migration),
             Box::new(m0004_audit_log::Migration),
             Box::new(m0005_rate_limits::Migration),
+            Box::new(m0006_outboxes::Migration),
         ]
     }
 }
