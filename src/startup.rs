@@ -18,7 +18,7 @@ use crate::accounts::Accounts;
 use crate::accounts::password::Hasher;
 use crate::accounts::sessions::SessionCache;
 use crate::actors::catalogue_listener::{Caches, CatalogueListener};
-use crate::actors::cdn_signer::{CdnSigner, Reload, Signers};
+use crate::actors::cdn_signer::{CdnSigner, Reload, Signers, reuse_bucket};
 use crate::actors::db_pool::{self, DbPool, PoolStatsSettings};
 use crate::actors::query_stats::QueryStats;
 use crate::actors::registry::MetricsActor;
@@ -27,7 +27,7 @@ use crate::config::{Backend, Config, CorsOrigins};
 use crate::db::catalogue::{CatalogueCache, Invalidation};
 use crate::db::{self, Db, PoolInstruments};
 use crate::delivery::local_token::LocalSigner;
-use crate::delivery::{CdnDelivery, CdnEdge, Service};
+use crate::delivery::{CdnDelivery, CdnEdge, CookieCache, Service};
 use crate::library::Library;
 use crate::metrics::Metrics;
 use crate::ratelimit::SharedLimiter;
@@ -302,6 +302,8 @@ pub async fn start(p: Prepared) -> (AppState, Listeners) {
     let cdn = cdn.map(|(leader, edge)| CdnDelivery {
         signers: Arc::new(Signers::start(leader, config.cdn.signer_threads)),
         edge,
+        // As long as the reuse map keeps a signature.
+        cookies: CookieCache::new(Duration::from_secs(2 * reuse_bucket(&config.cdn).max(1))),
     });
     let cdn_signer = cdn.as_ref().and_then(|c| c.signers.leader());
     // Always handled: SIGHUP's default action would terminate the process.

@@ -5,7 +5,7 @@
 //! names the saved file.
 
 use super::disposition::attachment_disposition;
-use super::{CdnDelivery, DeliveryUrl, FallbackReason, SIGN_TIMEOUT, SignedCookie, Via};
+use super::{CdnDelivery, DeliveryUrl, FallbackReason, SIGN_TIMEOUT, Via};
 use crate::actors::cdn_signer::{SignSegments, SignedUrl};
 use crate::cdn::Scope;
 use crate::cdn::{HlsDelivery, Provider, token_forms};
@@ -24,25 +24,21 @@ pub(super) async fn sign_directory(
         FallbackReason::SignError
     };
     if cdn.edge.mode == HlsDelivery::Cookies {
-        let cookies = token_forms::cookies(provider, &signed.url, &cdn.edge.akamai_token_name)
+        let cookies = cdn
+            .cookies
+            .headers(
+                &signed,
+                cdn.edge.cookie_domain.as_deref(),
+                directory_of(key),
+                unix_now(),
+                |url| token_forms::cookies(provider, url, &cdn.edge.akamai_token_name),
+            )
             .map_err(fail)?;
-        let path = format!("/{}", directory_of(key));
-        let max_age_secs = signed.expires_at.saturating_sub(unix_now());
-        let cookies = cookies
-            .into_iter()
-            .map(|(name, value)| SignedCookie {
-                name,
-                value,
-                domain: cdn.edge.cookie_domain.clone(),
-                path: path.clone(),
-                max_age_secs,
-            })
-            .collect();
         return Ok(DeliveryUrl {
             url: format!("{}/{key}", cdn.edge.base_url),
             expires_at: signed.expires_at,
             via: Via::Cdn,
-            cookies,
+            cookies: Some(cookies),
         });
     }
     let url = if provider == Provider::Nginx {
@@ -54,7 +50,7 @@ pub(super) async fn sign_directory(
         url,
         expires_at: signed.expires_at,
         via: Via::Cdn,
-        cookies: Vec::new(),
+        cookies: None,
     })
 }
 
@@ -77,7 +73,7 @@ pub(super) async fn sign_download(
         url: signed.url,
         expires_at: signed.expires_at,
         via: Via::Cdn,
-        cookies: Vec::new(),
+        cookies: None,
     })
 }
 

@@ -7,6 +7,7 @@
 pub mod disposition;
 mod edge_signing;
 pub mod local_token;
+mod signed_cookies;
 mod signed_media;
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use crate::metrics::Metrics;
 use crate::store::{Opened, StorageError, Store};
 use local_token::LocalSigner;
 
+pub use signed_cookies::{CookieCache, SetCookies};
 pub use signed_media::MediaToken;
 
 /// How long a request waits for the CdnSigner before falling back.
@@ -35,6 +37,8 @@ pub const SIGN_TIMEOUT: Duration = Duration::from_millis(250);
 pub struct CdnDelivery {
     pub signers: Arc<Signers>,
     pub edge: CdnEdge,
+    /// Cookies mode: the `Set-Cookie` values of the signatures in use.
+    pub cookies: CookieCache,
 }
 
 /// What delivery needs to know of the enabled CDN: a provider, its base URL and the
@@ -117,17 +121,6 @@ impl FallbackReason {
     }
 }
 
-/// A signed cookie the client must receive with a delivery URL (`cookies` mode). It is
-/// always `Secure`, `HttpOnly` and `SameSite=None`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SignedCookie {
-    pub name: String,
-    pub value: String,
-    pub domain: Option<String>,
-    pub path: String,
-    pub max_age_secs: u64,
-}
-
 /// Where to send the client for a track's stream or download.
 #[derive(Debug, Clone)]
 pub struct DeliveryUrl {
@@ -135,7 +128,9 @@ pub struct DeliveryUrl {
     /// Unix seconds.
     pub expires_at: u64,
     pub via: Via,
-    pub cookies: Vec<SignedCookie>,
+    /// Cookies mode: the `Set-Cookie` header values to send with the URL (signed
+    /// cookies: `Secure`, `HttpOnly`, `SameSite=None`).
+    pub cookies: Option<SetCookies>,
 }
 
 /// How a stored object should be presented.
@@ -285,7 +280,7 @@ impl Service {
                 url,
                 expires_at,
                 via: self.store.kind().into(),
-                cookies: Vec::new(),
+                cookies: None,
             }),
             None => Ok(self.self_served(self_base, Scope::File, key, Some(&filename))),
         }
@@ -326,7 +321,7 @@ impl Service {
             url: format!("{self_base}{path}"),
             expires_at,
             via: self.store.kind().into(),
-            cookies: Vec::new(),
+            cookies: None,
         }
     }
 

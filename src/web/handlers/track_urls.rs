@@ -2,16 +2,15 @@
 //! (see [`crate::delivery::Service`]); this answers it as JSON, or as a 302 with
 //! `?redirect=1`, never cacheable (signed URLs are per-listener secrets with an expiry).
 
-use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use chrono::{TimeZone, Utc};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use super::parse_id;
 use crate::access::{Asker, Caller};
 use crate::db::conn::Conn;
-use crate::delivery::{DeliveryUrl, Service, SignedCookie};
+use crate::delivery::{DeliveryUrl, Service, SetCookies};
 use crate::web::error::{ApiError, codes};
 use crate::web::state::Site;
 
@@ -56,6 +55,15 @@ pub async fn download(
     respond(url?, &params)
 }
 
+/// The JSON answer. A struct rather than a `json!` map (no map built per answer); the
+/// fields in the map's (alphabetical) order, so the bytes are the same.
+#[derive(Serialize)]
+struct Answer<'a> {
+    expires_at: &'a str,
+    url: &'a str,
+    via: &'static str,
+}
+
 fn redirect_wanted(params: &DeliveryParams) -> Result<bool, ApiError> {
     match params.redirect.as_deref() {
         None | Some("0") | Some("false") => Ok(false),
@@ -70,7 +78,7 @@ fn redirect_wanted(params: &DeliveryParams) -> Result<bool, ApiError> {
 fn respond(target: DeliveryUrl, params: &DeliveryParams) -> Result<HttpResponse, ApiError> {
     if redirect_wanted(params)? {
         let mut b = HttpResponse::Found();
-        set_cookies(&mut b, &target.cookies);
+        set_cookies(&mut b, target.cookies.as_ref());
         return Ok(b
             .insert_header(("Location", target.url))
             .insert_header(("Cache-Control", "private, no-store"))
@@ -82,24 +90,18 @@ fn respond(target: DeliveryUrl, params: &DeliveryParams) -> Result<HttpResponse,
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .ok_or_else(|| ApiError::Internal("expiry out of range".into()))?;
     let mut b = HttpResponse::Ok();
-    set_cookies(&mut b, &target.cookies);
+    set_cookies(&mut b, target.cookies.as_ref());
     Ok(b.insert_header(("Cache-Control", "private, no-store"))
-        .json(json!({"url": target.url, "expires_at": expires_at, "via": target.via.as_str()})))
+        .json(Answer {
+            expires_at: &expires_at,
+            url: &target.url,
+            via: target.via.as_str(),
+        }))
 }
 
-fn set_cookies(b: &mut HttpResponseBuilder, cookies: &[SignedCookie]) {
-    for c in cookies {
-        let mut cookie = Cookie::new(c.name.clone(), c.value.clone());
-        if let Some(d) = &c.domain {
-            cookie.set_domain(d.clone());
-        }
-        cookie.set_path(c.path.clone());
-        cookie.set_secure(true);
-        cookie.set_http_only(true);
-        cookie.set_same_site(SameSite::None);
-        cookie.set_max_age(actix_web::cookie::time::Duration::seconds(
-            i64::try_from(c.max_age_secs).unwrap_or(i64::MAX),
-        ));
-        b.cookie(cookie);
+/// The signed cookies, formatted once per signature and second by the delivery service.
+fn set_cookies(b: &mut HttpResponseBuilder, cookies: Option<&SetCookies>) {
+    for c in cookies.iter().flat_map(|c| c.iter()) {
+        b.append_header((header::SET_COOKIE, c.clone()));
     }
 }
