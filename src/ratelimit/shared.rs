@@ -80,18 +80,13 @@ impl SharedLimiter {
         ip: IpAddr,
         email: &str,
     ) -> Result<Verdict, DbErr> {
-        let buckets = [
-            Bucket {
-                limit: Limit::LoginIp,
-                key: format!("login:ip:{}", ip_key(ip)),
-                rate: self.login,
-            },
-            Bucket {
-                limit: Limit::LoginEmail,
-                key: format!("login:email:{}", email_key(email)),
-                rate: self.login,
-            },
-        ];
+        let buckets = Self::attempt(
+            "login",
+            [Limit::LoginIp, Limit::LoginEmail],
+            self.login,
+            ip,
+            email,
+        );
         self.count(db, &buckets).await
     }
 
@@ -103,19 +98,36 @@ impl SharedLimiter {
         ip: IpAddr,
         email: &str,
     ) -> Result<Verdict, DbErr> {
-        let buckets = [
-            Bucket {
-                limit: Limit::SignupIp,
-                key: format!("signup:ip:{}", ip_key(ip)),
-                rate: self.signup,
-            },
-            Bucket {
-                limit: Limit::SignupEmail,
-                key: format!("signup:email:{}", email_key(email)),
-                rate: self.signup,
-            },
-        ];
+        let buckets = Self::attempt(
+            "signup",
+            [Limit::SignupIp, Limit::SignupEmail],
+            self.signup,
+            ip,
+            email,
+        );
         self.count(db, &buckets).await
+    }
+
+    /// The two buckets one attempt counts in: its address and its e-mail.
+    fn attempt(
+        what: &str,
+        [by_ip, by_email]: [Limit; 2],
+        rate: Rate,
+        ip: IpAddr,
+        email: &str,
+    ) -> [Bucket; 2] {
+        [
+            Bucket {
+                limit: by_ip,
+                key: format!("{what}:ip:{}", ip_key(ip)),
+                rate,
+            },
+            Bucket {
+                limit: by_email,
+                key: format!("{what}:email:{}", email_key(email)),
+                rate,
+            },
+        ]
     }
 
     /// Delete every window that has ended; the number of rows deleted.
