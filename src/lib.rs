@@ -19,6 +19,7 @@ pub mod mail;
 pub mod media;
 pub mod metrics;
 pub mod n1;
+pub mod moderation;
 pub mod purge;
 pub mod ratelimit;
 pub mod secret;

@@ -25,6 +25,19 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::takedown_notice::Entity",
+        from = "Column::NoticeId",
+        to = "super::takedown_notice::Column::Id"
+    )]
+    Notice,
+}
+
+impl Related<super::takedown_notice::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Notice.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}
