@@ -393,15 +393,36 @@ mod tests {
         let anon = Caller::Anonymous;
         let owner = user(7, Role::Artist);
         let t = blocked(Visibility::Public);
-        assert_eq!(can(&anon, Action::Play, &t, Presented(None)), Decision::Blocked(9));
-        assert_eq!(can(&owner, Action::Play, &t, Presented(None)), Decision::Blocked(9));
-        assert_eq!(can(&anon, Action::List, &t, Presented(None)), Decision::Hidden);
-        assert_eq!(can(&owner, Action::List, &t, Presented(None)), Decision::Hidden);
-        assert_eq!(can(&owner, Action::Edit, &t, Presented(None)), Decision::Allow);
+        assert_eq!(
+            can(&anon, Action::Play, &t, Presented(None)),
+            Decision::Blocked(9)
+        );
+        assert_eq!(
+            can(&owner, Action::Play, &t, Presented(None)),
+            Decision::Blocked(9)
+        );
+        assert_eq!(
+            can(&anon, Action::List, &t, Presented(None)),
+            Decision::Hidden
+        );
+        assert_eq!(
+            can(&owner, Action::List, &t, Presented(None)),
+            Decision::Hidden
+        );
+        assert_eq!(
+            can(&owner, Action::Edit, &t, Presented(None)),
+            Decision::Allow
+        );
         let private = blocked(Visibility::Private);
-        assert_eq!(can(&anon, Action::Play, &private, Presented(None)), Decision::Hidden);
+        assert_eq!(
+            can(&anon, Action::Play, &private, Presented(None)),
+            Decision::Hidden
+        );
         for staff in [user(3, Role::Moderator), user(4, Role::Admin)] {
-            assert_eq!(can(&staff, Action::Play, &private, Presented(None)), Decision::Allow);
+            assert_eq!(
+                can(&staff, Action::Play, &private, Presented(None)),
+                Decision::Allow
+            );
         }
         assert!(!Decision::Blocked(9).allowed());
     }

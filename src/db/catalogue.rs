@@ -307,8 +307,18 @@ type Row = (
 );
 
 fn info(row: Row) -> Arc<DeliveryInfo> {
-    let (id, title, storage_key, hls_prefix, content_type, visibility, share_token, notice, at, owner) =
-        row;
+    let (
+        id,
+        title,
+        storage_key,
+        hls_prefix,
+        content_type,
+        visibility,
+        share_token,
+        notice,
+        at,
+        owner,
+    ) = row;
     // A block without a time is treated as having always been there (fails closed).
     let blocked = notice.map(|notice_id| Block {
         notice_id,

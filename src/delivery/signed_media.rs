@@ -163,7 +163,9 @@ impl Service {
     /// [`super::REVIEW_GRACE_MS`]): only moderators are issued one then. The issue time
     /// is the expiry minus `CDN_URL_TTL`, rounded down (fails closed).
     fn issued_for_review(&self, expires: u64, block: catalogue::Block) -> bool {
-        let issued_ms = expires.saturating_sub(self.ttl.as_secs()).saturating_mul(1000);
+        let issued_ms = expires
+            .saturating_sub(self.ttl.as_secs())
+            .saturating_mul(1000);
         issued_ms >= block.since_ms.saturating_add(super::REVIEW_GRACE_MS)
     }
 

@@ -117,8 +117,8 @@ mod tests {
                 d(2027, 1, 18),
                 d(2027, 2, 15),
                 d(2027, 5, 31),
-                d(2027, 6, 18),  // Juneteenth is a Saturday
-                d(2027, 7, 5),   // 4 July is a Sunday
+                d(2027, 6, 18), // Juneteenth is a Saturday
+                d(2027, 7, 5),  // 4 July is a Sunday
                 d(2027, 9, 6),
                 d(2027, 10, 11),
                 d(2027, 11, 11),

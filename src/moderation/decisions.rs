@@ -140,7 +140,11 @@ impl Takedowns {
         mark_decided(&txn, &n, by, &v, now).await?;
         let mut decision = Decision {
             id,
-            status: if v.disable { status::DISABLED } else { status::REJECTED },
+            status: if v.disable {
+                status::DISABLED
+            } else {
+                status::REJECTED
+            },
             disabled_track_ids: Vec::new(),
             disabled_user_ids: Vec::new(),
         };
@@ -151,11 +155,20 @@ impl Takedowns {
             decision.disabled_user_ids = self.strikes(&txn, by, &n, &tracks, now).await?;
         }
         mail::enqueue(&txn, decision_mail(&n, &v)).await?;
-        let event = AuditEvent::new(actor(by), AuditAction::NoticeDecided, TargetType::Notice, id.to_string())
-            .snapshot(json!({"kind": n.kind, "works": super::notices::parse_json(&n.works),
-                "tracks": tracks.iter().map(super::notices::track_view).collect::<Vec<_>>()}))
-            .details(json!({"action": decision.status, "legal_ground": v.legal_ground,
-                "tos_ground": v.tos_ground, "explanation": v.explanation}));
+        let event = AuditEvent::new(
+            actor(by),
+            AuditAction::NoticeDecided,
+            TargetType::Notice,
+            id.to_string(),
+        )
+        .snapshot(
+            json!({"kind": n.kind, "works": super::notices::parse_json(&n.works),
+                "tracks": tracks.iter().map(super::notices::track_view).collect::<Vec<_>>()}),
+        )
+        .details(
+            json!({"action": decision.status, "legal_ground": v.legal_ground,
+                "tos_ground": v.tos_ground, "explanation": v.explanation}),
+        );
         audit::record(&txn, event).await?;
         txn.commit().await?;
         self.forget(&decision.disabled_track_ids);
@@ -197,7 +210,8 @@ impl Takedowns {
                 mail::enqueue(txn, mail).await?;
             }
         }
-        self.request_purge(txn, n.id, paths, "takedown", actor(by)).await
+        self.request_purge(txn, n.id, paths, "takedown", actor(by))
+            .await
     }
 
     /// Enqueue a purge of `paths` for notice `id` and audit it.
@@ -224,8 +238,13 @@ impl Takedowns {
             },
         )
         .await?;
-        let event = AuditEvent::new(by, AuditAction::PurgeRequested, TargetType::Notice, id.to_string())
-            .details(json!({"purge_id": purge_id, "reason": reason, "paths": paths}));
+        let event = AuditEvent::new(
+            by,
+            AuditAction::PurgeRequested,
+            TargetType::Notice,
+            id.to_string(),
+        )
+        .details(json!({"purge_id": purge_id, "reason": reason, "paths": paths}));
         audit::record(txn, event).await?;
         Ok(())
     }
@@ -245,7 +264,8 @@ impl Takedowns {
         C::Transaction: ConnectionTrait + TransactionTrait + TransactionSession,
     {
         let owners: BTreeSet<i64> = tracks.iter().filter_map(|t| t.owner_user_id).collect();
-        let since = now - chrono::Duration::from_std(self.policy.window).unwrap_or(chrono::Duration::MAX);
+        let since =
+            now - chrono::Duration::from_std(self.policy.window).unwrap_or(chrono::Duration::MAX);
         let mut disabled = Vec::new();
         for owner in owners {
             let count = strike_count(txn, owner, since).await?;
@@ -253,7 +273,9 @@ impl Takedowns {
                 .details(json!({"notice_id": n.id, "strikes_in_window": count,
                     "threshold": self.policy.strikes, "window_days": self.policy.window.as_secs() / 86_400}));
             audit::record(txn, event).await?;
-            if count >= u64::from(self.policy.strikes) && self.terminate(txn, by, n.id, owner, now).await? {
+            if count >= u64::from(self.policy.strikes)
+                && self.terminate(txn, by, n.id, owner, now).await?
+            {
                 disabled.push(owner);
             }
         }
@@ -281,8 +303,13 @@ impl Takedowns {
         if u.disabled_at.is_some() {
             return Ok(false);
         }
-        let change = UserChange { role: None, disabled: Some(true) };
-        self.accounts.update_user(txn, actor(by), owner, change).await?;
+        let change = UserChange {
+            role: None,
+            disabled: Some(true),
+        };
+        self.accounts
+            .update_user(txn, actor(by), owner, change)
+            .await?;
         let rows = track::Entity::find()
             .inner_join(artist::Entity)
             .filter(artist::Column::UserId.eq(owner))
@@ -295,11 +322,19 @@ impl Takedowns {
             paths.extend(self.edge_paths(t).await);
         }
         let ids = block(txn, notice_id, &rows, now).await?;
-        let event = AuditEvent::new(actor(by), AuditAction::RepeatInfringerDisabled, TargetType::User, owner.to_string())
-            .snapshot(json!({"email": u.email, "display_name": u.display_name}))
-            .details(json!({"notice_id": notice_id, "threshold": self.policy.strikes, "track_ids": ids}));
+        let event = AuditEvent::new(
+            actor(by),
+            AuditAction::RepeatInfringerDisabled,
+            TargetType::User,
+            owner.to_string(),
+        )
+        .snapshot(json!({"email": u.email, "display_name": u.display_name}))
+        .details(
+            json!({"notice_id": notice_id, "threshold": self.policy.strikes, "track_ids": ids}),
+        );
         audit::record(txn, event).await?;
-        self.request_purge(txn, notice_id, paths, "repeat_infringer", actor(by)).await?;
+        self.request_purge(txn, notice_id, paths, "repeat_infringer", actor(by))
+            .await?;
         self.forget(&ids);
         Ok(true)
     }
@@ -342,7 +377,12 @@ async fn mark_decided<C: ConnectionTrait>(
         "legal_ground": v.legal_ground, "tos_ground": v.tos_ground, "explanation": v.explanation});
     let done = takedown_notice::Entity::update_many()
         .set(takedown_notice::ActiveModel {
-            status: Set((if v.disable { status::DISABLED } else { status::REJECTED }).to_string()),
+            status: Set((if v.disable {
+                status::DISABLED
+            } else {
+                status::REJECTED
+            })
+            .to_string()),
             decided_at: Set(Some(now)),
             decided_by: Set(Some(by.user_id)),
             decision: Set(Some(decision.to_string())),
@@ -394,7 +434,10 @@ pub(super) async fn owner_email<C: ConnectionTrait>(
     owner: Option<i64>,
 ) -> Result<Option<String>, ModerationError> {
     let Some(owner) = owner else { return Ok(None) };
-    Ok(user::Entity::find_by_id(owner).one(db).await?.map(|u| u.email))
+    Ok(user::Entity::find_by_id(owner)
+        .one(db)
+        .await?
+        .map(|u| u.email))
 }
 
 fn decision_mail(n: &takedown_notice::Model, v: &Valid) -> Mail {
@@ -407,6 +450,9 @@ fn decision_mail(n: &takedown_notice::Model, v: &Valid) -> Mail {
         kind: "takedown_decision".into(),
         to: n.complainant_email.clone(),
         subject: format!("Decision on takedown notice {}", n.id),
-        body: format!("Your notice {} was {outcome}.\n\nExplanation: {}\n", n.id, v.explanation),
+        body: format!(
+            "Your notice {} was {outcome}.\n\nExplanation: {}\n",
+            n.id, v.explanation
+        ),
     }
 }

@@ -95,10 +95,22 @@ fn validate(f: &NoticeForm) -> Result<Valid, Vec<String>> {
         }
         value.unwrap_or_default()
     };
-    let name = need("complainant.name", text(c.and_then(|c| c.name.as_ref())), true);
+    let name = need(
+        "complainant.name",
+        text(c.and_then(|c| c.name.as_ref())),
+        true,
+    );
     let email = need("complainant.email", email(c), true);
-    let address = need("complainant.address", text(c.and_then(|c| c.address.as_ref())), dmca);
-    let phone = need("complainant.phone", text(c.and_then(|c| c.phone.as_ref())), dmca);
+    let address = need(
+        "complainant.address",
+        text(c.and_then(|c| c.address.as_ref())),
+        dmca,
+    );
+    let phone = need(
+        "complainant.phone",
+        text(c.and_then(|c| c.phone.as_ref())),
+        dmca,
+    );
     let explanation = need("explanation", text(f.explanation.as_ref()), !dmca);
     let signature = need("signature", text(f.signature.as_ref()), dmca);
     let works = list(f.works.as_ref());
@@ -151,7 +163,12 @@ pub fn track_of_url(raw: &str, self_base: &str) -> Option<(i64, Option<String>)>
     let rest = path
         .strip_prefix("/api/v1/tracks/")
         .or_else(|| path.strip_prefix("/tracks/"))?;
-    let id = rest.split('/').next()?.parse::<i64>().ok().filter(|i| *i > 0)?;
+    let id = rest
+        .split('/')
+        .next()?
+        .parse::<i64>()
+        .ok()
+        .filter(|i| *i > 0)?;
     let share = u
         .query_pairs()
         .find(|(k, _)| k == "share")
@@ -222,7 +239,10 @@ async fn visible<C: ConnectionTrait>(
 }
 
 fn receipt(id: i64, v: &Valid, tracks: &[Named]) -> Mail {
-    let list: Vec<String> = tracks.iter().map(|t| format!("  - track {}: {}", t.id, t.title)).collect();
+    let list: Vec<String> = tracks
+        .iter()
+        .map(|t| format!("  - track {}: {}", t.id, t.title))
+        .collect();
     Mail {
         kind: "takedown_receipt".into(),
         to: v.email.clone(),
@@ -249,7 +269,11 @@ impl Takedowns {
         C::Transaction: ConnectionTrait + TransactionTrait + TransactionSession,
     {
         let valid = validate(&form);
-        let urls = form.track_urls.as_deref().map(|u| list(Some(&u.to_vec()))).unwrap_or_default();
+        let urls = form
+            .track_urls
+            .as_deref()
+            .map(|u| list(Some(&u.to_vec())))
+            .unwrap_or_default();
         let resolved = match &urls {
             Some(urls) => resolve(db, urls, self_base).await?,
             None => Ok(Vec::new()),
@@ -343,7 +367,11 @@ pub(super) fn parse_json(s: &str) -> Value {
     serde_json::from_str(s).unwrap_or(Value::String(s.to_string()))
 }
 
-fn view(n: takedown_notice::Model, tracks: &[takedown_track::Model], purges: Vec<Value>) -> NoticeView {
+fn view(
+    n: takedown_notice::Model,
+    tracks: &[takedown_track::Model],
+    purges: Vec<Value>,
+) -> NoticeView {
     NoticeView {
         id: n.id,
         kind: n.kind,
@@ -438,14 +466,22 @@ impl Takedowns {
         Ok(rows
             .into_iter()
             .map(|n| {
-                let mine: Vec<_> = tracks.iter().filter(|t| t.notice_id == n.id).cloned().collect();
+                let mine: Vec<_> = tracks
+                    .iter()
+                    .filter(|t| t.notice_id == n.id)
+                    .cloned()
+                    .collect();
                 view(n, &mine, Vec::new())
             })
             .collect())
     }
 
     /// One notice, with its tracks and the state of its purges.
-    pub async fn notice<C: ConnectionTrait>(&self, db: &C, id: i64) -> Result<NoticeView, ModerationError> {
+    pub async fn notice<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        id: i64,
+    ) -> Result<NoticeView, ModerationError> {
         let n = notice(db, id).await?;
         let tracks = notice_tracks(db, id).await?;
         let purges = purge_job::Entity::find()
@@ -454,15 +490,21 @@ impl Takedowns {
             .all(db)
             .await?
             .into_iter()
-            .map(|p| json!({"id": p.id, "reason": p.reason, "paths": parse_json(&p.paths),
+            .map(|p| {
+                json!({"id": p.id, "reason": p.reason, "paths": parse_json(&p.paths),
                 "created_at": p.created_at, "attempts": p.attempts,
-                "last_error": p.last_error, "done_at": p.done_at}))
+                "last_error": p.last_error, "done_at": p.done_at})
+            })
             .collect();
         Ok(view(n, &tracks, purges))
     }
 
     /// The public summary.
-    pub async fn summary<C: ConnectionTrait>(&self, db: &C, id: i64) -> Result<Summary, ModerationError> {
+    pub async fn summary<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        id: i64,
+    ) -> Result<Summary, ModerationError> {
         let n = notice(db, id).await?;
         let tracks = notice_tracks(db, id).await?;
         Ok(Summary {
@@ -487,7 +529,10 @@ mod tests {
         assert_eq!(track_of_url("/api/v1/tracks/12", base), Some((12, None)));
         assert_eq!(track_of_url("/tracks/7", base), Some((7, None)));
         assert_eq!(
-            track_of_url("http://veza.example:8080/api/v1/tracks/3/stream?share=abc", base),
+            track_of_url(
+                "http://veza.example:8080/api/v1/tracks/3/stream?share=abc",
+                base
+            ),
             Some((3, Some("abc".into())))
         );
         assert_eq!(track_of_url("https://other.example/tracks/7", base), None);
@@ -498,14 +543,29 @@ mod tests {
     #[test]
     fn every_missing_element_is_named() {
         let missing = validate(&NoticeForm::default()).unwrap_err();
-        for f in ["kind", "complainant.name", "complainant.email", "complainant.address",
-            "complainant.phone", "signature", "works", "track_urls", "good_faith",
-            "accurate_under_penalty"] {
+        for f in [
+            "kind",
+            "complainant.name",
+            "complainant.email",
+            "complainant.address",
+            "complainant.phone",
+            "signature",
+            "works",
+            "track_urls",
+            "good_faith",
+            "accurate_under_penalty",
+        ] {
             assert!(missing.iter().any(|m| m.starts_with(f)), "{f}: {missing:?}");
         }
-        let dsa = NoticeForm { kind: Some("dsa".into()), ..Default::default() };
+        let dsa = NoticeForm {
+            kind: Some("dsa".into()),
+            ..Default::default()
+        };
         let missing = validate(&dsa).unwrap_err();
         assert!(missing.iter().any(|m| m == "explanation"), "{missing:?}");
-        assert!(!missing.iter().any(|m| m == "complainant.phone"), "{missing:?}");
+        assert!(
+            !missing.iter().any(|m| m == "complainant.phone"),
+            "{missing:?}"
+        );
     }
 }

@@ -55,14 +55,22 @@ impl RestoreWindow {
 fn missing(f: &CounterNoticeForm) -> Vec<String> {
     let blank = |v: &Option<String>| v.as_deref().is_none_or(|s| s.trim().is_empty());
     let mut m = Vec::new();
-    for (name, v) in [("name", &f.name), ("address", &f.address), ("phone", &f.phone), ("signature", &f.signature)] {
+    for (name, v) in [
+        ("name", &f.name),
+        ("address", &f.address),
+        ("phone", &f.phone),
+        ("signature", &f.signature),
+    ] {
         if blank(v) {
             m.push(name.to_string());
         }
     }
     for (name, v) in [
         ("statement_mistake (must be true)", f.statement_mistake),
-        ("consent_jurisdiction (must be true)", f.consent_jurisdiction),
+        (
+            "consent_jurisdiction (must be true)",
+            f.consent_jurisdiction,
+        ),
         ("consent_service (must be true)", f.consent_service),
     ] {
         if v != Some(true) {
@@ -148,10 +156,17 @@ impl Takedowns {
             )));
         }
         mail::enqueue(&txn, counter_copy(&n, &t, &form, window)).await?;
-        let event = AuditEvent::new(audit_actor(caller), AuditAction::CounterNoticeReceived, TargetType::Track, id.to_string())
-            .snapshot(json!({"title": t.title, "notice_id": notice_id}))
-            .details(json!({"counter_notice": form, "restore_not_before": window.restore_not_before,
-                "restore_not_after": window.restore_not_after}));
+        let event = AuditEvent::new(
+            audit_actor(caller),
+            AuditAction::CounterNoticeReceived,
+            TargetType::Track,
+            id.to_string(),
+        )
+        .snapshot(json!({"title": t.title, "notice_id": notice_id}))
+        .details(
+            json!({"counter_notice": form, "restore_not_before": window.restore_not_before,
+                "restore_not_after": window.restore_not_after}),
+        );
         audit::record(&txn, event).await?;
         txn.commit().await?;
         Ok(window)
@@ -186,8 +201,13 @@ impl Takedowns {
                 "takedown notice {id} is not in the disabled state"
             )));
         }
-        let event = AuditEvent::new(crate::accounts::actor(by), AuditAction::CourtActionRecorded, TargetType::Notice, id.to_string())
-            .details(json!({"note": note}));
+        let event = AuditEvent::new(
+            crate::accounts::actor(by),
+            AuditAction::CourtActionRecorded,
+            TargetType::Notice,
+            id.to_string(),
+        )
+        .details(json!({"note": note}));
         audit::record(&txn, event).await?;
         txn.commit().await?;
         Ok(())
@@ -206,7 +226,9 @@ impl Takedowns {
         C: ConnectionTrait + TransactionTrait,
         C::Transaction: ConnectionTrait + TransactionTrait + TransactionSession,
     {
-        let reason = reason.map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
+        let reason = reason
+            .map(|r| r.trim().to_string())
+            .filter(|r| !r.is_empty());
         let reason = reason.ok_or_else(|| ModerationError::Incomplete(vec!["reason".into()]))?;
         let n = notice(db, id).await?;
         if n.status != status::DISABLED && n.status != status::COURT_ACTION {
@@ -243,15 +265,21 @@ impl Takedowns {
             .await?;
         let mut restored = Vec::new();
         for (t, n) in due {
-            let Some(n) = n.filter(|n| n.status == status::DISABLED && n.court_action_at.is_none()) else {
+            let Some(n) = n.filter(|n| n.status == status::DISABLED && n.court_action_at.is_none())
+            else {
                 continue;
             };
             let reason = format!(
                 "counter-notice received {}; no court action reported by {}",
-                t.counter_received_at.map(|d| d.to_rfc3339()).unwrap_or_default(),
+                t.counter_received_at
+                    .map(|d| d.to_rfc3339())
+                    .unwrap_or_default(),
                 t.restore_not_before.as_deref().unwrap_or_default()
             );
-            restored.extend(self.restore(db, &n, &[t.track_id], Actor::System, &reason).await?);
+            restored.extend(
+                self.restore(db, &n, &[t.track_id], Actor::System, &reason)
+                    .await?,
+            );
         }
         Ok(restored)
     }
@@ -285,9 +313,14 @@ impl Takedowns {
             return Ok(lifted);
         }
         for t in rows.iter().filter(|t| lifted.contains(&t.id)) {
-            let event = AuditEvent::new(by.clone(), AuditAction::TrackRestored, TargetType::Track, t.id.to_string())
-                .snapshot(json!({"title": t.title, "artist_id": t.artist_id}))
-                .details(json!({"notice_id": n.id, "reason": reason}));
+            let event = AuditEvent::new(
+                by.clone(),
+                AuditAction::TrackRestored,
+                TargetType::Track,
+                t.id.to_string(),
+            )
+            .snapshot(json!({"title": t.title, "artist_id": t.artist_id}))
+            .details(json!({"notice_id": n.id, "reason": reason}));
             audit::record(&txn, event).await?;
         }
         self.request_purge(&txn, n.id, paths, "restore", by).await?;

@@ -81,13 +81,7 @@ pub(super) fn statement(n: &takedown_notice::Model, t: &takedown_track::Model) -
 pub(super) fn mail_body(s: &Statement) -> String {
     format!(
         "Statement of reasons\n\nDecision: {}\nFacts: {}\nSource: a notice (number {}); automated means: none, a moderator decided.\nLegal ground: {}\nTerms of service ground: {}\nExplanation: {}\n\nRedress: {}\n",
-        s.decision,
-        s.facts,
-        s.notice_id,
-        s.legal_ground,
-        s.tos_ground,
-        s.explanation,
-        s.redress
+        s.decision, s.facts, s.notice_id, s.legal_ground, s.tos_ground, s.explanation, s.redress
     )
 }
 

@@ -204,6 +204,29 @@ impl From<crate::library::LibraryError> for ApiError {
     }
 }
 
+impl From<crate::moderation::ModerationError> for ApiError {
+    fn from(e: crate::moderation::ModerationError) -> Self {
+        use crate::moderation::ModerationError as E;
+        let refused = |status, code, e: &E| ApiError::Refused {
+            status,
+            code,
+            message: e.to_string(),
+        };
+        match e {
+            ref e @ E::Incomplete(_) => ApiError::bad_request(codes::INVALID_NOTICE, e.to_string()),
+            E::Field(m) => ApiError::bad_request(codes::INVALID_FIELD, m),
+            e @ E::NotFound(_) => ApiError::NotFound(e.to_string()),
+            E::Forbidden(m) => ApiError::Forbidden(m),
+            ref e @ E::AlreadyDecided(_) => {
+                refused(StatusCode::CONFLICT, codes::ALREADY_DECIDED, e)
+            }
+            ref e @ E::WrongState(_) => refused(StatusCode::CONFLICT, codes::WRONG_STATE, e),
+            E::Account(e) => e.into(),
+            E::Db(e) => e.into(),
+        }
+    }
+}
+
 impl From<crate::fields::FieldError> for ApiError {
     fn from(e: crate::fields::FieldError) -> Self {
         ApiError::bad_request(codes::INVALID_FIELD, e.to_string())

@@ -99,7 +99,9 @@ async fn create_notices(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
                 .col(big_integer_null(TakedownNotices::DecidedBy))
                 // JSON: action, legal_ground, tos_ground, explanation.
                 .col(text_null(TakedownNotices::Decision))
-                .col(timestamp_with_time_zone_null(TakedownNotices::CourtActionAt))
+                .col(timestamp_with_time_zone_null(
+                    TakedownNotices::CourtActionAt,
+                ))
                 .col(timestamp_with_time_zone_null(TakedownNotices::RestoredAt))
                 .col(text_null(TakedownNotices::RestoreReason))
                 .to_owned(),
