@@ -135,7 +135,8 @@ impl Takedowns {
         for t in &rows {
             paths.extend(self.edge_paths(t).await);
         }
-        let now = self.now();
+        // Wall-clock time: `/media` tokens are compared with the block's start.
+        let now = Utc::now();
         let txn = audit::begin(db).await?;
         mark_decided(&txn, &n, by, &v, now).await?;
         let mut decision = Decision {

@@ -117,7 +117,9 @@ impl Takedowns {
         }
     }
 
-    /// Now, by the service's clock.
+    /// Now, by the service's clock: what the deadlines (a counter-notice's receipt,
+    /// the restore job) read. Blocks and decisions use the wall clock, which `/media`
+    /// tokens are compared with.
     fn now(&self) -> DateTime<Utc> {
         let ms = match self.clock.read() {
             Ok(c) => c.unix_ms(),

@@ -286,7 +286,7 @@ impl Takedowns {
                 return Err(ModerationError::Incomplete(all));
             }
         };
-        let now = self.now();
+        let now = Utc::now();
         let txn = audit::begin(db).await?;
         let id = insert(&txn, &valid, &tracks, now).await?;
         mail::enqueue(&txn, receipt(id, &valid, &tracks)).await?;
