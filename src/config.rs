@@ -505,7 +505,7 @@ pub const REPEAT_INFRINGER_WINDOW: Var<Duration> = Var::new(
     Section::Server,
     || secs(180 * 86_400),
     |s| duration_in(s, secs(86_400), secs(3650 * 86_400)),
-    show_duration,
+    |d| format!("{}d", d.as_secs() / 86_400),
     "a duration between 1d and 3650d, such as 180d",
     "the rolling window in which VEZA_REPEAT_INFRINGER_STRIKES strikes disable an uploader",
 );
