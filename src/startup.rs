@@ -328,17 +328,7 @@ pub async fn start(p: Prepared) -> (AppState, Listeners) {
         );
     }
     let library = Library::new(catalogue.clone());
-    let takedowns = Arc::new(Takedowns::new(
-        catalogue.clone(),
-        accounts.clone(),
-        store.clone(),
-        metrics.clone(),
-        StrikePolicy {
-            strikes: config.accounts.repeat_infringer_strikes,
-            window: config.accounts.repeat_infringer_window,
-        },
-    ));
-    restore_job(db.clone(), takedowns.clone());
+    let takedowns = start_takedowns(&config, &db, &catalogue, &accounts, &store, &metrics);
     let delivery = Service::new(
         store,
         cdn,
@@ -349,17 +339,7 @@ pub async fn start(p: Prepared) -> (AppState, Listeners) {
     );
     let interval = config.server.pool_stats_interval;
     let watchdog = Watchdog::new(db_pool.clone(), spawn_pool, metrics.clone(), interval).start();
-    let limits = web::Data::new(Limits {
-        shared: SharedLimiter::new(
-            config.rate_limits.login,
-            config.rate_limits.signup,
-            Arc::new(crate::clock::SystemClock),
-            metrics.rate_limited_total.clone(),
-        )
-        .with_notice_rate(config.rate_limits.notice),
-        writes: WriteLimiter::new(config.rate_limits.write, metrics.rate_limited_total.clone()),
-        trusted_proxies: config.rate_limits.trusted_proxies.clone(),
-    });
+    let limits = limits(&config, &metrics);
     let handles = Handles {
         db: db.clone(),
         metrics,
@@ -392,6 +372,44 @@ pub async fn start(p: Prepared) -> (AppState, Listeners) {
         extra_routes: None,
     };
     (state, listeners)
+}
+
+/// The rate limits the handlers apply.
+fn limits(config: &Config, metrics: &Metrics) -> web::Data<Limits> {
+    web::Data::new(Limits {
+        shared: SharedLimiter::new(
+            config.rate_limits.login,
+            config.rate_limits.signup,
+            Arc::new(crate::clock::SystemClock),
+            metrics.rate_limited_total.clone(),
+        )
+        .with_notice_rate(config.rate_limits.notice),
+        writes: WriteLimiter::new(config.rate_limits.write, metrics.rate_limited_total.clone()),
+        trusted_proxies: config.rate_limits.trusted_proxies.clone(),
+    })
+}
+
+/// The takedown service and its scheduled restore job.
+fn start_takedowns(
+    config: &Config,
+    db: &Db,
+    catalogue: &Arc<CatalogueCache>,
+    accounts: &Arc<Accounts>,
+    store: &Store,
+    metrics: &Metrics,
+) -> Arc<Takedowns> {
+    let takedowns = Arc::new(Takedowns::new(
+        catalogue.clone(),
+        accounts.clone(),
+        store.clone(),
+        metrics.clone(),
+        StrikePolicy {
+            strikes: config.accounts.repeat_infringer_strikes,
+            window: config.accounts.repeat_infringer_window,
+        },
+    ));
+    restore_job(db.clone(), takedowns.clone());
+    takedowns
 }
 
 /// How often the scheduled restore job looks for counter-noticed tracks whose

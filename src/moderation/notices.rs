@@ -231,7 +231,7 @@ async fn visible<C: ConnectionTrait>(
         can(&Caller::Anonymous, Action::Play, &r, Presented(share)),
         Decision::Allow | Decision::Blocked(_)
     );
-    Ok(seen.then(|| Named {
+    Ok(seen.then_some(Named {
         id,
         title: t.title,
         owner,

@@ -162,6 +162,7 @@ async fn bad_input(app: &TestApp, moderator: &TestUser) {
 }
 
 /// The flow on `apps` (one instance, or two over one database).
+#[allow(clippy::too_many_lines)] // one story, read top to bottom
 async fn flow(apps: &[&TestApp]) {
     let a = apps[0];
     let owner = a.sign_in(Role::Artist).await;
@@ -338,6 +339,7 @@ async fn flow(apps: &[&TestApp]) {
     strikes(apps, &owner, &moderator).await;
 }
 
+#[allow(clippy::too_many_lines)] // one story, read top to bottom
 async fn counter_and_restore(
     apps: &[&TestApp],
     owner: &TestUser,
