@@ -213,6 +213,7 @@ fn bench_catalogue(c: &mut Criterion) {
                 owner: None,
                 visibility: veza::access::Visibility::Public,
                 share_token: None,
+                blocked: None,
             }),
             None,
         );

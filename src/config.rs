@@ -482,6 +482,33 @@ pub const WRITE_RATE_LIMIT: Var<Rate> = Var::new(
     Rate::EXPECTED,
     "writes allowed per signed-in user (COUNT/PERIOD: a burst of COUNT, then one per PERIOD/COUNT), per instance, in memory; over it, 429 rate_limited",
 );
+pub const NOTICE_RATE_LIMIT: Var<Rate> = Var::new(
+    "VEZA_NOTICE_RATE_LIMIT",
+    Section::Server,
+    || Rate::new(10, secs(3600)),
+    Rate::parse,
+    show_display,
+    Rate::EXPECTED,
+    "takedown notices (POST /api/v1/takedown-notices) allowed per client IP in each fixed window (COUNT/PERIOD), shared through the database; over it, 429 rate_limited",
+);
+pub const REPEAT_INFRINGER_STRIKES: Var<u32> = Var::new(
+    "VEZA_REPEAT_INFRINGER_STRIKES",
+    Section::Server,
+    || 3,
+    |s| int_in(s, 1, 1000),
+    show_display,
+    "an integer between 1 and 1000",
+    "upheld takedown notices (strikes) against one uploader within VEZA_REPEAT_INFRINGER_WINDOW that disable their account and tracks (repeat-infringer policy, DMCA §512(i))",
+);
+pub const REPEAT_INFRINGER_WINDOW: Var<Duration> = Var::new(
+    "VEZA_REPEAT_INFRINGER_WINDOW",
+    Section::Server,
+    || secs(180 * 86_400),
+    |s| duration_in(s, secs(86_400), secs(3650 * 86_400)),
+    |d| format!("{}d", d.as_secs() / 86_400),
+    "a duration between 1d and 3650d, such as 180d",
+    "the rolling window in which VEZA_REPEAT_INFRINGER_STRIKES strikes disable an uploader",
+);
 pub const STORAGE_DIR: Var<PathBuf> = Var::new(
     "VEZA_STORAGE_DIR",
     Section::Storage,
@@ -859,6 +886,9 @@ pub static ENV_VARS: &[&dyn Documented] = &[
     &LOGIN_RATE_LIMIT,
     &SIGNUP_RATE_LIMIT,
     &WRITE_RATE_LIMIT,
+    &NOTICE_RATE_LIMIT,
+    &REPEAT_INFRINGER_STRIKES,
+    &REPEAT_INFRINGER_WINDOW,
     &STORAGE_DIR,
     &STORAGE_BACKEND,
     &S3_BUCKET,
@@ -1178,6 +1208,9 @@ pub struct AccountsConfig {
     pub session_ttl: Duration,
     pub signup: Signup,
     pub hash_concurrency: usize,
+    /// Strikes within the window that disable an uploader (takedowns).
+    pub repeat_infringer_strikes: u32,
+    pub repeat_infringer_window: Duration,
 }
 
 /// Which browser origins may read the service's responses.
@@ -1209,6 +1242,8 @@ pub struct RateLimitConfig {
     pub signup: Rate,
     /// Per user, per instance.
     pub write: Rate,
+    /// Takedown notices per client IP, shared by the instances.
+    pub notice: Rate,
     pub trusted_proxies: TrustedProxies,
 }
 
@@ -1438,6 +1473,7 @@ impl Config {
             login: r.get(&LOGIN_RATE_LIMIT),
             signup: r.get(&SIGNUP_RATE_LIMIT),
             write: r.get(&WRITE_RATE_LIMIT),
+            notice: r.get(&NOTICE_RATE_LIMIT),
         };
         let storage_dir = r.get(&STORAGE_DIR);
         let storage = read_storage(&mut r);
@@ -1454,6 +1490,8 @@ impl Config {
             session_ttl: r.get(&SESSION_TTL),
             signup: r.get(&SIGNUP),
             hash_concurrency: r.get(&PASSWORD_HASH_CONCURRENCY),
+            repeat_infringer_strikes: r.get(&REPEAT_INFRINGER_STRIKES),
+            repeat_infringer_window: r.get(&REPEAT_INFRINGER_WINDOW),
         };
         debug_assert!(r.shown.keys().all(|name| env_var(name).is_some()));
         if !r.problems.is_empty() {

@@ -18,6 +18,7 @@ pub mod logging;
 pub mod mail;
 pub mod media;
 pub mod metrics;
+pub mod moderation;
 pub mod n1;
 pub mod purge;
 pub mod ratelimit;

@@ -49,9 +49,20 @@ pub fn http_malformed_requests() -> Option<&'static IntCounter> {
     COUNTER.as_ref()
 }
 
+/// Seconds, from a minute to a week: notices are decided by people, purges by CDNs.
+const TAKEDOWN_BUCKETS: [f64; 10] = [
+    1.0, 10.0, 60.0, 300.0, 1800.0, 3600.0, 14_400.0, 86_400.0, 259_200.0, 604_800.0,
+];
+
 /// Every metric handle of the service.
 #[derive(Clone)]
 pub struct Metrics {
+    // Takedowns (issue 24)
+    /// From a notice's receipt to its tracks' disabling.
+    pub takedown_notice_to_disabled_seconds: Histogram,
+    /// From a decision (or restore) to every edge purged: observed by the CDN purge
+    /// worker when it sets `done_at` on the last purge of a notice.
+    pub takedown_decision_to_purged_seconds: Histogram,
     // HTTP
     pub http_requests_total: IntCounterVec,
     pub http_request_duration_seconds: HistogramVec,
@@ -295,6 +306,20 @@ impl Metrics {
                 ),
                 &["limit"],
             )?,
+            takedown_notice_to_disabled_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "veza_takedown_notice_to_disabled_seconds",
+                    "Time from a takedown notice's receipt to the disabling of its tracks (observed when a moderator upholds it).",
+                )
+                .buckets(TAKEDOWN_BUCKETS.to_vec()),
+            )?,
+            takedown_decision_to_purged_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "veza_takedown_decision_to_purged_seconds",
+                    "Time from a takedown decision or restore to every CDN edge confirming its purge (observed by the CDN purge worker).",
+                )
+                .buckets(TAKEDOWN_BUCKETS.to_vec()),
+            )?,
         };
         for c in m.collectors() {
             registry.register(c)?;
@@ -338,6 +363,8 @@ impl Metrics {
     /// [`Metrics::register`] registers and [`Metrics::descriptions`] lists.
     fn collectors(&self) -> Vec<Box<dyn Collector>> {
         let mut v: Vec<Box<dyn Collector>> = vec![
+            Box::new(self.takedown_notice_to_disabled_seconds.clone()),
+            Box::new(self.takedown_decision_to_purged_seconds.clone()),
             Box::new(self.http_requests_total.clone()),
             Box::new(self.http_request_duration_seconds.clone()),
             Box::new(self.http_malformed_requests_total.clone()),

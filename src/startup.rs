@@ -30,6 +30,7 @@ use crate::delivery::local_token::LocalSigner;
 use crate::delivery::{CdnDelivery, CdnEdge, CookieCache, Service};
 use crate::library::Library;
 use crate::metrics::Metrics;
+use crate::moderation::{StrikePolicy, Takedowns};
 use crate::ratelimit::SharedLimiter;
 use crate::ratelimit::WriteLimiter;
 use crate::secret::Secret;
@@ -93,6 +94,8 @@ pub struct Handles {
     pub cdn_signer: Option<Addr<CdnSigner>>,
     pub catalogue: Arc<CatalogueCache>,
     pub catalogue_listener: Option<Addr<CatalogueListener>>,
+    /// The takedown service (tests drive its clock and its restore job).
+    pub takedowns: Arc<Takedowns>,
 }
 
 impl Handles {
@@ -143,6 +146,7 @@ pub struct AppState {
     pool_settings: web::Data<PoolStatsSettings>,
     delivery: web::Data<Service>,
     accounts: web::Data<Accounts>,
+    takedowns: web::Data<Takedowns>,
     limits: web::Data<Limits>,
     library: web::Data<Library>,
     site: web::Data<Site>,
@@ -310,12 +314,12 @@ pub async fn start(p: Prepared) -> (AppState, Listeners) {
     reload_on_sighup(cdn_signer.clone());
     let (caches, catalogue_listener) = start_catalogue(&config, &metrics);
     let catalogue = caches.catalogue.clone();
-    let accounts = Accounts::new(
+    let accounts = Arc::new(Accounts::new(
         caches.sessions.clone(),
         Hasher::new(config.accounts.hash_concurrency),
         config.accounts.session_ttl,
         config.accounts.signup,
-    );
+    ));
     let store = Store::from_config(&config.storage, &config.storage_dir).await;
     for w in config.warnings() {
         log::warn!("{w}");
@@ -326,6 +330,7 @@ pub async fn start(p: Prepared) -> (AppState, Listeners) {
         );
     }
     let library = Library::new(catalogue.clone());
+    let takedowns = start_takedowns(&config, &db, &catalogue, &accounts, &store, &metrics);
     let delivery = Service::new(
         store,
         cdn,
@@ -336,16 +341,7 @@ pub async fn start(p: Prepared) -> (AppState, Listeners) {
     );
     let interval = config.server.pool_stats_interval;
     let watchdog = Watchdog::new(db_pool.clone(), spawn_pool, metrics.clone(), interval).start();
-    let limits = web::Data::new(Limits {
-        shared: SharedLimiter::new(
-            config.rate_limits.login,
-            config.rate_limits.signup,
-            Arc::new(crate::clock::SystemClock),
-            metrics.rate_limited_total.clone(),
-        ),
-        writes: WriteLimiter::new(config.rate_limits.write, metrics.rate_limited_total.clone()),
-        trusted_proxies: config.rate_limits.trusted_proxies.clone(),
-    });
+    let limits = limits(&config, &metrics);
     let handles = Handles {
         db: db.clone(),
         metrics,
@@ -355,6 +351,7 @@ pub async fn start(p: Prepared) -> (AppState, Listeners) {
         cdn_signer,
         catalogue,
         catalogue_listener,
+        takedowns: takedowns.clone(),
     };
     let state = AppState {
         handles,
@@ -363,7 +360,8 @@ pub async fn start(p: Prepared) -> (AppState, Listeners) {
         metrics_actor: web::Data::new(metrics_actor),
         pool_settings: web::Data::new(PoolStatsSettings { interval }),
         delivery: web::Data::new(delivery),
-        accounts: web::Data::new(accounts),
+        accounts: web::Data::from(accounts),
+        takedowns: web::Data::from(takedowns),
         limits,
         library: web::Data::new(library),
         site: web::Data::new(Site {
@@ -376,6 +374,69 @@ pub async fn start(p: Prepared) -> (AppState, Listeners) {
         extra_routes: None,
     };
     (state, listeners)
+}
+
+/// The rate limits the handlers apply.
+fn limits(config: &Config, metrics: &Metrics) -> web::Data<Limits> {
+    web::Data::new(Limits {
+        shared: SharedLimiter::new(
+            config.rate_limits.login,
+            config.rate_limits.signup,
+            Arc::new(crate::clock::SystemClock),
+            metrics.rate_limited_total.clone(),
+        )
+        .with_notice_rate(config.rate_limits.notice),
+        writes: WriteLimiter::new(config.rate_limits.write, metrics.rate_limited_total.clone()),
+        trusted_proxies: config.rate_limits.trusted_proxies.clone(),
+    })
+}
+
+/// The takedown service and its scheduled restore job.
+fn start_takedowns(
+    config: &Config,
+    db: &Db,
+    catalogue: &Arc<CatalogueCache>,
+    accounts: &Arc<Accounts>,
+    store: &Store,
+    metrics: &Metrics,
+) -> Arc<Takedowns> {
+    let takedowns = Arc::new(Takedowns::new(
+        catalogue.clone(),
+        accounts.clone(),
+        store.clone(),
+        metrics.clone(),
+        StrikePolicy {
+            strikes: config.accounts.repeat_infringer_strikes,
+            window: config.accounts.repeat_infringer_window,
+        },
+    ));
+    restore_job(db.clone(), takedowns.clone());
+    takedowns
+}
+
+/// How often the scheduled restore job looks for counter-noticed tracks whose
+/// window has opened.
+pub const RESTORE_JOB_EVERY: Duration = Duration::from_secs(60);
+
+/// The scheduled restore job: every [`RESTORE_JOB_EVERY`], restore what is due
+/// ([`Takedowns::restore_due`]; time through its clock). Every instance runs it; the
+/// restore's conditional updates make a second run a no-op.
+fn restore_job(db: Db, takedowns: Arc<Takedowns>) {
+    actix_web::rt::spawn(async move {
+        let mut tick = actix_web::rt::time::interval(RESTORE_JOB_EVERY);
+        loop {
+            tick.tick().await;
+            match takedowns.restore_due(&db.conn).await {
+                Ok(ids) if !ids.is_empty() => {
+                    log::info!("takedown restore job: restored tracks {ids:?}")
+                }
+                Ok(_) => {}
+                Err(e) => log::error!(
+                    "takedown restore job failed (retried in {RESTORE_JOB_EVERY:?}): {e}"
+                ),
+            }
+        }
+    });
 }
 
 /// The HTTP server on `listener`, its workers sharing `state`. One QueryStats actor per
@@ -404,6 +465,7 @@ pub fn run(listener: TcpListener, state: AppState) -> Result<Server, StartupErro
             .app_data(state.pool_settings.clone())
             .app_data(state.delivery.clone())
             .app_data(state.accounts.clone())
+            .app_data(state.takedowns.clone())
             .app_data(state.limits.clone())
             .app_data(state.library.clone())
             .app_data(state.site.clone())

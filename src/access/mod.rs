@@ -10,6 +10,11 @@
 //! - Anyone may play a public one; an unlisted one only with its share token; a
 //!   private one nobody else. Only public ones are listed to others.
 //! - A deleted one exists for nobody.
+//! - A track disabled for legal reasons (a takedown notice upheld, `blocked`) is
+//!   **unavailable for legal reasons** ([`Decision::Blocked`], HTTP 451) to everyone who
+//!   could otherwise play it, its owner included; moderators and admins still play it
+//!   for review. Who could not see it anyway still gets `Hidden`: a block reveals
+//!   nothing. Listings leave it out; editing (by its owner) is unaffected.
 //!
 //! Refusals that concern a resource the caller may not know about are `Hidden` (the
 //! web layer answers 404, as for a missing id), so ids do not leak existence.
@@ -164,6 +169,8 @@ pub struct Resource<'a> {
     pub visibility: Visibility,
     pub share_token: Option<&'a str>,
     pub deleted: bool,
+    /// The takedown notice that disabled it for legal reasons, if any.
+    pub blocked: Option<i64>,
 }
 
 /// The share token the request presented (`?share=`), if any.
@@ -193,6 +200,9 @@ pub enum Decision {
     Forbidden,
     /// Not for this caller: answered exactly like a missing id (404).
     Hidden,
+    /// Disabled for legal reasons by takedown notice `.0`: 451 (RFC 7725), with a link
+    /// to the notice's public summary.
+    Blocked(i64),
 }
 
 impl Decision {
@@ -206,7 +216,20 @@ pub fn can(caller: &Caller, action: Action, r: &Resource<'_>, share: Presented<'
     if r.deleted {
         return Decision::Hidden;
     }
-    if caller.moderates() || caller.owns(r.owner) {
+    if caller.moderates() {
+        return Decision::Allow;
+    }
+    let decision = unblocked(caller, action, r, share);
+    match (decision, r.blocked, action) {
+        (Decision::Allow, Some(notice), Action::Play) => Decision::Blocked(notice),
+        (Decision::Allow, Some(_), Action::List) => Decision::Hidden,
+        _ => decision,
+    }
+}
+
+/// The decision for someone who does not moderate, before any legal block.
+fn unblocked(caller: &Caller, action: Action, r: &Resource<'_>, share: Presented<'_>) -> Decision {
+    if caller.owns(r.owner) {
         return Decision::Allow;
     }
     let may_play = match r.visibility {
@@ -256,6 +279,7 @@ mod tests {
             visibility,
             share_token: Some("s3cret"),
             deleted: false,
+            blocked: None,
         }
     }
 
@@ -358,5 +382,48 @@ mod tests {
                 assert_eq!(can(&caller, action, &t, Presented(None)), Decision::Hidden);
             }
         }
+    }
+
+    #[test]
+    fn blocked_is_451_to_who_could_play_hidden_to_the_rest_staff_still_play() {
+        let blocked = |v| Resource {
+            blocked: Some(9),
+            ..track(v)
+        };
+        let anon = Caller::Anonymous;
+        let owner = user(7, Role::Artist);
+        let t = blocked(Visibility::Public);
+        assert_eq!(
+            can(&anon, Action::Play, &t, Presented(None)),
+            Decision::Blocked(9)
+        );
+        assert_eq!(
+            can(&owner, Action::Play, &t, Presented(None)),
+            Decision::Blocked(9)
+        );
+        assert_eq!(
+            can(&anon, Action::List, &t, Presented(None)),
+            Decision::Hidden
+        );
+        assert_eq!(
+            can(&owner, Action::List, &t, Presented(None)),
+            Decision::Hidden
+        );
+        assert_eq!(
+            can(&owner, Action::Edit, &t, Presented(None)),
+            Decision::Allow
+        );
+        let private = blocked(Visibility::Private);
+        assert_eq!(
+            can(&anon, Action::Play, &private, Presented(None)),
+            Decision::Hidden
+        );
+        for staff in [user(3, Role::Moderator), user(4, Role::Admin)] {
+            assert_eq!(
+                can(&staff, Action::Play, &private, Presented(None)),
+                Decision::Allow
+            );
+        }
+        assert!(!Decision::Blocked(9).allowed());
     }
 }

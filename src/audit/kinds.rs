@@ -74,6 +74,15 @@ named_enum! {
         VisibilityChanged => "visibility_changed",
         TrackDeleted => "track_deleted",
         PlaylistDeleted => "playlist_deleted",
+        NoticeReceived => "notice_received",
+        NoticeDecided => "notice_decided",
+        TrackDisabled => "track_disabled",
+        PurgeRequested => "purge_requested",
+        CounterNoticeReceived => "counter_notice_received",
+        CourtActionRecorded => "court_action_recorded",
+        TrackRestored => "track_restored",
+        StrikeRecorded => "strike_recorded",
+        RepeatInfringerDisabled => "repeat_infringer_disabled",
     }
 }
 
@@ -86,6 +95,7 @@ named_enum! {
         Artist => "artist",
         Track => "track",
         Playlist => "playlist",
+        Notice => "takedown_notice",
     }
 }
 

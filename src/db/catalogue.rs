@@ -40,6 +40,18 @@ pub struct DeliveryInfo {
     pub owner: Option<i64>,
     pub visibility: Visibility,
     pub share_token: Option<String>,
+    /// The legal block, if a takedown disabled the track (carried here so the play
+    /// path decides without another statement; a block or a restore evicts the entry
+    /// on every instance through the `tracks` NOTIFY).
+    pub blocked: Option<Block>,
+}
+
+/// A track disabled for legal reasons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Block {
+    pub notice_id: i64,
+    /// When the block began, Unix milliseconds.
+    pub since_ms: u64,
 }
 
 impl DeliveryInfo {
@@ -50,6 +62,7 @@ impl DeliveryInfo {
             visibility: self.visibility,
             share_token: self.share_token.as_deref(),
             deleted: false,
+            blocked: self.blocked.map(|b| b.notice_id),
         }
     }
 
@@ -268,7 +281,7 @@ impl CatalogueCache {
     }
 }
 
-const COLUMNS: [track::Column; 7] = [
+const COLUMNS: [track::Column; 9] = [
     track::Column::Id,
     track::Column::Title,
     track::Column::StorageKey,
@@ -276,6 +289,8 @@ const COLUMNS: [track::Column; 7] = [
     track::Column::ContentType,
     track::Column::Visibility,
     track::Column::ShareToken,
+    track::Column::TakedownNoticeId,
+    track::Column::BlockedAt,
 ];
 
 type Row = (
@@ -287,11 +302,30 @@ type Row = (
     Visibility,
     Option<String>,
     Option<i64>,
+    Option<chrono::DateTime<chrono::Utc>>,
+    Option<i64>,
 );
 
 fn info(row: Row) -> Arc<DeliveryInfo> {
-    let (id, title, storage_key, hls_prefix, content_type, visibility, share_token, owner) = row;
+    let (
+        id,
+        title,
+        storage_key,
+        hls_prefix,
+        content_type,
+        visibility,
+        share_token,
+        notice,
+        at,
+        owner,
+    ) = row;
+    // A block without a time is treated as having always been there (fails closed).
+    let blocked = notice.map(|notice_id| Block {
+        notice_id,
+        since_ms: at.map_or(0, |t| u64::try_from(t.timestamp_millis()).unwrap_or(0)),
+    });
     Arc::new(DeliveryInfo {
+        blocked,
         id,
         title,
         storage_key,
@@ -406,6 +440,7 @@ mod tests {
             owner: None,
             visibility: Visibility::Public,
             share_token: None,
+            blocked: None,
         })
     }
 

@@ -9,12 +9,13 @@ use crate::access::{Caller, Visibility};
 use crate::db::entities::{artist, playlist, track};
 
 /// Tracks `caller` may see listed: not deleted, and public, or owned, or any for a
-/// moderator.
+/// moderator; a track disabled by a takedown only for moderators.
 pub fn visible_tracks(caller: &Caller) -> Condition {
     let live = Condition::all().add(track::Column::DeletedAt.is_null());
     if caller.moderates() {
         return live;
     }
+    let live = live.add(track::Column::TakedownNoticeId.is_null());
     let public = track::Column::Visibility.eq(Visibility::Public);
     match caller.user_id() {
         None => live.add(public),

@@ -13,7 +13,7 @@ mod signed_media;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::access::{Action, Asker, can};
+use crate::access::{Action, Asker, Decision, can};
 use crate::actors::cdn_signer::Signers;
 use crate::cdn::Scope;
 use crate::cdn::{CdnConfig, HlsDelivery, Provider};
@@ -28,6 +28,11 @@ use local_token::LocalSigner;
 
 pub use signed_cookies::{CookieCache, SetCookies};
 pub use signed_media::MediaToken;
+
+/// A `/media` URL of a blocked track works only if issued this long after the block
+/// began: issued to moderators for review (nobody else is issued one after the block;
+/// the margin covers another instance's cache, evicted within a second).
+pub const REVIEW_GRACE_MS: u64 = 2_000;
 
 /// How long a request waits for the CdnSigner before falling back.
 pub const SIGN_TIMEOUT: Duration = Duration::from_millis(250);
@@ -167,6 +172,9 @@ pub enum HlsDir {
 pub enum DeliveryError {
     #[error("{0}")]
     NotFound(String),
+    /// Disabled for legal reasons by takedown notice `notice_id` (451).
+    #[error("track unavailable for legal reasons (takedown notice {notice_id})")]
+    Blocked { notice_id: i64 },
     #[error("invalid media token: {0}")]
     BadToken(&'static str),
     #[error("{0}")]
@@ -231,6 +239,10 @@ impl Service {
         let track = self.playable(db, asker, id).await?;
         let key = crate::store::layout::master_playlist(&track.hls_prefix);
         let own = || self.self_served(self_base, Scope::Directory, &key, None);
+        if track.blocked.is_some() {
+            // A moderator's review: only through this service, never an edge cache.
+            return Ok(own());
+        }
         Ok(match &self.cdn {
             Some(cdn) if cdn.edge.mode != HlsDelivery::Rewrite => {
                 match edge_signing::sign_directory(cdn, &key).await {
@@ -263,6 +275,10 @@ impl Service {
         let track = self.playable(db, asker, id).await?;
         let filename = disposition::download_filename(&track.title, &track.storage_key);
         let key = &track.storage_key;
+        if track.blocked.is_some() {
+            // A moderator's review: only through this service, never an edge cache.
+            return Ok(self.self_served(self_base, Scope::File, key, Some(&filename)));
+        }
         if let Some(cdn) = &self.cdn {
             match edge_signing::sign_download(cdn, key, &filename).await {
                 Ok(url) => return Ok(url),
@@ -298,10 +314,10 @@ impl Service {
         let track = catalogue::by_id(db, &self.catalogue, id)
             .await?
             .ok_or_else(not_found)?;
-        if can(asker.caller, Action::Play, &track.resource(), asker.share).allowed() {
-            Ok(track)
-        } else {
-            Err(not_found())
+        match can(asker.caller, Action::Play, &track.resource(), asker.share) {
+            Decision::Allow => Ok(track),
+            Decision::Blocked(notice_id) => Err(DeliveryError::Blocked { notice_id }),
+            Decision::Forbidden | Decision::Hidden => Err(not_found()),
         }
     }
 

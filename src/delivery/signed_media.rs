@@ -55,12 +55,18 @@ impl Service {
             .verify(token.scope, key, expires, token.token, token.filename, now)
             .map_err(bad)?;
         let remaining = expires.saturating_sub(now).max(1);
-        if catalogue::by_storage_key(db, &self.catalogue, key)
-            .await?
-            .is_none()
-        {
+        let Some(track) = catalogue::by_storage_key(db, &self.catalogue, key).await? else {
             return Err(DeliveryError::NotFound(format!("no track owns {key}")));
-        }
+        };
+        let review = match track.blocked {
+            None => false,
+            Some(block) if self.issued_for_review(expires, block) => true,
+            Some(block) => {
+                return Err(DeliveryError::Blocked {
+                    notice_id: block.notice_id,
+                });
+            }
+        };
 
         let name = key.rsplit('/').next().unwrap_or(key);
         let hls = validate_hls_name(name).ok();
@@ -76,6 +82,11 @@ impl Service {
                 .filename
                 .map(super::disposition::attachment_disposition),
         };
+        if review {
+            // Nothing of a blocked track goes through an edge or a bucket URL.
+            let opened = self.store.open(key).await?;
+            return Ok(MediaAnswer::Object(opened, presentation));
+        }
         if hls == Some(HlsKind::Playlist) && self.rewrites_playlists() {
             let body = self.playlist_for_listener(key, expires).await?;
             return Ok(MediaAnswer::Playlist { body, presentation });
@@ -129,6 +140,12 @@ impl Service {
         };
         let track =
             track.ok_or_else(|| DeliveryError::NotFound(format!("no track for /hls/{shown}")))?;
+        if let Some(block) = track.blocked {
+            // The CDN pulling gets 451 too (and may cache it: a restore purges again).
+            return Err(DeliveryError::Blocked {
+                notice_id: block.notice_id,
+            });
+        }
         let prefix = &track.hls_prefix;
         // The prefix comes from the database, not the request, but it is joined to the
         // storage root: an absolute or `..` prefix would escape it. A bad row is our fault.
@@ -140,6 +157,16 @@ impl Service {
             })?
             .into();
         Ok(prefix)
+    }
+
+    /// Whether a `/media` token for a blocked track was issued after the block (plus
+    /// [`super::REVIEW_GRACE_MS`]): only moderators are issued one then. The issue time
+    /// is the expiry minus `CDN_URL_TTL`, rounded down (fails closed).
+    fn issued_for_review(&self, expires: u64, block: catalogue::Block) -> bool {
+        let issued_ms = expires
+            .saturating_sub(self.ttl.as_secs())
+            .saturating_mul(1000);
+        issued_ms >= block.since_ms.saturating_add(super::REVIEW_GRACE_MS)
     }
 
     /// Whether `/media` rewrites the media playlists it serves: for a rewriting CDN, or

@@ -74,7 +74,8 @@ fn decided(decision: Decision, what: &'static str, id: i64) -> Result<(), Librar
     match decision {
         Decision::Allow => Ok(()),
         Decision::Forbidden => Err(LibraryError::Forbidden { what, id }),
-        Decision::Hidden => Err(LibraryError::NotFound { what, id }),
+        // Only asked of plays (a playlist's tracks): a blocked track is not playable.
+        Decision::Hidden | Decision::Blocked(_) => Err(LibraryError::NotFound { what, id }),
     }
 }
 

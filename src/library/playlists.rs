@@ -41,6 +41,7 @@ fn resource(p: &playlist::Model) -> Resource<'_> {
         visibility: p.visibility,
         share_token: p.share_token.as_deref(),
         deleted: p.deleted_at.is_some(),
+        blocked: None,
     }
 }
 

@@ -40,6 +40,7 @@ pub(super) fn resource(t: &track::Model, owner: Option<i64>) -> Resource<'_> {
         visibility: t.visibility,
         share_token: t.share_token.as_deref(),
         deleted: t.deleted_at.is_some(),
+        blocked: t.takedown_notice_id,
     }
 }
 

@@ -66,15 +66,17 @@ pub enum Limit {
     SignupIp,
     SignupEmail,
     Write,
+    NoticeIp,
 }
 
 impl Limit {
-    pub const ALL: [Limit; 5] = [
+    pub const ALL: [Limit; 6] = [
         Limit::LoginIp,
         Limit::LoginEmail,
         Limit::SignupIp,
         Limit::SignupEmail,
         Limit::Write,
+        Limit::NoticeIp,
     ];
 
     pub fn label(self) -> &'static str {
@@ -84,6 +86,7 @@ impl Limit {
             Limit::SignupIp => "signup_ip",
             Limit::SignupEmail => "signup_email",
             Limit::Write => "write",
+            Limit::NoticeIp => "notice_ip",
         }
     }
 }

@@ -30,6 +30,8 @@ const PURGE_EVERY_MS: u64 = 60_000;
 pub struct SharedLimiter {
     login: Rate,
     signup: Rate,
+    /// Takedown notices per client IP (`VEZA_NOTICE_RATE_LIMIT`).
+    notice: Rate,
     clock: Arc<dyn Clock>,
     limited_total: IntCounterVec,
     /// Unix ms after which the next attempt also purges expired windows.
@@ -65,6 +67,7 @@ impl SharedLimiter {
         SharedLimiter {
             login,
             signup,
+            notice: Rate::new(10, std::time::Duration::from_secs(3600)),
             clock,
             limited_total,
             next_purge_ms: AtomicU64::new(0),
@@ -128,6 +131,23 @@ impl SharedLimiter {
                 rate,
             },
         ]
+    }
+
+    /// The takedown-notice rate (default 10 an hour per client IP).
+    #[must_use]
+    pub fn with_notice_rate(mut self, notice: Rate) -> Self {
+        self.notice = notice;
+        self
+    }
+
+    /// Count a takedown notice from `ip`: limited over `VEZA_NOTICE_RATE_LIMIT`.
+    pub async fn notice<C: ConnectionTrait>(&self, db: &C, ip: IpAddr) -> Result<Verdict, DbErr> {
+        let buckets = [Bucket {
+            limit: Limit::NoticeIp,
+            key: format!("notice:ip:{}", ip_key(ip)),
+            rate: self.notice,
+        }];
+        self.count(db, &buckets).await
     }
 
     /// Delete every window that has ended; the number of rows deleted.

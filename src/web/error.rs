@@ -34,6 +34,20 @@ pub mod codes {
     pub const UNAVAILABLE: &str = "unavailable";
     pub const STORAGE_ERROR: &str = "storage_error";
     pub const INTERNAL: &str = "internal";
+    /// 451: a track disabled by an upheld takedown notice (RFC 7725).
+    pub const UNAVAILABLE_FOR_LEGAL_REASONS: &str = "unavailable_for_legal_reasons";
+    /// 400: a takedown notice or counter-notice missing legal elements (each named).
+    pub const INVALID_NOTICE: &str = "invalid_notice";
+    /// 409: the notice was decided already.
+    pub const ALREADY_DECIDED: &str = "already_decided";
+    /// 409: the notice or track is not in the state the request needs.
+    pub const WRONG_STATE: &str = "wrong_state";
+}
+
+/// The public summary of a takedown notice: what a 451's `Link: rel="blocked-by"`
+/// points to.
+pub fn notice_summary_path(notice_id: i64) -> String {
+    format!("/api/v1/takedown-notices/{notice_id}/summary")
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +58,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Forbidden(String),
+    /// 451 Unavailable For Legal Reasons, with `Link: <summary>; rel="blocked-by"`.
+    #[error("unavailable for legal reasons: disabled after takedown notice {notice_id}")]
+    LegalBlock { notice_id: i64 },
     /// No valid credentials: 401 with `WWW-Authenticate: Bearer`.
     #[error("{message}")]
     Unauthorized { code: &'static str, message: String },
@@ -92,6 +109,7 @@ impl ApiError {
             | ApiError::Refused { code, .. } => code,
             ApiError::NotFound(_) => codes::NOT_FOUND,
             ApiError::Forbidden(_) => codes::FORBIDDEN,
+            ApiError::LegalBlock { .. } => codes::UNAVAILABLE_FOR_LEGAL_REASONS,
             ApiError::MethodNotAllowed { .. } => codes::METHOD_NOT_ALLOWED,
             ApiError::RateLimited { .. } => codes::RATE_LIMITED,
             ApiError::DbUnavailable => codes::DB_UNAVAILABLE,
@@ -133,6 +151,7 @@ impl From<crate::delivery::DeliveryError> for ApiError {
         use crate::delivery::DeliveryError as E;
         match e {
             E::NotFound(what) => ApiError::NotFound(what),
+            E::Blocked { notice_id } => ApiError::LegalBlock { notice_id },
             e @ E::BadToken(_) => ApiError::Forbidden(e.to_string()),
             E::BadFileName(e) => ApiError::bad_request(codes::INVALID_FILE_NAME, e.to_string()),
             E::Db(e) => e.into(),
@@ -180,6 +199,29 @@ impl From<crate::library::LibraryError> for ApiError {
             e @ E::Forbidden { .. } => ApiError::Forbidden(e.to_string()),
             E::Field(f) => f.into(),
             e @ E::NoRandomness => ApiError::Internal(e.to_string()),
+            E::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::moderation::ModerationError> for ApiError {
+    fn from(e: crate::moderation::ModerationError) -> Self {
+        use crate::moderation::ModerationError as E;
+        let refused = |status, code, e: &E| ApiError::Refused {
+            status,
+            code,
+            message: e.to_string(),
+        };
+        match e {
+            ref e @ E::Incomplete(_) => ApiError::bad_request(codes::INVALID_NOTICE, e.to_string()),
+            E::Field(m) => ApiError::bad_request(codes::INVALID_FIELD, m),
+            e @ E::NotFound(_) => ApiError::NotFound(e.to_string()),
+            E::Forbidden(m) => ApiError::Forbidden(m),
+            ref e @ E::AlreadyDecided(_) => {
+                refused(StatusCode::CONFLICT, codes::ALREADY_DECIDED, e)
+            }
+            ref e @ E::WrongState(_) => refused(StatusCode::CONFLICT, codes::WRONG_STATE, e),
+            E::Account(e) => e.into(),
             E::Db(e) => e.into(),
         }
     }
@@ -236,6 +278,7 @@ impl ResponseError for ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::LegalBlock { .. } => StatusCode::UNAVAILABLE_FOR_LEGAL_REASONS,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Refused { status, .. } => *status,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -256,6 +299,12 @@ impl ResponseError for ApiError {
         res.insert_header(("Cache-Control", "no-store"));
         if let ApiError::MethodNotAllowed { allow, .. } = self {
             res.insert_header((actix_web::http::header::ALLOW, allow.as_str()));
+        }
+        if let ApiError::LegalBlock { notice_id } = self {
+            res.insert_header((
+                actix_web::http::header::LINK,
+                format!("<{}>; rel=\"blocked-by\"", notice_summary_path(*notice_id)),
+            ));
         }
         if let ApiError::Unauthorized { .. } = self {
             res.insert_header((actix_web::http::header::WWW_AUTHENTICATE, "Bearer"));

@@ -41,6 +41,15 @@ pub mod patterns {
     pub const USER: &str = "/api/v1/users/{id}";
     pub const AUDIT: &str = "/api/v1/admin/audit";
     pub const METRICS: &str = "/metrics";
+    pub const NOTICES: &str = "/api/v1/takedown-notices";
+    pub const NOTICE_SUMMARY: &str = "/api/v1/takedown-notices/{id}/summary";
+    pub const ADMIN_NOTICES: &str = "/api/v1/admin/takedown-notices";
+    pub const ADMIN_NOTICE: &str = "/api/v1/admin/takedown-notices/{id}";
+    pub const ADMIN_NOTICE_DECISION: &str = "/api/v1/admin/takedown-notices/{id}/decision";
+    pub const ADMIN_NOTICE_COURT_ACTION: &str = "/api/v1/admin/takedown-notices/{id}/court-action";
+    pub const ADMIN_NOTICE_RESTORE: &str = "/api/v1/admin/takedown-notices/{id}/restore";
+    pub const COUNTER_NOTICE: &str = "/api/v1/tracks/{id}/counter-notice";
+    pub const MY_TAKEDOWNS: &str = "/api/v1/me/takedowns";
 }
 
 /// One registered method of one route, and the policy it declares.
@@ -207,6 +216,36 @@ fn table(t: &mut Table<'_>) {
         ],
     );
     t.resource(patterns::AUDIT, vec![get(Staff, audit::list)]);
+    takedown_routes(t);
+}
+
+fn takedown_routes(t: &mut Table<'_>) {
+    use Policy::{Anyone, SignedIn, Staff};
+    use handlers::takedowns as td;
+    t.resource(
+        patterns::NOTICES,
+        vec![on(Method::POST, Anyone, td::submit)],
+    );
+    t.resource(patterns::NOTICE_SUMMARY, vec![get(Anyone, td::summary)]);
+    t.resource(patterns::ADMIN_NOTICES, vec![get(Staff, td::list)]);
+    t.resource(patterns::ADMIN_NOTICE, vec![get(Staff, td::get)]);
+    t.resource(
+        patterns::ADMIN_NOTICE_DECISION,
+        vec![on(Method::POST, Staff, td::decide)],
+    );
+    t.resource(
+        patterns::ADMIN_NOTICE_COURT_ACTION,
+        vec![on(Method::POST, Staff, td::court_action)],
+    );
+    t.resource(
+        patterns::ADMIN_NOTICE_RESTORE,
+        vec![on(Method::POST, Staff, td::restore)],
+    );
+    t.resource(
+        patterns::COUNTER_NOTICE,
+        vec![on(Method::POST, SignedIn, td::counter_notice)],
+    );
+    t.resource(patterns::MY_TAKEDOWNS, vec![get(SignedIn, td::mine)]);
 }
 
 /// Every method of every route with its declared policy (the route × role tests walk

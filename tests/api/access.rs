@@ -394,6 +394,11 @@ async fn probes(app: &TestApp, owner: &TestUser, callers: &[Option<String>]) -> 
     };
     let (token_id, media_path, owners_playlist) = owner_artifacts(app, owner).await;
     let someone_elses = public_track_not_owned_by(app, owner).await;
+    let notice = submit_notice(app, 1).await;
+    let notice_body = notice_body(1);
+    let counter = json!({"name": "Owner", "address": "1 Road", "phone": "+1 555", "statement_mistake": true,
+        "consent_jurisdiction": true, "consent_service": true, "signature": "/Owner/"});
+    const STAFF: [u16; 8] = [401, 403, 403, 403, 200, 200, 401, 401];
     vec![
         probe(p::HEALTH, Method::GET, "/health", OPEN),
         probe(p::HEALTH_DEEP, Method::GET, "/health/deep", OPEN),
@@ -438,6 +443,24 @@ async fn probes(app: &TestApp, owner: &TestUser, callers: &[Option<String>]) -> 
         probe(p::USER, Method::GET, format!("/api/v1/users/{listener_id}"), ADMIN),
         probe(p::USER, Method::PATCH, format!("/api/v1/users/{listener_id}"), ADMIN).body(json!({"role": "listener"})),
         probe(p::AUDIT, Method::GET, "/api/v1/admin/audit", [401, 403, 403, 403, 200, 200, 401, 401]),
+        // Takedowns: anyone files a notice and reads its summary; staff decide (the
+        // admin, second, finds it decided: 409); the notice was rejected, so court
+        // action and restore are 409 for staff.
+        probe(p::NOTICES, Method::POST, "/api/v1/takedown-notices", [201, 201, 201, 201, 201, 201, 401, 401]).body(notice_body),
+        probe(p::NOTICE_SUMMARY, Method::GET, format!("/api/v1/takedown-notices/{notice}/summary"), READ),
+        probe(p::ADMIN_NOTICES, Method::GET, "/api/v1/admin/takedown-notices", STAFF),
+        probe(p::ADMIN_NOTICE, Method::GET, format!("/api/v1/admin/takedown-notices/{notice}"), STAFF),
+        probe(p::ADMIN_NOTICE_DECISION, Method::POST, format!("/api/v1/admin/takedown-notices/{notice}/decision"), [401, 403, 403, 403, 200, 409, 401, 401])
+            .body(json!({"action": "reject", "explanation": "the work is the uploader's own"})),
+        probe(p::ADMIN_NOTICE_COURT_ACTION, Method::POST, format!("/api/v1/admin/takedown-notices/{notice}/court-action"), [401, 403, 403, 403, 409, 409, 401, 401])
+            .body(json!({"note": "case 1"})),
+        probe(p::ADMIN_NOTICE_RESTORE, Method::POST, format!("/api/v1/admin/takedown-notices/{notice}/restore"), [401, 403, 403, 403, 409, 409, 401, 401])
+            .body(json!({"reason": "withdrawn"})),
+        // Only the owner may counter; their track is not disabled: 409. Staff may see
+        // it but it is not theirs: 403; others may not see it: 404.
+        probe(p::COUNTER_NOTICE, Method::POST, format!("/api/v1/tracks/{PRIVATE}/counter-notice"), [401, 404, 409, 404, 403, 403, 401, 401])
+            .body(counter),
+        probe(p::MY_TAKEDOWNS, Method::GET, "/api/v1/me/takedowns", SIGNED_IN),
         // Last: it ends each caller's session.
         probe(p::LOGOUT, Method::POST, "/api/v1/auth/logout", [401, 204, 204, 204, 204, 204, 401, 401]),
     ]
@@ -512,4 +535,31 @@ async fn owner_artifacts(app: &TestApp, owner: &TestUser) -> (i64, String, i64) 
         path,
         playlist["id"].as_i64().unwrap(),
     )
+}
+
+/// A complete DMCA notice about track `id`.
+pub fn notice_body(id: i64) -> Value {
+    json!({
+        "kind": "dmca",
+        "complainant": {"name": "Label Ltd", "email": "legal@label.example", "address": "1 Music Row, Nashville", "phone": "+1 615 555 0100"},
+        "works": ["Song A (2024)"],
+        "track_urls": [format!("/api/v1/tracks/{id}")],
+        "explanation": "a copy of our recording",
+        "good_faith": true,
+        "accurate_under_penalty": true,
+        "signature": "/Jane Doe/"
+    })
+}
+
+/// File a notice about track `id` anonymously; its id.
+pub async fn submit_notice(app: &TestApp, id: i64) -> i64 {
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/takedown-notices", app.address))
+        .json(&notice_body(id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let body: Value = r.json().await.unwrap();
+    body["id"].as_i64().unwrap()
 }

@@ -35,3 +35,4 @@ mod rate_limits;
 mod s3;
 mod startup_errors;
 mod takedown;
+mod takedown_flow;

@@ -7,5 +7,7 @@ pub mod mail_message;
 pub mod playlist;
 pub mod playlist_track;
 pub mod purge_job;
+pub mod takedown_notice;
+pub mod takedown_track;
 pub mod track;
 pub mod user;

@@ -22,6 +22,11 @@ pub struct Model {
     pub share_token: Option<String>,
     /// Soft deletion: set, the track exists for nobody; the bytes are kept.
     pub deleted_at: Option<ChronoDateTimeUtc>,
+    /// The takedown notice that disabled it for legal reasons (451 on every path but
+    /// for moderators); `None` once restored. The bytes are kept.
+    pub takedown_notice_id: Option<i64>,
+    /// When that block began.
+    pub blocked_at: Option<ChronoDateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -9,6 +9,7 @@ mod m0003_accounts;
 mod m0004_audit_log;
 mod m0005_rate_limits;
 mod m0006_outboxes;
+mod m0007_takedowns;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_audit_log::Migration),
             Box::new(m0005_rate_limits::Migration),
             Box::new(m0006_outboxes::Migration),
+            Box::new(m0007_takedowns::Migration),
         ]
     }
 }

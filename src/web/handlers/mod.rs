@@ -9,6 +9,7 @@ pub mod origin;
 pub mod playlist_writes;
 pub mod playlists;
 pub mod scrape;
+pub mod takedowns;
 pub mod track_urls;
 pub mod track_writes;
 pub mod tracks;

@@ -33,6 +33,7 @@ pub async fn get(
         visibility: playlist.visibility,
         share_token: playlist.share_token.as_deref(),
         deleted: playlist.deleted_at.is_some(),
+        blocked: None,
     };
     if !can(
         &caller,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{found, parse_id};
-use crate::access::{Action, Caller, Presented, Resource, Visibility, can};
+use crate::access::{Action, Caller, Decision, Presented, Resource, Visibility, can};
 use crate::db::conn::Conn;
 use crate::db::entities::{artist, track};
 use crate::db::listing::visible_tracks;
@@ -62,6 +62,7 @@ pub fn resource<'a>(t: &'a track::Model, artist: Option<&artist::Model>) -> Reso
         visibility: t.visibility,
         share_token: t.share_token.as_deref(),
         deleted: t.deleted_at.is_some(),
+        blocked: t.takedown_notice_id,
     }
 }
 
@@ -141,8 +142,12 @@ pub async fn get(
     )?;
     let r = resource(&track, artist.as_ref());
     let presented = Presented(share.share.as_deref());
-    if !can(&caller, Action::Play, &r, presented).allowed() {
-        return Err(ApiError::NotFound(format!("track {id} not found")));
+    match can(&caller, Action::Play, &r, presented) {
+        Decision::Allow => {}
+        Decision::Blocked(notice_id) => return Err(ApiError::LegalBlock { notice_id }),
+        Decision::Forbidden | Decision::Hidden => {
+            return Err(ApiError::NotFound(format!("track {id} not found")));
+        }
     }
     let editor = can(&caller, Action::Edit, &r, presented).allowed();
     let share_token = track.share_token.clone().filter(|_| editor);
