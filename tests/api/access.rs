@@ -438,6 +438,7 @@ async fn probes(app: &TestApp, owner: &TestUser, callers: &[Option<String>]) -> 
         probe(p::USER, Method::GET, format!("/api/v1/users/{listener_id}"), ADMIN),
         probe(p::USER, Method::PATCH, format!("/api/v1/users/{listener_id}"), ADMIN).body(json!({"role": "listener"})),
         probe(p::AUDIT, Method::GET, "/api/v1/admin/audit", [401, 403, 403, 403, 200, 200, 401, 401]),
+        probe(p::ADMIN_MAIL, Method::GET, "/api/v1/admin/mail?status=pending", [401, 403, 403, 403, 200, 200, 401, 401]),
         // Last: it ends each caller's session.
         probe(p::LOGOUT, Method::POST, "/api/v1/auth/logout", [401, 204, 204, 204, 204, 204, 401, 401]),
     ]
