@@ -849,7 +849,10 @@ pub const MAIL_FROM: Var<Option<String>> = Var::new(
     none,
     |s| match s {
         "" => Some(None),
-        s => s.parse::<lettre::message::Mailbox>().ok().map(|_| Some(s.to_string())),
+        s => s
+            .parse::<lettre::message::Mailbox>()
+            .ok()
+            .map(|_| Some(s.to_string())),
     },
     show_opt,
     "an e-mail address such as veza@example.com or \"Veza <veza@example.com>\"",
@@ -2221,7 +2224,10 @@ mod tests {
         assert_eq!(c.warnings().len(), 1);
         for (name, bad) in [
             ("VEZA_SMTP_URL", "http://u:hunter2@mail.example.com"),
-            ("VEZA_SMTP_URL", "smtp://u:hunter2@mail.example.com?tls=maybe"),
+            (
+                "VEZA_SMTP_URL",
+                "smtp://u:hunter2@mail.example.com?tls=maybe",
+            ),
             ("VEZA_SMTP_URL", "mail.example.com:hunter2"),
             ("VEZA_MAIL_FROM", "not an address"),
             ("VEZA_SMTP_TIMEOUT", "0s"),

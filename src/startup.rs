@@ -258,7 +258,8 @@ pub async fn prepare(config: Config) -> Result<Prepared, StartupError> {
         .query_stats
         .enabled
         .then(|| Arc::new(QueryStats::new(&config.query_stats, metrics.clone())));
-    let mailer = crate::mail::smtp::Mailer::from_config(&config.mail).map_err(StartupError::Config)?;
+    let mailer =
+        crate::mail::smtp::Mailer::from_config(&config.mail).map_err(StartupError::Config)?;
     let losses = Arc::new(db::failover::Losses::default());
     let conn = db::connect_with(
         &config.database,
@@ -517,7 +518,13 @@ fn start_mail_worker(
             "mail: VEZA_SMTP_URL is not set: outbox messages are logged, not sent (GET /api/v1/admin/mail lists them)"
         ),
     }
-    MailWorker::new(db.conn.clone(), mailer, config.mail.timeout, metrics.clone()).start()
+    MailWorker::new(
+        db.conn.clone(),
+        mailer,
+        config.mail.timeout,
+        metrics.clone(),
+    )
+    .start()
 }
 
 type SpawnPool = Box<dyn Fn() -> Addr<DbPool>>;

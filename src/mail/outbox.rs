@@ -111,9 +111,7 @@ pub async fn release<C: ConnectionTrait>(
 }
 
 /// Messages not sent yet, and when the oldest of them was written.
-pub async fn pending<C: ConnectionTrait>(
-    db: &C,
-) -> Result<(u64, Option<DateTime<Utc>>), DbErr> {
+pub async fn pending<C: ConnectionTrait>(db: &C) -> Result<(u64, Option<DateTime<Utc>>), DbErr> {
     let count = Entity::find()
         .filter(Column::SentAt.is_null())
         .count(db)

@@ -20,7 +20,9 @@ pub const BACKOFF_CAP: Duration = Duration::from_secs(15 * 60);
 
 /// How long after a message's `attempts`-th failure it is tried again.
 pub fn backoff(attempts: i32) -> Duration {
-    let doublings = u32::try_from(attempts.saturating_sub(1)).unwrap_or(0).min(20);
+    let doublings = u32::try_from(attempts.saturating_sub(1))
+        .unwrap_or(0)
+        .min(20);
     (BACKOFF_START * 2u32.pow(doublings)).min(BACKOFF_CAP)
 }
 

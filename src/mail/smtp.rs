@@ -153,9 +153,18 @@ mod tests {
         let head = text.split("\r\n\r\n").next().unwrap();
         assert!(!head.contains("\r\nBcc:"), "{head}");
         assert!(!head.contains("\r\nX-Evil:"), "{head}");
-        assert!(head.contains("Subject: Receipt Bcc: victim@example.net X-Evil: 1"), "{head}");
-        assert!(head.contains("Message-ID: <veza.mail.7.1700000000000@example.com>"), "{head}");
-        assert!(head.contains("Date: Tue, 14 Nov 2023 22:13:20 +0000"), "{head}");
+        assert!(
+            head.contains("Subject: Receipt Bcc: victim@example.net X-Evil: 1"),
+            "{head}"
+        );
+        assert!(
+            head.contains("Message-ID: <veza.mail.7.1700000000000@example.com>"),
+            "{head}"
+        );
+        assert!(
+            head.contains("Date: Tue, 14 Nov 2023 22:13:20 +0000"),
+            "{head}"
+        );
         assert!(head.contains("To: label@example.org"), "{head}");
         // A recipient with a newline is refused, for good.
         let bad = model("a@example.org\r\nBcc: b@example.net", "x");

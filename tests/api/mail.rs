@@ -56,8 +56,15 @@ async fn enqueue_takedown_mail(app: &TestApp, tag: &str) -> Vec<Mail> {
 /// Each enqueued mail arrived exactly once, as written.
 fn check_arrivals(mails: &[Mail], got: &[Received], what: &str) {
     assert_eq!(got.len(), mails.len(), "{what}: {got:#?}");
-    let ids: BTreeSet<String> = got.iter().map(|r| r.header("Message-ID").unwrap()).collect();
-    assert_eq!(ids.len(), mails.len(), "{what}: a Message-ID twice: {ids:?}");
+    let ids: BTreeSet<String> = got
+        .iter()
+        .map(|r| r.header("Message-ID").unwrap())
+        .collect();
+    assert_eq!(
+        ids.len(),
+        mails.len(),
+        "{what}: a Message-ID twice: {ids:?}"
+    );
     for m in mails {
         let tagline = m.subject.split(['\r', '\n']).next().unwrap().trim();
         let r = got
@@ -66,9 +73,16 @@ fn check_arrivals(mails: &[Mail], got: &[Received], what: &str) {
             .unwrap_or_else(|| panic!("{what}: {:?} never arrived: {got:#?}", m.subject));
         assert_eq!(r.envelope_to, m.to, "{what}");
         assert_eq!(r.header("To").unwrap(), m.to, "{what}");
-        assert!(r.header("From").unwrap().contains("moderation@veza.test"), "{what}");
+        assert!(
+            r.header("From").unwrap().contains("moderation@veza.test"),
+            "{what}"
+        );
         assert!(r.header("Date").is_some(), "{what}: no Date");
-        assert!(r.header("Bcc").is_none(), "{what}: injected header: {}", r.raw);
+        assert!(
+            r.header("Bcc").is_none(),
+            "{what}: injected header: {}",
+            r.raw
+        );
         assert_eq!(r.body().trim_end(), m.body, "{what}");
     }
     let two_lines = got
@@ -85,7 +99,9 @@ fn check_arrivals(mails: &[Mail], got: &[Received], what: &str) {
 }
 
 async fn admin_mail(app: &TestApp, who: &TestUser, query: &str) -> Vec<Value> {
-    let r = app.get_as(Some(who), &format!("/api/v1/admin/mail{query}")).await;
+    let r = app
+        .get_as(Some(who), &format!("/api/v1/admin/mail{query}"))
+        .await;
     assert_eq!(r.status(), 200, "{query}");
     let body: Value = r.json().await.unwrap();
     body["items"].as_array().unwrap().clone()
@@ -109,7 +125,10 @@ async fn enqueued_mail_arrives_once_with_its_headers() {
                 .env("VEZA_MAIL_FROM", FROM),
         )
         .await;
-        assert_eq!(series(&app, "veza_mail_sent_total{via=\"smtp\"}").await, 0.0);
+        assert_eq!(
+            series(&app, "veza_mail_sent_total{via=\"smtp\"}").await,
+            0.0
+        );
         let mails = enqueue_takedown_mail(&app, "arrive").await;
         let got = server.wait_for(3, Duration::from_secs(20)).await;
         check_arrivals(&mails, &got, &format!("{backend:?}"));
@@ -120,8 +139,15 @@ async fn enqueued_mail_arrives_once_with_its_headers() {
         let sent = admin_mail(&app, &moderator, "?status=sent").await;
         assert_eq!(sent.len(), 3, "{backend:?}");
         assert!(sent.iter().all(|m| m["state"] == "sent"), "{sent:?}");
-        assert!(admin_mail(&app, &moderator, "?status=pending").await.is_empty());
-        assert_eq!(series(&app, "veza_mail_sent_total{via=\"smtp\"}").await, 3.0);
+        assert!(
+            admin_mail(&app, &moderator, "?status=pending")
+                .await
+                .is_empty()
+        );
+        assert_eq!(
+            series(&app, "veza_mail_sent_total{via=\"smtp\"}").await,
+            3.0
+        );
         assert_eq!(series(&app, "veza_mail_pending").await, 0.0);
     }
 }
@@ -160,7 +186,10 @@ async fn with_the_smtp_server_down_mail_waits_then_arrives_once() {
         assert!(series(&app, "veza_mail_oldest_pending_age_seconds").await > 0.0);
         let pending = admin_mail(&app, &moderator, "?status=pending").await;
         assert_eq!(pending.len(), 3, "{backend:?}");
-        assert!(pending.iter().all(|m| m["state"] == "pending"), "{pending:?}");
+        assert!(
+            pending.iter().all(|m| m["state"] == "pending"),
+            "{pending:?}"
+        );
         assert!(
             pending
                 .iter()
@@ -181,7 +210,10 @@ async fn with_the_smtp_server_down_mail_waits_then_arrives_once() {
         assert_eq!(admin_mail(&app, &moderator, "?status=sent").await.len(), 3);
     }
     let logged = lines.lock().unwrap().join("\n");
-    assert!(logged.contains("not sent (attempt 1"), "the failures are logged");
+    assert!(
+        logged.contains("not sent (attempt 1"),
+        "the failures are logged"
+    );
     assert!(!logged.contains(PASSWORD), "the SMTP password was logged");
 }
 
@@ -227,7 +259,9 @@ async fn without_smtp_mail_is_logged_once_and_listed_for_staff() {
         let r = app.get_as(Some(&listener), "/api/v1/admin/mail").await;
         assert_eq!(r.status(), 403);
         assert_eq!(app.get_as(None, "/api/v1/admin/mail").await.status(), 401);
-        let r = app.get_as(Some(&admin), "/api/v1/admin/mail?status=lost").await;
+        let r = app
+            .get_as(Some(&admin), "/api/v1/admin/mail?status=lost")
+            .await;
         assert_eq!(r.status(), 400);
         let r = app.get_as(Some(&admin), "/api/v1/admin/mail?limit=0").await;
         assert_eq!(r.status(), 400);
@@ -259,7 +293,10 @@ fn check_config_redacts_the_smtp_password_and_requires_a_from_address() {
     let out = veza(
         &["check-config"],
         &[
-            ("VEZA_SMTP_URL", &format!("imap://veza:{PASSWORD}@mail.example.com")),
+            (
+                "VEZA_SMTP_URL",
+                &format!("imap://veza:{PASSWORD}@mail.example.com"),
+            ),
             ("VEZA_MAIL_FROM", FROM),
         ],
     );

@@ -30,10 +30,10 @@ fn state(m: &Model) -> &'static str {
     }
 }
 
-fn item(m: Model) -> serde_json::Value {
+fn item(m: &Model) -> serde_json::Value {
     json!({
         "id": m.id,
-        "state": state(&m),
+        "state": state(m),
         "kind": m.kind,
         "to": m.to_addr,
         "subject": m.subject,
@@ -71,7 +71,7 @@ pub async fn list(
         ));
     }
     let rows = outbox::list(&db, status, limit).await?;
-    let items: Vec<_> = rows.into_iter().map(item).collect();
+    let items: Vec<_> = rows.iter().map(item).collect();
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(json!({ "items": items })))
