@@ -2,7 +2,7 @@
 # Installs and starts everything the tests need, idempotently, on a fresh machine:
 # PostgreSQL answering on 127.0.0.1:5432, nginx (secure_link tests), Prometheus and
 # promtool (alert-rule tests, end-to-end scrape test), s3s-fs (real S3 server), ffmpeg
-# (playback tests, `veza import`), Chromium and the npm packages of package-lock.json
+# (playback tests, `veza import`), aiosmtpd (the mail tests' SMTP server), Chromium and the npm packages of package-lock.json
 # (playwright-core, hls.js: the real-browser playback tests in tests/api/browser.rs), wrk
 # and pgbench (scripts/bench.sh).
 set -euo pipefail
@@ -80,6 +80,23 @@ if [ "$(cat "$otel_venv/.veza-requirements.sha256" 2>/dev/null)" != "$otel_sum" 
     printf '%s\n' "$otel_sum" > "$otel_venv/.veza-requirements.sha256"
   else
     log "the OpenTelemetry Python SDK could NOT be installed"
+    if [ "${CI:-}" = "true" ]; then exit 1; fi
+  fi
+fi
+
+# aiosmtpd (Python, pinned in tests/smtp/requirements.txt) in a venv under target/: the
+# SMTP server of tests/api/mail.rs (tests/common/smtp.rs runs tests/smtp/server.py with
+# it). Reinstalled when the requirements change. Not fatal outside CI: those tests then
+# skip, saying why.
+smtp_venv="$root/target/smtp-venv"
+smtp_sum="$(sha256sum "$root/tests/smtp/requirements.txt" | cut -d' ' -f1)"
+if [ "$(cat "$smtp_venv/.veza-requirements.sha256" 2>/dev/null)" != "$smtp_sum" ]; then
+  log "installing tests/smtp/requirements.txt (aiosmtpd) into target/smtp-venv"
+  if rm -rf "$smtp_venv" && python3 -m venv "$smtp_venv" \
+    && "$smtp_venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/tests/smtp/requirements.txt"; then
+    printf '%s\n' "$smtp_sum" > "$smtp_venv/.veza-requirements.sha256"
+  else
+    log "aiosmtpd could NOT be installed"
     if [ "${CI:-}" = "true" ]; then exit 1; fi
   fi
 fi

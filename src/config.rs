@@ -25,6 +25,7 @@ pub enum Section {
     Storage,
     QueryStats,
     Cdn,
+    Mail,
 }
 
 /// One environment variable, declared once.
@@ -856,6 +857,44 @@ pub const CDN_NGINX_SECURE_LINK_EXPRESSION: Var<String> = Var::new(
 )
 .secret();
 
+pub const SMTP_URL: Var<Option<SmtpUrl>> = Var::new(
+    "VEZA_SMTP_URL",
+    Section::Mail,
+    none,
+    |s| match s {
+        "" => Some(None),
+        s => SmtpUrl::parse(s).map(Some),
+    },
+    |u| u.as_ref().map_or_else(|| UNSET.to_string(), ToString::to_string),
+    SMTP_URL_EXPECTED,
+    "send the outbox's e-mail through this SMTP server (lettre's URL: smtp://host:25, smtp://user:password@host:587?tls=required for STARTTLS, smtps://user:password@host:465 for implicit TLS); unset = messages are logged and kept for the admin API; the password is secret and never printed",
+)
+.secret();
+pub const MAIL_FROM: Var<Option<String>> = Var::new(
+    "VEZA_MAIL_FROM",
+    Section::Mail,
+    none,
+    |s| match s {
+        "" => Some(None),
+        s => s
+            .parse::<lettre::message::Mailbox>()
+            .ok()
+            .map(|_| Some(s.to_string())),
+    },
+    show_opt,
+    "an e-mail address such as veza@example.com or \"Veza <veza@example.com>\"",
+    "the From address of every e-mail (e.g. \"Veza <noreply@example.com>\"); required with VEZA_SMTP_URL",
+);
+pub const SMTP_TIMEOUT: Var<Duration> = Var::new(
+    "VEZA_SMTP_TIMEOUT",
+    Section::Mail,
+    || secs(10),
+    |s| duration_in(s, ms(100), secs(300)),
+    show_duration,
+    "a duration between 100ms and 5m, such as 10s",
+    "bound of each SMTP exchange (connect, every command); a whole message gets three times it, then it is retried later",
+);
+
 /// Every variable, in the order `--help`, `check-config` and the docs list them.
 pub static ENV_VARS: &[&dyn Documented] = &[
     &DATABASE_URL,
@@ -921,6 +960,9 @@ pub static ENV_VARS: &[&dyn Documented] = &[
     &CDN_CLOUDFLARE_URL_SAFE,
     &CDN_AKAMAI_TOKEN_NAME,
     &CDN_NGINX_SECURE_LINK_EXPRESSION,
+    &SMTP_URL,
+    &MAIL_FROM,
+    &SMTP_TIMEOUT,
 ];
 
 /// Look a variable up in [`ENV_VARS`].
@@ -1009,6 +1051,71 @@ impl fmt::Display for ConfigError {
         }
         Ok(())
     }
+}
+
+const SMTP_URL_EXPECTED: &str = "an smtp://[user:password@]host[:port][?tls=required|opportunistic] or smtps://[user:password@]host[:port] URL";
+
+/// `VEZA_SMTP_URL`, kept secret, with a printable form whose password is `***`.
+/// Accepted when lettre's `from_url` accepts it (the URL is handed to it as it is).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SmtpUrl {
+    url: Secret<String>,
+    redacted: String,
+    /// A password travels in clear: `smtp://` without `tls=required`.
+    clear_password: bool,
+}
+
+impl SmtpUrl {
+    pub fn parse(raw: &str) -> Option<SmtpUrl> {
+        use lettre::AsyncSmtpTransport;
+        use lettre::Tokio1Executor;
+        let mut u = url::Url::parse(raw).ok()?;
+        AsyncSmtpTransport::<Tokio1Executor>::from_url(raw).ok()?;
+        let tls = u
+            .query_pairs()
+            .find(|(k, _)| k == "tls")
+            .map(|(_, v)| v.into_owned());
+        let has_password = u.password().is_some();
+        let clear_password =
+            has_password && u.scheme() == "smtp" && tls.as_deref() != Some("required");
+        if has_password {
+            u.set_password(Some("***")).ok()?;
+        }
+        if let Some(query) = u.query().map(redact_query) {
+            u.set_query(Some(&query));
+        }
+        u.set_fragment(None);
+        Some(SmtpUrl {
+            url: Secret::new(raw.to_string()),
+            redacted: u.to_string(),
+            clear_password,
+        })
+    }
+
+    pub fn expose(&self) -> &str {
+        self.url.expose()
+    }
+}
+
+impl fmt::Debug for SmtpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted)
+    }
+}
+
+impl fmt::Display for SmtpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted)
+    }
+}
+
+/// E-mail: where the outbox sends (`None`: messages are logged, not sent).
+#[derive(Clone, Debug)]
+pub struct MailConfig {
+    pub smtp: Option<SmtpUrl>,
+    /// The From mailbox; always set when `smtp` is.
+    pub from: Option<String>,
+    pub timeout: Duration,
 }
 
 const DATABASE_URL_EXPECTED: &str =
@@ -1386,6 +1493,7 @@ pub struct Config {
     pub cdn: CdnConfig,
     pub accounts: AccountsConfig,
     pub rate_limits: RateLimitConfig,
+    pub mail: MailConfig,
     /// What [`Config::effective`] prints, recorded as each variable was read.
     shown: BTreeMap<&'static str, String>,
 }
@@ -1493,6 +1601,7 @@ impl Config {
             repeat_infringer_strikes: r.get(&REPEAT_INFRINGER_STRIKES),
             repeat_infringer_window: r.get(&REPEAT_INFRINGER_WINDOW),
         };
+        let mail = read_mail(&mut r);
         debug_assert!(r.shown.keys().all(|name| env_var(name).is_some()));
         if !r.problems.is_empty() {
             return Err(ConfigError {
@@ -1509,6 +1618,7 @@ impl Config {
             cdn,
             accounts,
             rate_limits,
+            mail,
             shown: r.shown,
         })
     }
@@ -1530,6 +1640,12 @@ impl Config {
         if self.cdn.enabled && self.server.origin_secret.is_none() {
             w.push(
                 "the HLS origin is off: CDN_ENABLED=true without VEZA_ORIGIN_SECRET, so /hls/* answers 404 and the CDN cannot pull from it; set VEZA_ORIGIN_SECRET and have the CDN send it (see docs/RUNBOOK.md, \"Origin protection\")"
+                    .to_string(),
+            );
+        }
+        if self.mail.smtp.as_ref().is_some_and(|u| u.clear_password) {
+            w.push(
+                "VEZA_SMTP_URL sends its password unencrypted: use smtps:// or add ?tls=required (STARTTLS)"
                     .to_string(),
             );
         }
@@ -1579,6 +1695,21 @@ pub fn read_origin_secret(source: &KeySource) -> Result<Secret<String>, ConfigPr
         ));
     }
     Ok(Secret::new(first.to_string()))
+}
+
+fn read_mail(r: &mut Reader<'_>) -> MailConfig {
+    let smtp = r.get(&SMTP_URL);
+    let from = r.get(&MAIL_FROM);
+    let timeout = r.get(&SMTP_TIMEOUT);
+    let refused = r.problems.iter().any(|p| p.var == MAIL_FROM.name);
+    if smtp.is_some() && from.is_none() && !refused {
+        r.missing(&MAIL_FROM, "a From address when VEZA_SMTP_URL is set");
+    }
+    MailConfig {
+        smtp,
+        from,
+        timeout,
+    }
 }
 
 fn read_database(r: &mut Reader<'_>) -> DatabaseConfig {
@@ -2101,6 +2232,53 @@ mod tests {
         assert_eq!(parse_duration("1m"), Some(Duration::from_secs(60)));
         assert_eq!(parse_duration("0s"), None);
         assert_eq!(parse_duration("-1s"), None);
+    }
+
+    #[test]
+    fn smtp_url_password_is_never_printed_and_from_is_required() {
+        let e = parse(&[("VEZA_SMTP_URL", "smtps://u:hunter2@mail.example.com")]).unwrap_err();
+        assert_eq!(e.problems.len(), 1, "{e}");
+        assert_eq!(e.problems[0].var, "VEZA_MAIL_FROM");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        let c = parse(&[
+            ("VEZA_SMTP_URL", "smtps://u:hunter2@mail.example.com"),
+            ("VEZA_MAIL_FROM", "Veza <veza@example.com>"),
+        ])
+        .unwrap();
+        let shown = format!("{c:?} {:?} {:?}", c.effective(), c.warnings());
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("smtps://u:***@mail.example.com"), "{shown}");
+        assert_eq!(
+            c.mail.smtp.as_ref().unwrap().expose(),
+            "smtps://u:hunter2@mail.example.com"
+        );
+        assert!(c.warnings().is_empty());
+        // A password over plain smtp:// is allowed, with a warning.
+        let c = parse(&[
+            ("VEZA_SMTP_URL", "smtp://u:hunter2@mail.example.com:587"),
+            ("VEZA_MAIL_FROM", "veza@example.com"),
+        ])
+        .unwrap();
+        assert_eq!(c.warnings().len(), 1);
+        for (name, bad) in [
+            ("VEZA_SMTP_URL", "http://u:hunter2@mail.example.com"),
+            (
+                "VEZA_SMTP_URL",
+                "smtp://u:hunter2@mail.example.com?tls=maybe",
+            ),
+            ("VEZA_SMTP_URL", "mail.example.com:hunter2"),
+            ("VEZA_MAIL_FROM", "not an address"),
+            ("VEZA_SMTP_TIMEOUT", "0s"),
+        ] {
+            let mut env = vec![(name, bad)];
+            if name != "VEZA_MAIL_FROM" {
+                env.push(("VEZA_MAIL_FROM", "veza@example.com"));
+            }
+            let e = parse(&env).unwrap_err();
+            assert_eq!(e.problems.len(), 1, "{name}={bad}: {e}");
+            assert_eq!(e.problems[0].var, name, "{name}={bad}");
+            assert!(!e.to_string().contains("hunter2"), "{e}");
+        }
     }
 
     #[test]

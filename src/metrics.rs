@@ -102,6 +102,11 @@ pub struct Metrics {
     pub catalogue_notifications_total: IntCounter,
     // Rate limits (crate::ratelimit)
     pub rate_limited_total: IntCounterVec,
+    // Mail outbox (MailWorker actor)
+    pub mail_pending: IntGauge,
+    pub mail_oldest_pending_age_seconds: prometheus::Gauge,
+    pub mail_sent_total: IntCounterVec,
+    pub mail_failures_total: IntCounterVec,
 }
 
 impl Metrics {
@@ -320,6 +325,28 @@ impl Metrics {
                 )
                 .buckets(TAKEDOWN_BUCKETS.to_vec()),
             )?,
+            mail_pending: IntGauge::new(
+                "veza_mail_pending",
+                "E-mails in the outbox not sent yet (due or backing off), read from the database by the MailWorker each poll: every instance reports the same figure.",
+            )?,
+            mail_oldest_pending_age_seconds: prometheus::Gauge::new(
+                "veza_mail_oldest_pending_age_seconds",
+                "Age of the oldest e-mail not sent yet (0 when none), read by the MailWorker each poll.",
+            )?,
+            mail_sent_total: IntCounterVec::new(
+                Opts::new(
+                    "veza_mail_sent_total",
+                    "E-mails taken off the outbox by this instance, by how: smtp (the server accepted it) or log (no VEZA_SMTP_URL: logged and marked sent).",
+                ),
+                &["via"],
+            )?,
+            mail_failures_total: IntCounterVec::new(
+                Opts::new(
+                    "veza_mail_failures_total",
+                    "Failed sending attempts by this instance, by error: transient (server unreachable, timeout, 4xx: retried with backoff) or permanent (5xx, invalid address: still retried at the longest backoff, visible in the admin API).",
+                ),
+                &["error"],
+            )?,
         };
         for c in m.collectors() {
             registry.register(c)?;
@@ -335,6 +362,12 @@ impl Metrics {
         for result in ["hit", "miss", "bypass"] {
             m.catalogue_cache_requests_total
                 .with_label_values(&[result]);
+        }
+        for via in ["smtp", "log"] {
+            m.mail_sent_total.with_label_values(&[via]);
+        }
+        for error in ["transient", "permanent"] {
+            m.mail_failures_total.with_label_values(&[error]);
         }
         for limit in crate::ratelimit::Limit::ALL {
             m.rate_limited_total.with_label_values(&[limit.label()]);
@@ -397,6 +430,10 @@ impl Metrics {
             Box::new(self.catalogue_listen_reconnects_total.clone()),
             Box::new(self.catalogue_notifications_total.clone()),
             Box::new(self.rate_limited_total.clone()),
+            Box::new(self.mail_pending.clone()),
+            Box::new(self.mail_oldest_pending_age_seconds.clone()),
+            Box::new(self.mail_sent_total.clone()),
+            Box::new(self.mail_failures_total.clone()),
         ];
         #[cfg(target_os = "linux")]
         v.push(Box::new(

@@ -20,6 +20,7 @@ use crate::accounts::sessions::SessionCache;
 use crate::actors::catalogue_listener::{Caches, CatalogueListener};
 use crate::actors::cdn_signer::{CdnSigner, Reload, Signers, reuse_bucket};
 use crate::actors::db_pool::{self, DbPool, PoolStatsSettings};
+use crate::actors::mail_worker::{MailWorker, StopMailWorker};
 use crate::actors::query_stats::QueryStats;
 use crate::actors::registry::MetricsActor;
 use crate::actors::watchdog::{StopWatchdog, Watchdog};
@@ -96,6 +97,8 @@ pub struct Handles {
     pub catalogue_listener: Option<Addr<CatalogueListener>>,
     /// The takedown service (tests drive its clock and its restore job).
     pub takedowns: Arc<Takedowns>,
+    /// Works off the mail outbox.
+    pub mail_worker: Addr<MailWorker>,
 }
 
 impl Handles {
@@ -134,6 +137,8 @@ pub struct Prepared {
     conn: DatabaseConnection,
     /// Dead connections found: shared by the pool's validation and the wrapper.
     losses: Arc<db::failover::Losses>,
+    /// The SMTP client (`None`: messages are logged).
+    mailer: Option<crate::mail::smtp::Mailer>,
 }
 
 /// The running parts and what every HTTP worker shares.
@@ -227,6 +232,7 @@ impl Application {
             let _ = task.await;
         }
         let _ = self.watchdog.send(StopWatchdog).await;
+        let _ = self.handles.mail_worker.send(StopMailWorker).await;
         if let Some(pool) = self.handles.db_pool() {
             match pool.send(db_pool::Shutdown).await {
                 Ok(samples) => log::info!("shutdown complete ({samples} pool samples)"),
@@ -256,6 +262,8 @@ pub async fn prepare(config: Config) -> Result<Prepared, StartupError> {
         .query_stats
         .enabled
         .then(|| Arc::new(QueryStats::new(&config.query_stats, metrics.clone())));
+    let mailer =
+        crate::mail::smtp::Mailer::from_config(&config.mail).map_err(StartupError::Config)?;
     let losses = Arc::new(db::failover::Losses::default());
     let conn = db::connect_with(
         &config.database,
@@ -275,6 +283,7 @@ pub async fn prepare(config: Config) -> Result<Prepared, StartupError> {
         query_stats,
         conn,
         losses,
+        mailer,
     })
 }
 
@@ -293,6 +302,7 @@ pub async fn start(p: Prepared) -> (AppState, Listeners) {
         query_stats,
         conn,
         losses,
+        mailer,
     } = p;
     let metrics_actor = metrics_actor.start();
     let migrations_pending = Arc::new(AtomicBool::new(false));
@@ -339,6 +349,7 @@ pub async fn start(p: Prepared) -> (AppState, Listeners) {
         config.cdn.ttl,
         metrics.clone(),
     );
+    let mail_worker = start_mail_worker(&config, &db, mailer, &metrics);
     let interval = config.server.pool_stats_interval;
     let watchdog = Watchdog::new(db_pool.clone(), spawn_pool, metrics.clone(), interval).start();
     let limits = limits(&config, &metrics);
@@ -352,6 +363,7 @@ pub async fn start(p: Prepared) -> (AppState, Listeners) {
         catalogue,
         catalogue_listener,
         takedowns: takedowns.clone(),
+        mail_worker,
     };
     let state = AppState {
         handles,
@@ -555,6 +567,28 @@ fn cdn_signer(
     let leader = CdnSigner::new(config.cdn.clone(), metrics.clone())
         .map_err(|e| StartupError::Config(crate::config::ConfigProblem::from(e).to_string()))?;
     Ok(Some((leader, edge)))
+}
+
+/// The MailWorker, sending through SMTP when `VEZA_SMTP_URL` is set, else logging.
+fn start_mail_worker(
+    config: &Config,
+    db: &Db,
+    mailer: Option<crate::mail::smtp::Mailer>,
+    metrics: &Metrics,
+) -> Addr<MailWorker> {
+    match &config.mail.smtp {
+        Some(url) => log::info!("mail: sending the outbox through {url}"),
+        None => log::info!(
+            "mail: VEZA_SMTP_URL is not set: outbox messages are logged, not sent (GET /api/v1/admin/mail lists them)"
+        ),
+    }
+    MailWorker::new(
+        db.conn.clone(),
+        mailer,
+        config.mail.timeout,
+        metrics.clone(),
+    )
+    .start()
 }
 
 type SpawnPool = Box<dyn Fn() -> Addr<DbPool>>;

@@ -18,6 +18,7 @@ const ALL: &[Section] = &[
     Section::Storage,
     Section::QueryStats,
     Section::Cdn,
+    Section::Mail,
 ];
 
 #[derive(Debug, Parser)]

@@ -1,7 +1,12 @@
 //! E-mail through an outbox: [`enqueue`] writes a message in the caller's transaction,
 //! and a worker sends it over SMTP after commit (`VEZA_SMTP_URL`), retrying until the
 //! server takes it; without SMTP messages are logged and kept for the admin API. This
-//! module is the outbox's writing side; the worker lives beside it.
+//! file is the outbox's writing side; [`outbox`] its queries, [`smtp`] the SMTP client,
+//! [`round`] what the `MailWorker` actor does each poll. See docs/MAIL.md.
+
+pub mod outbox;
+pub mod round;
+pub mod smtp;
 
 use chrono::Utc;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, DbErr, Set};
@@ -26,7 +31,8 @@ pub async fn enqueue<C: ConnectionTrait>(db: &C, mail: Mail) -> Result<i64, DbEr
         created_at: Set(now),
         kind: Set(mail.kind),
         to_addr: Set(mail.to),
-        subject: Set(mail.subject),
+        // Subjects may carry user input: one line, whatever the caller passed.
+        subject: Set(smtp::one_line(&mail.subject)),
         body: Set(mail.body),
         attempts: Set(0),
         next_attempt_at: Set(now),

@@ -40,6 +40,7 @@ pub mod patterns {
     pub const USERS: &str = "/api/v1/users";
     pub const USER: &str = "/api/v1/users/{id}";
     pub const AUDIT: &str = "/api/v1/admin/audit";
+    pub const ADMIN_MAIL: &str = "/api/v1/admin/mail";
     pub const METRICS: &str = "/metrics";
     pub const NOTICES: &str = "/api/v1/takedown-notices";
     pub const NOTICE_SUMMARY: &str = "/api/v1/takedown-notices/{id}/summary";
@@ -140,7 +141,7 @@ impl Table<'_> {
 fn table(t: &mut Table<'_>) {
     use Policy::{Admin, Anyone, SignedIn, Staff};
     use handlers::{
-        account, audit, health, media, origin, playlist_writes, playlists, track_urls,
+        account, audit, health, mail, media, origin, playlist_writes, playlists, track_urls,
         track_writes, tracks, users,
     };
     t.resource(patterns::HEALTH, vec![get(Anyone, health::live)]);
@@ -216,6 +217,7 @@ fn table(t: &mut Table<'_>) {
         ],
     );
     t.resource(patterns::AUDIT, vec![get(Staff, audit::list)]);
+    t.resource(patterns::ADMIN_MAIL, vec![get(Staff, mail::list)]);
     takedown_routes(t);
 }
 

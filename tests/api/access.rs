@@ -461,6 +461,7 @@ async fn probes(app: &TestApp, owner: &TestUser, callers: &[Option<String>]) -> 
         probe(p::COUNTER_NOTICE, Method::POST, format!("/api/v1/tracks/{PRIVATE}/counter-notice"), [401, 404, 409, 404, 403, 403, 401, 401])
             .body(counter),
         probe(p::MY_TAKEDOWNS, Method::GET, "/api/v1/me/takedowns", SIGNED_IN),
+        probe(p::ADMIN_MAIL, Method::GET, "/api/v1/admin/mail?status=pending", [401, 403, 403, 403, 200, 200, 401, 401]),
         // Last: it ends each caller's session.
         probe(p::LOGOUT, Method::POST, "/api/v1/auth/logout", [401, 204, 204, 204, 204, 204, 401, 401]),
     ]

@@ -25,6 +25,7 @@ mod helpers;
 mod hls_delivery;
 mod http_semantics;
 mod import;
+mod mail;
 mod n1;
 mod observability;
 mod owner_writes;

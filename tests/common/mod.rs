@@ -19,6 +19,7 @@ pub mod nginx;
 pub mod pg_server;
 pub mod postgres;
 pub mod s3s_fs;
+pub mod smtp;
 pub mod tools;
 
 use std::time::{Duration, Instant};

@@ -4,6 +4,7 @@ pub mod account;
 pub mod audit;
 pub mod files;
 pub mod health;
+pub mod mail;
 pub mod media;
 pub mod origin;
 pub mod playlist_writes;
