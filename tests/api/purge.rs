@@ -329,15 +329,8 @@ async fn akamai_fast_purge_deletes_with_an_edgegrid_signature() {
         );
     let app = spawn_app(Backend::Sqlite, opts).await;
     let status = enqueue_and_drain(&app, "notice:3", true).await;
-    // Fast Purge by URL has no prefixes: the files only, the bare prefix noted.
-    assert!(
-        status
-            .last_error
-            .as_deref()
-            .unwrap_or_default()
-            .contains("/hls/7/"),
-        "{status:?}"
-    );
+    // Fast Purge by URL has no prefixes: the files only (the prefix's file is listed).
+    assert_eq!(status.last_error, None, "{status:?}");
     let creds = edgegrid::Credentials {
         client_token: "akab-client-token".into(),
         access_token: veza::secret::Secret::new("akab-access-token".into()),
@@ -505,7 +498,9 @@ async fn nginx_edge_stops_serving_a_purged_segment() {
     .await;
     assert!(
         gone.is_some(),
-        "the edge still serves {url} 2 s after the purge was enqueued"
+        "the edge still serves {url} 2 s after the purge was enqueued: {:?} {:?}",
+        edge.access_log(),
+        veza::purge::status_of(&app.handles.db.conn, "notice:6").await
     );
     assert!(started.elapsed() <= Duration::from_secs(2));
     let log = edge.access_log();
@@ -548,8 +543,15 @@ async fn cloudfront_invalidates_through_moto_idempotently() {
         !paths.contains(&"/hls/7/seg_000.ts".to_string()),
         "{paths:?}"
     );
-    // A retry of the same row (same CallerReference) returns the same invalidations.
+    // A retry of the same row sends the same CallerReferences (CloudFront then returns
+    // the invalidations already created; moto does not emulate that deduplication, so
+    // the references are compared).
+    let first = moto.caller_references(&distribution).await;
+    assert_eq!(first.len(), 2, "{first:?}");
     let purger = veza::purge::Purger::from_config(&app.config.cdn, &app.config.purge).await;
-    let again = purger.purge(status.id, &status.paths).await.unwrap();
-    assert_eq!(again.note.as_deref(), Some(note.as_str()));
+    purger.purge(status.id, &status.paths).await.unwrap();
+    let mut all = moto.caller_references(&distribution).await;
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 2, "a retry used new CallerReferences: {all:?}");
 }

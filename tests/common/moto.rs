@@ -131,4 +131,34 @@ impl Moto {
         }
         paths
     }
+
+    /// The CallerReference of every invalidation of `distribution`.
+    pub async fn caller_references(&self, distribution: &str) -> Vec<String> {
+        let list = self
+            .client
+            .list_invalidations()
+            .distribution_id(distribution)
+            .send()
+            .await
+            .unwrap();
+        let items = list
+            .invalidation_list()
+            .map(|l| l.items().to_vec())
+            .unwrap_or_default();
+        let mut refs = Vec::new();
+        for summary in items {
+            let inv = self
+                .client
+                .get_invalidation()
+                .distribution_id(distribution)
+                .id(summary.id())
+                .send()
+                .await
+                .unwrap();
+            if let Some(b) = inv.invalidation().and_then(|i| i.invalidation_batch()) {
+                refs.push(b.caller_reference().to_string());
+            }
+        }
+        refs
+    }
 }
