@@ -23,6 +23,8 @@ command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 # wrk and pgbench: scripts/bench.sh (its --quick smoke run is part of the test command).
 command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+# ngx_cache_purge: the nginx edge of the CDN purge tests (tests/api/purge.rs).
+[ -f /usr/lib/nginx/modules/ngx_http_cache_purge_module.so ] || need_apt+=(libnginx-mod-http-cache-purge)
 command -v pgbench >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pgbench >/dev/null 2>&1 || need_apt+=(postgresql-contrib)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing ${need_apt[*]}"
@@ -97,6 +99,15 @@ if [ "$(cat "$smtp_venv/.veza-requirements.sha256" 2>/dev/null)" != "$smtp_sum" 
     printf '%s\n' "$smtp_sum" > "$smtp_venv/.veza-requirements.sha256"
   else
     log "aiosmtpd could NOT be installed"
+    if [ "${CI:-}" = "true" ]; then exit 1; fi
+  fi
+fi
+# moto's server (PyPI moto[server]): the CloudFront API of the purge tests
+# (tests/common/moto.rs). Not fatal outside CI: that test then skips, saying why.
+if ! command -v moto_server >/dev/null 2>&1; then
+  log "installing moto[server] (pip)"
+  if ! python3 -m pip install --quiet --disable-pip-version-check 'moto[server]'; then
+    log "moto[server] could NOT be installed"
     if [ "${CI:-}" = "true" ]; then exit 1; fi
   fi
 fi

@@ -894,6 +894,149 @@ pub const SMTP_TIMEOUT: Var<Duration> = Var::new(
     "a duration between 100ms and 5m, such as 10s",
     "bound of each SMTP exchange (connect, every command); a whole message gets three times it, then it is retried later",
 );
+// CDN purges (src/purge, the PurgeWorker): the provider is CDN_PROVIDER's; the purge
+// credentials are separate from the signing keys. Missing ones are a warning, not an
+// error: purges then fail (and alert) until they are set, and nothing is dropped.
+pub const CDN_PURGE_API_URL: Var<Option<String>> = Var::new(
+    "CDN_PURGE_API_URL",
+    Section::Cdn,
+    none,
+    |s| http_url(s, false),
+    show_opt,
+    "an http(s) URL without query, such as https://api.bunny.net",
+    "base URL of the provider's purge API (default: bunny https://api.bunny.net, cloudflare https://api.cloudflare.com, akamai https://CDN_PURGE_EDGEGRID_HOST, cloudfront the AWS endpoint); for nginx, required: the edge's proxy_cache_purge location, e.g. http://edge:8080/purge",
+);
+pub const CDN_PURGE_ACCESS_KEY: Var<Option<Secret<String>>> = Var::new(
+    "CDN_PURGE_ACCESS_KEY",
+    Section::Cdn,
+    none,
+    non_empty_secret,
+    show_secret,
+    "a Bunny account API key",
+    "bunny: the account API key sent as AccessKey to the purge API (not the token key); secret",
+)
+.secret();
+pub const CDN_PURGE_API_TOKEN: Var<Option<Secret<String>>> = Var::new(
+    "CDN_PURGE_API_TOKEN",
+    Section::Cdn,
+    none,
+    non_empty_secret,
+    show_secret,
+    "a Cloudflare API token with the Cache Purge permission",
+    "cloudflare: API token (Zone.Cache Purge) sent as Authorization: Bearer; secret",
+)
+.secret();
+pub const CDN_PURGE_ZONE_ID: Var<Option<String>> = Var::new(
+    "CDN_PURGE_ZONE_ID",
+    Section::Cdn,
+    none,
+    non_empty,
+    show_opt,
+    "a Cloudflare zone id",
+    "cloudflare: the zone whose cache is purged",
+);
+pub const CDN_PURGE_DISTRIBUTION_ID: Var<Option<String>> = Var::new(
+    "CDN_PURGE_DISTRIBUTION_ID",
+    Section::Cdn,
+    none,
+    non_empty,
+    show_opt,
+    "a CloudFront distribution id",
+    "cloudfront: the distribution CreateInvalidation targets",
+);
+pub const CDN_PURGE_AWS_ACCESS_KEY_ID: Var<Option<String>> = Var::new(
+    "CDN_PURGE_AWS_ACCESS_KEY_ID",
+    Section::Cdn,
+    none,
+    non_empty,
+    show_opt,
+    "an access key id",
+    "cloudfront: static access key id for CreateInvalidation; with CDN_PURGE_AWS_SECRET_ACCESS_KEY, used instead of the standard AWS credential chain",
+);
+pub const CDN_PURGE_AWS_SECRET_ACCESS_KEY: Var<Option<Secret<String>>> = Var::new(
+    "CDN_PURGE_AWS_SECRET_ACCESS_KEY",
+    Section::Cdn,
+    none,
+    non_empty_secret,
+    show_secret,
+    "a secret key",
+    "cloudfront: static secret key, set together with CDN_PURGE_AWS_ACCESS_KEY_ID; secret",
+)
+.secret();
+pub const CDN_PURGE_EDGEGRID_HOST: Var<Option<String>> = Var::new(
+    "CDN_PURGE_EDGEGRID_HOST",
+    Section::Cdn,
+    none,
+    non_empty,
+    show_opt,
+    "an EdgeGrid API host, such as akab-xxxx.purge.akamaiapis.net",
+    "akamai: the API client's host (.edgerc host); the purge API is https://HOST unless CDN_PURGE_API_URL is set",
+);
+pub const CDN_PURGE_EDGEGRID_CLIENT_TOKEN: Var<Option<String>> = Var::new(
+    "CDN_PURGE_EDGEGRID_CLIENT_TOKEN",
+    Section::Cdn,
+    none,
+    non_empty,
+    show_opt,
+    "an EdgeGrid client token (akab-…)",
+    "akamai: the API client's client_token",
+);
+pub const CDN_PURGE_EDGEGRID_CLIENT_SECRET: Var<Option<Secret<String>>> = Var::new(
+    "CDN_PURGE_EDGEGRID_CLIENT_SECRET",
+    Section::Cdn,
+    none,
+    non_empty_secret,
+    show_secret,
+    "an EdgeGrid client secret",
+    "akamai: the API client's client_secret (EG1-HMAC-SHA256 signing); secret",
+)
+.secret();
+pub const CDN_PURGE_EDGEGRID_ACCESS_TOKEN: Var<Option<Secret<String>>> = Var::new(
+    "CDN_PURGE_EDGEGRID_ACCESS_TOKEN",
+    Section::Cdn,
+    none,
+    non_empty_secret,
+    show_secret,
+    "an EdgeGrid access token (akab-…)",
+    "akamai: the API client's access_token; secret",
+)
+.secret();
+pub const CDN_PURGE_RATE_LIMIT: Var<Option<Rate>> = Var::new(
+    "CDN_PURGE_RATE_LIMIT",
+    Section::Cdn,
+    none,
+    |s| Rate::parse(s).map(Some),
+    show_opt,
+    Rate::EXPECTED,
+    "purge API requests allowed per period (token bucket, burst = COUNT); default: the provider's documented limit (cloudflare 5/1m, akamai 50/1m, cloudfront 20/1s, bunny its own buckets: files 5/s burst 120, prefixes 1/2s burst 20, nginx none)",
+);
+pub const CDN_PURGE_TIMEOUT: Var<Duration> = Var::new(
+    "CDN_PURGE_TIMEOUT",
+    Section::Cdn,
+    || Duration::from_secs(10),
+    |s| duration_in(s, ms(100), secs(120)),
+    show_duration,
+    "a duration between 100ms and 2m, such as 10s",
+    "bound of one purge API request (connecting included); a timeout is retried",
+);
+pub const CDN_PURGE_POLL_INTERVAL: Var<Duration> = Var::new(
+    "CDN_PURGE_POLL_INTERVAL",
+    Section::Cdn,
+    || Duration::from_millis(500),
+    |s| duration_in(s, ms(50), secs(60)),
+    show_duration,
+    "a duration between 50ms and 1m, such as 500ms",
+    "how often the purge worker looks for due purges in the outbox",
+);
+pub const CDN_PURGE_MAX_BACKOFF: Var<Duration> = Var::new(
+    "CDN_PURGE_MAX_BACKOFF",
+    Section::Cdn,
+    || Duration::from_secs(300),
+    |s| duration_in(s, secs(1), secs(86_400)),
+    show_duration,
+    "a duration between 1s and 1d, such as 5m",
+    "longest wait between two attempts of a failing purge (exponential from 500ms); refused requests (4xx: credentials) always wait this long",
+);
 
 /// Every variable, in the order `--help`, `check-config` and the docs list them.
 pub static ENV_VARS: &[&dyn Documented] = &[
@@ -963,6 +1106,21 @@ pub static ENV_VARS: &[&dyn Documented] = &[
     &SMTP_URL,
     &MAIL_FROM,
     &SMTP_TIMEOUT,
+    &CDN_PURGE_API_URL,
+    &CDN_PURGE_ACCESS_KEY,
+    &CDN_PURGE_API_TOKEN,
+    &CDN_PURGE_ZONE_ID,
+    &CDN_PURGE_DISTRIBUTION_ID,
+    &CDN_PURGE_AWS_ACCESS_KEY_ID,
+    &CDN_PURGE_AWS_SECRET_ACCESS_KEY,
+    &CDN_PURGE_EDGEGRID_HOST,
+    &CDN_PURGE_EDGEGRID_CLIENT_TOKEN,
+    &CDN_PURGE_EDGEGRID_CLIENT_SECRET,
+    &CDN_PURGE_EDGEGRID_ACCESS_TOKEN,
+    &CDN_PURGE_RATE_LIMIT,
+    &CDN_PURGE_TIMEOUT,
+    &CDN_PURGE_POLL_INTERVAL,
+    &CDN_PURGE_MAX_BACKOFF,
 ];
 
 /// Look a variable up in [`ENV_VARS`].
@@ -1494,6 +1652,7 @@ pub struct Config {
     pub accounts: AccountsConfig,
     pub rate_limits: RateLimitConfig,
     pub mail: MailConfig,
+    pub purge: PurgeConfig,
     /// What [`Config::effective`] prints, recorded as each variable was read.
     shown: BTreeMap<&'static str, String>,
 }
@@ -1594,6 +1753,7 @@ impl Config {
             slow_query: ms(u64::from(r.get(&SLOW_QUERY_MS))),
         };
         let cdn = read_cdn(&mut r);
+        let purge = read_purge(&mut r);
         let accounts = AccountsConfig {
             session_ttl: r.get(&SESSION_TTL),
             signup: r.get(&SIGNUP),
@@ -1619,6 +1779,7 @@ impl Config {
             accounts,
             rate_limits,
             mail,
+            purge,
             shown: r.shown,
         })
     }
@@ -1648,6 +1809,17 @@ impl Config {
                 "VEZA_SMTP_URL sends its password unencrypted: use smtps:// or add ?tls=required (STARTTLS)"
                     .to_string(),
             );
+        }
+        if self.cdn.enabled
+            && let Some(p) = self.cdn.provider
+        {
+            let missing = self.purge.missing(p);
+            if !missing.is_empty() {
+                w.push(format!(
+                    "CDN purges cannot reach {p}: {} not set, so takedown purges stay pending (and alert) until it is; see docs/CDN_PURGE.md",
+                    missing.join(", ")
+                ));
+            }
         }
         w
     }
@@ -1842,6 +2014,109 @@ fn parse_cors(s: &str) -> Option<CorsOrigins> {
         origins.push(o.to_string());
     }
     (!origins.is_empty()).then_some(CorsOrigins::List(origins))
+}
+
+/// CDN purge settings (`CDN_PURGE_*`). Which credentials a provider needs is checked
+/// by [`PurgeConfig::missing`], a warning: see [`Config::warnings`].
+#[derive(Clone, Debug)]
+pub struct PurgeConfig {
+    pub api_url: Option<String>,
+    pub bunny_access_key: Option<Secret<String>>,
+    pub cloudflare_token: Option<Secret<String>>,
+    pub cloudflare_zone: Option<String>,
+    pub cloudfront_distribution: Option<String>,
+    pub aws_credentials: Option<S3Credentials>,
+    pub edgegrid_host: Option<String>,
+    pub edgegrid_client_token: Option<String>,
+    pub edgegrid_client_secret: Option<Secret<String>>,
+    pub edgegrid_access_token: Option<Secret<String>>,
+    pub rate_limit: Option<Rate>,
+    pub timeout: Duration,
+    pub poll_interval: Duration,
+    pub max_backoff: Duration,
+}
+
+impl PurgeConfig {
+    /// The variables `provider`'s purges need that are not set (empty: none missing).
+    pub fn missing(&self, provider: Provider) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        match provider {
+            Provider::Bunny if self.bunny_access_key.is_none() => {
+                v.push(CDN_PURGE_ACCESS_KEY.name);
+            }
+            Provider::Cloudflare => {
+                if self.cloudflare_token.is_none() {
+                    v.push(CDN_PURGE_API_TOKEN.name);
+                }
+                if self.cloudflare_zone.is_none() {
+                    v.push(CDN_PURGE_ZONE_ID.name);
+                }
+            }
+            Provider::CloudFront if self.cloudfront_distribution.is_none() => {
+                v.push(CDN_PURGE_DISTRIBUTION_ID.name);
+            }
+            Provider::Akamai => {
+                if self.edgegrid_host.is_none() && self.api_url.is_none() {
+                    v.push(CDN_PURGE_EDGEGRID_HOST.name);
+                }
+                if self.edgegrid_client_token.is_none() {
+                    v.push(CDN_PURGE_EDGEGRID_CLIENT_TOKEN.name);
+                }
+                if self.edgegrid_client_secret.is_none() {
+                    v.push(CDN_PURGE_EDGEGRID_CLIENT_SECRET.name);
+                }
+                if self.edgegrid_access_token.is_none() {
+                    v.push(CDN_PURGE_EDGEGRID_ACCESS_TOKEN.name);
+                }
+            }
+            Provider::Nginx if self.api_url.is_none() => v.push(CDN_PURGE_API_URL.name),
+            _ => {}
+        }
+        v
+    }
+}
+
+fn read_purge(r: &mut Reader<'_>) -> PurgeConfig {
+    let aws_credentials = match (
+        r.get(&CDN_PURGE_AWS_ACCESS_KEY_ID),
+        r.get(&CDN_PURGE_AWS_SECRET_ACCESS_KEY),
+    ) {
+        (Some(access_key_id), Some(secret_access_key)) => Some(S3Credentials {
+            access_key_id,
+            secret_access_key,
+        }),
+        (None, None) => None,
+        (Some(_), None) => {
+            r.missing(
+                &CDN_PURGE_AWS_SECRET_ACCESS_KEY,
+                "a secret key when CDN_PURGE_AWS_ACCESS_KEY_ID is set",
+            );
+            None
+        }
+        (None, Some(_)) => {
+            r.missing(
+                &CDN_PURGE_AWS_ACCESS_KEY_ID,
+                "an access key id when CDN_PURGE_AWS_SECRET_ACCESS_KEY is set",
+            );
+            None
+        }
+    };
+    PurgeConfig {
+        api_url: r.get(&CDN_PURGE_API_URL),
+        bunny_access_key: r.get(&CDN_PURGE_ACCESS_KEY),
+        cloudflare_token: r.get(&CDN_PURGE_API_TOKEN),
+        cloudflare_zone: r.get(&CDN_PURGE_ZONE_ID),
+        cloudfront_distribution: r.get(&CDN_PURGE_DISTRIBUTION_ID),
+        aws_credentials,
+        edgegrid_host: r.get(&CDN_PURGE_EDGEGRID_HOST),
+        edgegrid_client_token: r.get(&CDN_PURGE_EDGEGRID_CLIENT_TOKEN),
+        edgegrid_client_secret: r.get(&CDN_PURGE_EDGEGRID_CLIENT_SECRET),
+        edgegrid_access_token: r.get(&CDN_PURGE_EDGEGRID_ACCESS_TOKEN),
+        rate_limit: r.get(&CDN_PURGE_RATE_LIMIT),
+        timeout: r.get(&CDN_PURGE_TIMEOUT),
+        poll_interval: r.get(&CDN_PURGE_POLL_INTERVAL),
+        max_backoff: r.get(&CDN_PURGE_MAX_BACKOFF),
+    }
 }
 
 fn read_cdn(r: &mut Reader<'_>) -> CdnConfig {

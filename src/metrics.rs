@@ -107,7 +107,27 @@ pub struct Metrics {
     pub mail_oldest_pending_age_seconds: prometheus::Gauge,
     pub mail_sent_total: IntCounterVec,
     pub mail_failures_total: IntCounterVec,
+    // CDN purges (crate::purge, PurgeWorker actor)
+    pub cdn_purge_pending: IntGauge,
+    pub cdn_purge_oldest_pending_seconds: prometheus::Gauge,
+    pub cdn_purge_failures_total: IntCounterVec,
+    pub cdn_purge_completed_total: IntCounterVec,
+    pub cdn_purge_seconds: Histogram,
 }
+
+/// `provider` label values of the purge metrics: the providers, and `none` (no CDN).
+pub const PURGE_PROVIDERS: &[&str] = &[
+    "bunny",
+    "cloudfront",
+    "cloudflare",
+    "akamai",
+    "nginx",
+    "none",
+];
+/// Enqueue → confirmed: a fast API call up to hours of backlog.
+pub const PURGE_BUCKETS: &[f64] = &[
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 14_400.0,
+];
 
 impl Metrics {
     /// Create every metric and register it on `registry` (plus process metrics).
@@ -347,6 +367,35 @@ impl Metrics {
                 ),
                 &["error"],
             )?,
+            cdn_purge_pending: IntGauge::new(
+                "veza_cdn_purge_pending",
+                "CDN purges in the outbox not yet confirmed by the provider (the whole outbox: every instance reports the same backlog).",
+            )?,
+            cdn_purge_oldest_pending_seconds: prometheus::Gauge::new(
+                "veza_cdn_purge_oldest_pending_seconds",
+                "Age of the oldest CDN purge not yet confirmed (0 when none is pending).",
+            )?,
+            cdn_purge_failures_total: IntCounterVec::new(
+                Opts::new(
+                    "veza_cdn_purge_failures_total",
+                    "Failed CDN purge attempts (retried with backoff), by provider.",
+                ),
+                &["provider"],
+            )?,
+            cdn_purge_completed_total: IntCounterVec::new(
+                Opts::new(
+                    "veza_cdn_purge_completed_total",
+                    "CDN purges confirmed by the provider (or done at once without a CDN: provider=\"none\"), by provider.",
+                ),
+                &["provider"],
+            )?,
+            cdn_purge_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "veza_cdn_purge_seconds",
+                    "Time from a purge's enqueue (the decision's transaction) to the provider's confirmation.",
+                )
+                .buckets(PURGE_BUCKETS.to_vec()),
+            )?,
         };
         for c in m.collectors() {
             registry.register(c)?;
@@ -368,6 +417,10 @@ impl Metrics {
         }
         for error in ["transient", "permanent"] {
             m.mail_failures_total.with_label_values(&[error]);
+        }
+        for provider in PURGE_PROVIDERS {
+            m.cdn_purge_failures_total.with_label_values(&[provider]);
+            m.cdn_purge_completed_total.with_label_values(&[provider]);
         }
         for limit in crate::ratelimit::Limit::ALL {
             m.rate_limited_total.with_label_values(&[limit.label()]);
@@ -434,6 +487,11 @@ impl Metrics {
             Box::new(self.mail_oldest_pending_age_seconds.clone()),
             Box::new(self.mail_sent_total.clone()),
             Box::new(self.mail_failures_total.clone()),
+            Box::new(self.cdn_purge_pending.clone()),
+            Box::new(self.cdn_purge_oldest_pending_seconds.clone()),
+            Box::new(self.cdn_purge_failures_total.clone()),
+            Box::new(self.cdn_purge_completed_total.clone()),
+            Box::new(self.cdn_purge_seconds.clone()),
         ];
         #[cfg(target_os = "linux")]
         v.push(Box::new(

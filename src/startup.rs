@@ -21,6 +21,7 @@ use crate::actors::catalogue_listener::{Caches, CatalogueListener};
 use crate::actors::cdn_signer::{CdnSigner, Reload, Signers, reuse_bucket};
 use crate::actors::db_pool::{self, DbPool, PoolStatsSettings};
 use crate::actors::mail_worker::{MailWorker, StopMailWorker};
+use crate::actors::purge_worker::PurgeWorker;
 use crate::actors::query_stats::QueryStats;
 use crate::actors::registry::MetricsActor;
 use crate::actors::watchdog::{StopWatchdog, Watchdog};
@@ -99,6 +100,8 @@ pub struct Handles {
     pub takedowns: Arc<Takedowns>,
     /// Works off the mail outbox.
     pub mail_worker: Addr<MailWorker>,
+    /// The CDN purge worker (send it `Wake` after enqueuing a purge).
+    pub purge_worker: Addr<PurgeWorker>,
 }
 
 impl Handles {
@@ -353,6 +356,7 @@ pub async fn start(p: Prepared) -> (AppState, Listeners) {
     let interval = config.server.pool_stats_interval;
     let watchdog = Watchdog::new(db_pool.clone(), spawn_pool, metrics.clone(), interval).start();
     let limits = limits(&config, &metrics);
+    let purge_worker = start_purge_worker(&config, &db, &metrics).await;
     let handles = Handles {
         db: db.clone(),
         metrics,
@@ -364,6 +368,7 @@ pub async fn start(p: Prepared) -> (AppState, Listeners) {
         catalogue_listener,
         takedowns: takedowns.clone(),
         mail_worker,
+        purge_worker,
     };
     let state = AppState {
         handles,
@@ -449,6 +454,27 @@ fn restore_job(db: Db, takedowns: Arc<Takedowns>) {
             }
         }
     });
+}
+
+/// The CDN purge worker: the configured provider's client (none without a CDN; a
+/// provider whose purge settings are missing fails every purge, loudly) and the loop.
+async fn start_purge_worker(config: &Config, db: &Db, metrics: &Metrics) -> Addr<PurgeWorker> {
+    let purger = crate::purge::Purger::from_config(&config.cdn, &config.purge).await;
+    log::info!("CDN purges: {}", purger.label());
+    let settings = crate::purge::WorkerSettings {
+        poll_interval: config.purge.poll_interval,
+        batch: 16,
+        max_backoff: config.purge.max_backoff,
+        // Longer than a round can take with its HTTP timeouts.
+        lease: (config.purge.timeout * 4).max(Duration::from_secs(60)),
+    };
+    PurgeWorker::new(crate::purge::Worker {
+        db: db.conn.clone(),
+        purger: Arc::new(purger),
+        metrics: metrics.clone(),
+        settings,
+    })
+    .start()
 }
 
 /// The HTTP server on `listener`, its workers sharing `state`. One QueryStats actor per

@@ -1,7 +1,30 @@
 //! CDN purges through an outbox: [`enqueue`] writes a purge in the caller's transaction
 //! (the decision that needs it), and a worker sends it to the configured CDN after
-//! commit, retrying until the provider confirms. This module is the outbox's writing
-//! side; the worker and the providers' clients live beside it.
+//! commit, retrying until the provider confirms.
+//!
+//! - [`enqueue`]: the writing side;
+//! - [`outbox`]: claiming due rows, recording outcomes, the backlog, [`status_of`];
+//! - [`Purger`] ([`providers`]): the configured provider's client — [`bunny`],
+//!   [`cloudfront`], [`cloudflare`], [`akamai`] (signed by [`edgegrid`]), [`nginx`];
+//! - [`worker`]: the loop the `PurgeWorker` actor runs.
+//!
+//! No actix here. See docs/CDN_PURGE.md.
+
+pub mod akamai;
+pub mod bunny;
+pub mod cloudflare;
+pub mod cloudfront;
+pub mod edgegrid;
+pub mod nginx;
+pub mod outbox;
+pub mod plan;
+pub mod providers;
+pub mod worker;
+
+pub use outbox::{PurgeStatus, status_of};
+pub use plan::PurgeError;
+pub use providers::{Purged, Purger};
+pub use worker::{Worker, WorkerSettings};
 
 use chrono::Utc;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, DbErr, Set};

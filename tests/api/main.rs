@@ -32,6 +32,7 @@ mod owner_writes;
 mod pipelining;
 mod playback;
 mod pool;
+mod purge;
 mod rate_limits;
 mod s3;
 mod startup_errors;

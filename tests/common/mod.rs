@@ -1,7 +1,7 @@
 //! Fixtures shared by every test crate (`tests/api` and the top-level test files): the
 //! one skip rule, the tools tests run, and the processes they run beside the
 //! application: a PostgreSQL database per test (and a PostgreSQL server of a test's
-//! own, to restart), s3s-fs, nginx, the headless Chromium
+//! own, to restart), s3s-fs, moto (CloudFront), nginx, the headless Chromium
 //! of the playback harness, and the real `veza` binary. The in-process application
 //! (spawned on port 0 over a fresh database, driven over HTTP) is
 //! `tests/api/helpers.rs`.
@@ -15,6 +15,7 @@
 
 pub mod binary;
 pub mod chromium;
+pub mod moto;
 pub mod nginx;
 pub mod pg_server;
 pub mod postgres;

@@ -30,10 +30,16 @@ impl Nginx {
     /// `http`; `{tmp}` stands for the prefix directory) and wait until it listens on
     /// `port`, which one of them must listen on.
     pub async fn start(nginx: &Path, port: u16, servers: &str) -> Nginx {
+        Nginx::start_with_main(nginx, port, "", servers).await
+    }
+
+    /// [`Nginx::start`] with directives of the main context first (`load_module …;`).
+    pub async fn start_with_main(nginx: &Path, port: u16, main: &str, servers: &str) -> Nginx {
         let dir = tempfile::tempdir().unwrap();
         let t = dir.path().display().to_string();
         let conf = format!(
-            "daemon off;
+            "{main}
+daemon off;
 master_process off;
 worker_processes 1;
 pid {t}/nginx.pid;
