@@ -23,8 +23,6 @@ command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 # wrk and pgbench: scripts/bench.sh (its --quick smoke run is part of the test command).
 command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
-# ngx_cache_purge: the nginx edge of the CDN purge tests (tests/api/purge.rs).
-[ -f /usr/lib/nginx/modules/ngx_http_cache_purge_module.so ] || need_apt+=(libnginx-mod-http-cache-purge)
 command -v pgbench >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pgbench >/dev/null 2>&1 || need_apt+=(postgresql-contrib)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing ${need_apt[*]}"

@@ -904,7 +904,7 @@ pub const CDN_PURGE_API_URL: Var<Option<String>> = Var::new(
     |s| http_url(s, false),
     show_opt,
     "an http(s) URL without query, such as https://api.bunny.net",
-    "base URL of the provider's purge API (default: bunny https://api.bunny.net, cloudflare https://api.cloudflare.com, akamai https://CDN_PURGE_EDGEGRID_HOST, cloudfront the AWS endpoint); for nginx, required: the edge's proxy_cache_purge location, e.g. http://edge:8080/purge",
+    "base URL of the provider's purge API (default: bunny https://api.bunny.net, cloudflare https://api.cloudflare.com, akamai https://CDN_PURGE_EDGEGRID_HOST, cloudfront the AWS endpoint); for nginx, required: the edge itself, e.g. http://edge:8080 (files are refreshed there with X-Veza-Purge: CDN_PURGE_API_TOKEN)",
 );
 pub const CDN_PURGE_ACCESS_KEY: Var<Option<Secret<String>>> = Var::new(
     "CDN_PURGE_ACCESS_KEY",
@@ -923,7 +923,7 @@ pub const CDN_PURGE_API_TOKEN: Var<Option<Secret<String>>> = Var::new(
     non_empty_secret,
     show_secret,
     "a Cloudflare API token with the Cache Purge permission",
-    "cloudflare: API token (Zone.Cache Purge) sent as Authorization: Bearer; secret",
+    "cloudflare: API token (Zone.Cache Purge) sent as Authorization: Bearer; nginx: the X-Veza-Purge value the edge maps to proxy_cache_bypass; secret",
 )
 .secret();
 pub const CDN_PURGE_ZONE_ID: Var<Option<String>> = Var::new(
@@ -2069,7 +2069,14 @@ impl PurgeConfig {
                     v.push(CDN_PURGE_EDGEGRID_ACCESS_TOKEN.name);
                 }
             }
-            Provider::Nginx if self.api_url.is_none() => v.push(CDN_PURGE_API_URL.name),
+            Provider::Nginx => {
+                if self.api_url.is_none() {
+                    v.push(CDN_PURGE_API_URL.name);
+                }
+                if self.cloudflare_token.is_none() {
+                    v.push(CDN_PURGE_API_TOKEN.name);
+                }
+            }
             _ => {}
         }
         v

@@ -1,7 +1,13 @@
-//! nginx with `ngx_cache_purge` (Debian's `libnginx-mod-http-cache-purge`, 2.3): a
-//! location `proxy_cache_purge ZONE KEY` restricted to the service; each exact cache
-//! key is purged by a request to `{CDN_PURGE_API_URL}{path}` (method `PURGE`). 200:
-//! purged; 404: not cached (nothing to do). No wildcards: the row must list the files.
+//! nginx, stock: each cached file is **refreshed** from the origin by a GET to
+//! `{CDN_PURGE_API_URL}{path}` carrying `X-Veza-Purge: CDN_PURGE_API_TOKEN`, which the
+//! edge maps to `proxy_cache_bypass` (docs/CDN_PURGE.md has the configuration). The
+//! edge then stores what the origin answers now: a 451 or 404 after a takedown (the
+//! edge must cache those codes), the bytes again after a restore. No wildcards: the
+//! row must list the files.
+//!
+//! Not `ngx_cache_purge`: Debian's `libnginx-mod-http-cache-purge` 2.3 crashes the
+//! worker on every purge with nginx 1.22 (a known incompatibility, fixed upstream but
+//! not in Debian's package), found by the real-edge test.
 
 use std::time::Duration;
 
@@ -12,24 +18,31 @@ use super::plan::{PurgeError, plan, retry_after, status_error, transport_error};
 pub struct Nginx {
     pub(super) http: reqwest::Client,
     pub(super) purge_base: String,
+    /// `CDN_PURGE_API_TOKEN`: proves the refresh comes from the service.
+    pub(super) token: String,
     pub(super) _max_wait: Duration,
 }
+
+/// The header the edge maps to `proxy_cache_bypass`.
+pub const REFRESH_HEADER: &str = "X-Veza-Purge";
 
 impl Nginx {
     pub async fn purge(&self, paths: &[String]) -> Result<Option<String>, PurgeError> {
         let p = plan(paths, false);
-        let method = reqwest::Method::from_bytes(b"PURGE")
-            .map_err(|e| PurgeError::Permanent(e.to_string()))?;
         for file in &p.files {
             let url = format!("{}{file}", self.purge_base);
             let resp = self
                 .http
-                .request(method.clone(), &url)
+                .get(&url)
+                .header(REFRESH_HEADER, self.token.as_str())
                 .send()
                 .await
                 .map_err(|e| transport_error("nginx", &e))?;
             let status = resp.status().as_u16();
-            if resp.status().is_success() || status == 404 {
+            // The edge fetched the origin's answer and stored it: whatever the origin
+            // says now (the bytes, 404, 451) replaced the cached copy. A 5xx or an
+            // edge refusal (403: wrong token) did not.
+            if resp.status().is_success() || matches!(status, 404 | 410 | 451) {
                 continue;
             }
             let after = retry_after(resp.headers());

@@ -64,7 +64,12 @@ pub fn transport_error(what: &str, e: &reqwest::Error) -> PurgeError {
     };
     // reqwest's Display names the URL, which never carries a credential here (they
     // travel in headers); the chain's source adds the cause.
-    let cause = std::error::Error::source(e).map_or_else(String::new, |s| format!(" ({s})"));
+    let mut cause = String::new();
+    let mut next = std::error::Error::source(e);
+    while let Some(s) = next {
+        cause.push_str(&format!(" ({s})"));
+        next = s.source();
+    }
     PurgeError::retryable(format!("{what}: {kind}{cause}"))
 }
 

@@ -118,6 +118,11 @@ impl Purger {
             Provider::Nginx => Purger::Nginx(Nginx {
                 http,
                 purge_base: p.api_url.clone().unwrap_or_default(),
+                token: p
+                    .cloudflare_token
+                    .as_ref()
+                    .map(|t| t.expose().clone())
+                    .unwrap_or_default(),
                 _max_wait: MAX_RATE_WAIT,
             }),
             Provider::CloudFront => Purger::CloudFront(CloudFront {

@@ -537,7 +537,7 @@ async fn prometheus_scrapes_two_instances_and_every_panel_and_alert_evaluates() 
             );
         }
     }
-    assert_eq!(alert_exprs().len(), 13);
+    assert_eq!(alert_exprs().len(), 14);
 
     // The 5 s holds were leak suspects (threshold 1 s) on the hold route.
     let (name, expr) = alert_exprs()

@@ -51,18 +51,6 @@ pub fn nginx() -> Option<PathBuf> {
     require("nginx", "apt-get install nginx")
 }
 
-/// ngx_cache_purge, Debian's dynamic module (`proxy_cache_purge`).
-pub fn nginx_cache_purge_module() -> Option<PathBuf> {
-    let path = PathBuf::from("/usr/lib/nginx/modules/ngx_http_cache_purge_module.so");
-    if path.is_file() {
-        return Some(path);
-    }
-    super::skip(
-        "nginx's cache purge module is not installed (apt-get install libnginx-mod-http-cache-purge; scripts/setup.sh installs it)",
-    );
-    None
-}
-
 /// moto's server (PyPI `moto[server]`): the CloudFront API, emulated.
 pub fn moto_server() -> Option<PathBuf> {
     require("moto_server", "pip install 'moto[server]'")
