@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use super::{ModerationError, Takedowns, status};
 use crate::access::{Action, Caller, Decision, Presented, Resource, can};
 use crate::audit::{self, Actor, AuditAction, AuditEvent, TargetType};
-use crate::db::entities::{artist, purge_job, takedown_notice, takedown_track, track};
+use crate::db::entities::{artist, takedown_notice, takedown_track, track};
 use crate::mail::{self, Mail};
 
 /// At most this many URLs and works per notice.
@@ -484,17 +484,10 @@ impl Takedowns {
     ) -> Result<NoticeView, ModerationError> {
         let n = notice(db, id).await?;
         let tracks = notice_tracks(db, id).await?;
-        let purges = purge_job::Entity::find()
-            .filter(purge_job::Column::Subject.eq(subject(id)))
-            .order_by_asc(purge_job::Column::Id)
-            .all(db)
+        let purges = crate::purge::status_of(db, &subject(id))
             .await?
             .into_iter()
-            .map(|p| {
-                json!({"id": p.id, "reason": p.reason, "paths": parse_json(&p.paths),
-                "created_at": p.created_at, "attempts": p.attempts,
-                "last_error": p.last_error, "done_at": p.done_at})
-            })
+            .filter_map(|p| serde_json::to_value(p).ok())
             .collect();
         Ok(view(n, &tracks, purges))
     }

@@ -79,6 +79,13 @@ impl Worker {
                     .with_label_values(&[label])
                     .inc();
                 self.metrics.cdn_purge_seconds.observe(age.as_secs_f64());
+                // A takedown's (or restore's) purges are enqueued by its decision: the
+                // row's age is the time from the decision to the edges' confirmation.
+                if row.subject.starts_with("notice:") {
+                    self.metrics
+                        .takedown_decision_to_purged_seconds
+                        .observe(age.as_secs_f64());
+                }
                 log::info!(
                     "CDN purge {} ({}, {}): done via {label} in {:?}, {:?} after it was requested",
                     row.id,
