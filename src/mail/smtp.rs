@@ -36,9 +36,24 @@ impl SendError {
     }
 }
 
+/// The transport, dropped safely: its connection pool's `Drop` spawns a Tokio task,
+/// which panics outside a runtime (an actix System being torn down drops the worker
+/// after its runtime context is gone). There the pool is left to the process's exit.
+struct Pooled(Option<AsyncSmtpTransport<Tokio1Executor>>);
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        if let Some(t) = self.0.take()
+            && tokio::runtime::Handle::try_current().is_err()
+        {
+            std::mem::forget(t);
+        }
+    }
+}
+
 /// The SMTP client: one pooled transport for the life of the worker.
 pub struct Mailer {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    transport: Pooled,
     from: Mailbox,
     /// The right-hand side of every `Message-ID` (the From address's domain).
     domain: String,
@@ -64,7 +79,7 @@ impl Mailer {
             .build();
         let domain = from.email.domain().to_string();
         Ok(Some(Mailer {
-            transport,
+            transport: Pooled(Some(transport)),
             from,
             domain,
             timeout: cfg.timeout,
@@ -74,7 +89,10 @@ impl Mailer {
     /// Send `m`; a whole message gets three times the SMTP timeout.
     pub async fn send(&self, m: &Model) -> Result<(), SendError> {
         let message = build(&self.from, &self.domain, m)?;
-        match tokio::time::timeout(self.timeout * 3, self.transport.send(message)).await {
+        let Some(transport) = self.transport.0.as_ref() else {
+            return Err(SendError::Transient("the SMTP transport is gone".into()));
+        };
+        match tokio::time::timeout(self.timeout * 3, transport.send(message)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
             Ok(Err(e)) => Err(SendError::Transient(e.to_string())),

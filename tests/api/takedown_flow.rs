@@ -573,3 +573,60 @@ async fn the_takedown_flow_on_sqlite() {
     let app = spawn_app(Backend::Sqlite, Options::default().seeded()).await;
     flow(&[&app]).await;
 }
+
+/// The flow's own e-mails reach a real SMTP server: the receipt to the complainant,
+/// the statement of reasons to the uploader, and the counter-notice's copy to the
+/// complainant (written to the outbox by the flow, sent by the mail worker).
+#[actix_web::test]
+async fn the_flows_mail_reaches_a_real_smtp_server() {
+    use crate::common::smtp::{self, SmtpServer};
+    let Some(python) = smtp::python() else {
+        return;
+    };
+    let port = crate::common::free_port();
+    let server = SmtpServer::start(&python, port, None).await;
+    let app = spawn_app(
+        Backend::Sqlite,
+        Options::default()
+            .seeded()
+            .env("VEZA_SMTP_URL", format!("smtp://127.0.0.1:{port}"))
+            .env("VEZA_MAIL_FROM", "takedowns@veza.test"),
+    )
+    .await;
+    let owner = app.sign_in(Role::Artist).await;
+    app.sql(&format!("UPDATE artists SET user_id = {}", owner.id))
+        .await;
+    let moderator = app.sign_in(Role::Moderator).await;
+    let notice = submit_notice(&app, 5).await;
+    decide(&app, &moderator, notice).await;
+    let counter = json!({"name": "Ada Owner", "address": "2 Side St", "phone": "+1 555 0101",
+        "statement_mistake": true, "consent_jurisdiction": true, "consent_service": true, "signature": "/Ada/"});
+    let (status, body) = post(
+        &app,
+        Some(&owner),
+        "/api/v1/tracks/5/counter-notice",
+        counter,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let wanted = [
+        ("legal@label.example", "received"),
+        (owner.email.as_str(), "was disabled"),
+        ("legal@label.example", "decision"),
+        ("legal@label.example", "counter"),
+    ];
+    let got = server.wait_for(wanted.len(), Duration::from_secs(30)).await;
+    for (to, about) in wanted {
+        assert!(
+            got.iter()
+                .any(|m| m.header("To").unwrap_or_default().contains(to)
+                    && format!("{} {}", m.header("Subject").unwrap_or_default(), m.body())
+                        .to_lowercase()
+                        .contains(about)),
+            "no mail to {to} about {about}: {:?}",
+            got.iter()
+                .map(|m| (m.header("To"), m.header("Subject")))
+                .collect::<Vec<_>>()
+        );
+    }
+}
