@@ -1,6 +1,8 @@
 //! Password hashing: Argon2id at OWASP's parameters (`Argon2::default()`: m = 19 MiB,
-//! t = 2, p = 1), run on the blocking pool, never on an HTTP worker, and at most
-//! `concurrency` at once so a burst of logins cannot take every core.
+//! t = 2, p = 1), run on threads of its own, never on an HTTP worker, at most
+//! `concurrency` at once and at the lowest CPU priority (nice 19): a burst of logins
+//! takes what the HTTP workers leave, so it cannot starve them (measured: `/health`
+//! p99 during 32 concurrent logins, docs/PERFORMANCE.md).
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -24,6 +26,8 @@ pub enum HashError {
 
 pub struct Hasher {
     permits: Arc<Semaphore>,
+    /// The hashing threads' queue; its length is bounded by `permits`.
+    jobs: std::sync::mpsc::Sender<Job>,
     /// Verified against when the e-mail is unknown, so that answer takes as long as a
     /// wrong password. Computed on first use (start-up stays free of hashing).
     dummy: Arc<OnceLock<String>>,
@@ -31,8 +35,10 @@ pub struct Hasher {
 
 impl Hasher {
     pub fn new(concurrency: usize) -> Hasher {
+        let concurrency = concurrency.max(1);
         Hasher {
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            permits: Arc::new(Semaphore::new(concurrency)),
+            jobs: start_threads(concurrency),
             dummy: Arc::default(),
         }
     }
@@ -76,14 +82,64 @@ impl Hasher {
             .await
             .map_err(|_| HashError::Busy)?
             .map_err(|_| HashError::Busy)?;
-        let out = tokio::task::spawn_blocking(move || {
-            let out = work();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = tx.send(work());
             drop(permit);
-            out
-        })
-        .await
-        .map_err(|e| HashError::Failed(e.to_string()))?;
-        Ok(out)
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| HashError::Failed("the hashing threads are gone".into()))?;
+        // Bounded even if no hashing thread could start: never a hung request.
+        tokio::time::timeout(QUEUE_WAIT * 3, rx)
+            .await
+            .map_err(|_| HashError::Busy)?
+            .map_err(|_| HashError::Failed("a hashing thread died".into()))
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// `n` hashing threads at the lowest priority, sharing one queue. They end when the
+/// `Hasher` (the sender) is dropped.
+fn start_threads(n: usize) -> std::sync::mpsc::Sender<Job> {
+    let (tx, rx) = std::sync::mpsc::channel::<Job>();
+    let rx = Arc::new(std::sync::Mutex::new(rx));
+    for i in 0..n {
+        let rx = rx.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("veza-hash-{i}"))
+            .spawn(move || {
+                lowest_priority();
+                loop {
+                    let job = match rx.lock() {
+                        Ok(queue) => queue.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            log::error!("cannot start a password hashing thread: {e}");
+        }
+    }
+    tx
+}
+
+/// Nice 19 for the calling thread (Linux: `setpriority` with `PRIO_PROCESS` and 0 names
+/// the calling thread); a failure leaves it at the default, logged.
+#[allow(unsafe_code)]
+fn lowest_priority() {
+    // SAFETY: setpriority takes plain integers and touches no memory of ours.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
+    if rc != 0 {
+        log::warn!(
+            "password hashing threads keep the default priority: {}",
+            std::io::Error::last_os_error()
+        );
     }
 }
 
