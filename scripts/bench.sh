@@ -131,7 +131,7 @@ stop_all() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait
 rps() { # wrk requests/s of URL [wrk options]; refuses to report non-2xx answers or socket errors
     local url=$1; shift
     local out; out=$(wrk -t2 -c"$CONNS" -d"${DUR}s" "$@" "$url")
-    if grep -qE "Non-2xx|Socket errors" <<<"$out"; then echo "bench.sh: errors from $1:" >&2; echo "$out" >&2; exit 1; fi
+    if grep -qE "Non-2xx|Socket errors" <<<"$out"; then echo "bench.sh: errors from $url:" >&2; echo "$out" >&2; exit 1; fi
     awk '/Requests\/sec/ {print $2}' <<<"$out"
 }
 
@@ -209,7 +209,9 @@ fi
 # ---------------------------------------------------------------- HLS origin vs nginx
 if want hls; then
 echo "== HLS origin vs nginx" >&2
-start origin
+# The origin answers the CDN only (the secret); off without one.
+ORIGIN_SECRET_VALUE=bench-origin-secret-0123456789
+start origin VEZA_ORIGIN_SECRET="$ORIGIN_SECRET_VALUE"
 NP=$(free_port)
 mkdir -p "$WORK/nginx"
 cat >"$WORK/nginx/nginx.conf" <<CONF
@@ -236,7 +238,7 @@ dir=${prefix#hls/}
 for kb in 1024 64; do
     head -c $((kb * 1024)) /dev/urandom >"$MEDIA/$prefix/seg-bench$kb.ts"
     for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$NP/hls/$dir/seg-bench$kb.ts" -o /dev/null && break; sleep 0.05; done
-    v=$(rps "http://127.0.0.1:$PORT_origin/hls/$dir/seg-bench$kb.ts")
+    v=$(rps "http://127.0.0.1:$PORT_origin/hls/$dir/seg-bench$kb.ts" -H "X-Origin-Secret: $ORIGIN_SECRET_VALUE")
     n=$(rps "http://127.0.0.1:$NP/hls/$dir/seg-bench$kb.ts")
     target=$([ "$kb" = 1024 ] && echo 0.8 || echo 0.7)
     record "hls_origin_${kb}KiB_rps" "$v" nginx "$n" "$target" req/s
